@@ -1,0 +1,109 @@
+//! An operator's own gateway binary: the stock CLI plus one custom plugin type.
+//!
+//! `forbidden-words` rejects requests whose body matches a regex (before the upstream sees
+//! anything) and stamps every response it let through with a header. Configure it as:
+//!
+//! ```toml
+//! [plugin.no-secrets]
+//! type = "forbidden-words"
+//! pattern = "(?i)project[- ]falcon"
+//! message = "that project is confidential"   # optional
+//! ```
+//!
+//! Run: `cargo run -p tollgate --example custom_plugin -- run -c my.toml`
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::Deserialize;
+use tollgate::plugins::config::{self, PluginConfigError};
+use tollgate::plugins::http::{HeaderName, HeaderValue};
+use tollgate::plugins::{
+    async_trait, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody,
+    RequestCtx, ResponseHead, Verdict,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForbiddenWordsConfig {
+    pattern: String,
+    message: Option<String>,
+}
+
+/// A `forbidden-words` instance: built once per configuration load, shared by all requests.
+struct ForbiddenWords {
+    name: String,
+    pattern: Regex,
+    message: String,
+    stamp: HeaderValue,
+}
+
+struct ForbiddenWordsFactory;
+
+impl PluginFactory for ForbiddenWordsFactory {
+    fn build(&self, name: &str, table: &toml::Table) -> Result<Arc<dyn Plugin>, PluginConfigError> {
+        let cfg: ForbiddenWordsConfig = config::parse(table)?;
+        // Compiled here, at load time: a bad regex is a located `tollgate check` error.
+        let pattern = Regex::new(&cfg.pattern)
+            .map_err(|e| PluginConfigError::at("pattern", format!("bad regex: {e}")))?;
+        let stamp = HeaderValue::from_str(name)
+            .map_err(|_| PluginConfigError::new("the plugin name is not a valid header value"))?;
+        Ok(Arc::new(ForbiddenWords {
+            name: name.to_string(),
+            pattern,
+            message: cfg
+                .message
+                .unwrap_or_else(|| "the request contains a forbidden word".into()),
+            stamp,
+        }))
+    }
+}
+
+#[async_trait]
+impl Plugin for ForbiddenWords {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn inspects_body(&self) -> bool {
+        true
+    }
+
+    async fn on_request_body(
+        &self,
+        _cx: &mut RequestCtx,
+        body: &mut RequestBody,
+    ) -> Result<Verdict, PluginError> {
+        let text = String::from_utf8_lossy(body.raw());
+        if self.pattern.is_match(&text) {
+            // On MCP routes this is a per-call denial: HTTP 200 with a JSON-RPC error.
+            let rejection = Rejection::new(
+                RejectKind::Permission,
+                "example.forbidden_word",
+                self.message.clone(),
+            )
+            .in_band();
+            return Ok(Verdict::Reject(rejection));
+        }
+        Ok(Verdict::Continue)
+    }
+
+    async fn on_response(
+        &self,
+        _cx: &mut RequestCtx,
+        resp: &mut ResponseHead,
+    ) -> Result<(), PluginError> {
+        resp.headers.insert(
+            HeaderName::from_static("x-tollgate-example"),
+            self.stamp.clone(),
+        );
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let mut gateway = tollgate::Gateway::new();
+    gateway.register_plugin("forbidden-words", ForbiddenWordsFactory);
+    tollgate::cli::main(gateway)
+}

@@ -1,0 +1,77 @@
+//! The admin listener: `/healthz` (the process answers) and `/readyz` (configuration loaded and
+//! the proxy listener accepting connections).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+/// The admin HTTP application.
+#[derive(Debug, Clone)]
+pub struct AdminApp {
+    /// Where readiness probes the proxy listener.
+    proxy_addr: Option<SocketAddr>,
+}
+
+impl AdminApp {
+    /// An admin app probing the proxy listener at `listen` (an unspecified IP probes loopback).
+    pub fn new(listen: &str) -> Self {
+        let proxy_addr = listen.parse::<SocketAddr>().ok().map(|mut addr| {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            addr
+        });
+        Self { proxy_addr }
+    }
+
+    async fn proxy_accepting(&self) -> bool {
+        let Some(addr) = self.proxy_addr else {
+            return true;
+        };
+        matches!(
+            tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    let mut response = Response::new(body.as_bytes().to_vec());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body.len()),
+    );
+    response
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        match session.req_header().uri.path() {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.proxy_accepting().await => text(StatusCode::OK, "ready\n"),
+            "/readyz" => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "proxy listener not accepting yet\n",
+            ),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}

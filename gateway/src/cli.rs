@@ -1,0 +1,213 @@
+//! The command line: `run`, `check`, `demo`. Shared by the stock binary and operators' own
+//! binaries, so a custom build keeps the same interface.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::demo::{DemoUpstreams, EchoOptions};
+use crate::gateway::Gateway;
+
+/// tollgate: a programmable gateway for AI-agent traffic (MCP and LLM APIs).
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Run {
+        /// Configuration file.
+        #[arg(
+            short,
+            long,
+            env = "TOLLGATE_CONFIG",
+            default_value = "conf/tollgate.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit (status 1 when invalid).
+    Check {
+        /// Configuration file.
+        #[arg(
+            short,
+            long,
+            env = "TOLLGATE_CONFIG",
+            default_value = "conf/tollgate.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Run the gateway with a built-in configuration and in-process demo upstreams.
+    Demo {
+        /// Proxy listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Admin listener.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: String,
+    },
+}
+
+/// The demo configuration; `${...}` placeholders are filled in by `tollgate demo`.
+pub const DEMO_CONFIG: &str = include_str!("../../conf/demo.toml");
+
+/// Environment variable holding the demo's provider key (made up at start).
+const DEMO_KEY_ENV: &str = "TOLLGATE_DEMO_PROVIDER_KEY";
+
+/// Parses the command line and runs the command with `gateway`.
+pub fn main(gateway: Gateway) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run { config } => run(&gateway, &config),
+        Command::Check { config } => check(&gateway, &config),
+        Command::Demo { listen, admin } => demo(&gateway, &listen, &admin),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Pingora logs through the `log` crate; `try_init` installs the bridge too.
+    let _ = if std::env::var("TOLLGATE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn check(gateway: &Gateway, path: &Path) -> ExitCode {
+    match gateway.load(path) {
+        Ok(config) => {
+            let routes = config.routes.routes();
+            println!("{}: ok ({} routes)", path.display(), routes.len());
+            for route in routes {
+                let plugins: Vec<&str> = route.chain.iter().map(|p| p.name()).collect();
+                println!(
+                    "  {} {:?} {} -> [{}]",
+                    route.info.name,
+                    route.info.kind,
+                    route.path_prefix,
+                    plugins.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(gateway: &Gateway, path: &Path) -> ExitCode {
+    let config = match gateway.load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = config.server.listen.clone();
+    let admin = config.server.admin.clone();
+    match gateway.build_server(config) {
+        Ok(server) => {
+            tracing::info!(listen, admin = admin.as_deref().unwrap_or("off"), config = %path.display(), "tollgate starting");
+            server.run_forever()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(gateway: &Gateway, listen: &str, admin: &str) -> ExitCode {
+    let key = format!("demo-{:x}", std::process::id() as u64 ^ now_nanos());
+    // Set before any thread of ours starts; the demo config reads it at load.
+    std::env::set_var(DEMO_KEY_ENV, &key);
+    let echo = EchoOptions {
+        event_delay: std::time::Duration::from_millis(50),
+        expected_api_key: Some(key),
+    };
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let upstreams = match DemoUpstreams::start(loopback, loopback, echo) {
+        Ok(upstreams) => upstreams,
+        Err(e) => {
+            eprintln!("error: cannot start the demo upstreams: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let source = DEMO_CONFIG
+        .replace("${LISTEN}", listen)
+        .replace("${ADMIN}", admin)
+        .replace(
+            "${MCP_UPSTREAM}",
+            &format!("http://{}/mcp", upstreams.mcp_addr()),
+        )
+        .replace(
+            "${LLM_UPSTREAM}",
+            &format!("http://{}", upstreams.llm_addr()),
+        );
+    let config = match crate::config::load_str(Path::new("<demo>"), &source, gateway.registry()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match gateway.build_server(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_demo_banner(listen, admin);
+    // `upstreams` stays alive: `run_forever` never returns.
+    server.run_forever()
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn print_demo_banner(listen: &str, admin: &str) {
+    let base = format!("http://{listen}");
+    println!(
+        r#"tollgate demo is running (Ctrl-C to stop)
+
+  MCP route        {base}/mcp            -> demo MCP math server (tools: add, multiply)
+  Anthropic route  {base}/anthropic      -> demo Anthropic-compatible echo model (streams)
+  Admin            http://{admin}/healthz  http://{admin}/readyz
+
+Try it:
+
+  # MCP: initialize a session through the gateway
+  curl -si {base}/mcp -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' \
+    -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"curl","version":"1"}}}}}}'
+
+  # Anthropic Messages, streamed event by event (the gateway injects the provider key)
+  curl -sN {base}/anthropic/v1/messages -H 'x-api-key: my-laptop-key' \
+    -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
+    -d '{{"model":"tollgate-echo-1","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hello gateway"}}]}}'
+
+  # MCP Inspector (Streamable HTTP, URL {base}/mcp)
+  npx @modelcontextprotocol/inspector
+
+  # Claude Code against the echo model
+  ANTHROPIC_BASE_URL={base}/anthropic ANTHROPIC_API_KEY=my-laptop-key claude
+"#
+    );
+}

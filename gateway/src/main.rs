@@ -1,0 +1,5 @@
+//! The stock `tollgate` binary: the built-in plugins only.
+
+fn main() -> std::process::ExitCode {
+    tollgate::cli::main(tollgate::Gateway::new())
+}

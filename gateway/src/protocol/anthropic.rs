@@ -1,0 +1,122 @@
+//! The Anthropic Messages API: request facts and usage from JSON bodies and SSE events.
+
+use serde_json::Value;
+use tollgate_plugins::{LlmRequest, RequestCtx};
+
+use super::sse::SseEvent;
+
+/// Facts about a Messages request body (`POST /v1/messages`, `count_tokens`).
+pub fn describe_request(json: &Value) -> LlmRequest {
+    LlmRequest {
+        model: json
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        stream: json.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        max_tokens: json.get("max_tokens").and_then(Value::as_u64),
+        message_count: json
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len),
+    }
+}
+
+/// Records usage and model from a whole (non-streamed) response body.
+pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
+    if let Some(model) = json.get("model").and_then(Value::as_str) {
+        cx.response_model = Some(model.to_string());
+    }
+    if let Some(usage) = json.get("usage") {
+        apply_usage(usage, cx);
+    }
+}
+
+/// Records usage from one SSE event of a streamed response.
+pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
+    if event.event != "message_start" && event.event != "message_delta" {
+        return;
+    }
+    let Ok(json) = serde_json::from_str::<Value>(&event.data) else {
+        return;
+    };
+    match event.event.as_str() {
+        "message_start" => {
+            if let Some(message) = json.get("message") {
+                observe_json_body(message, cx);
+            }
+        }
+        _ => {
+            if let Some(usage) = json.get("usage") {
+                apply_usage(usage, cx);
+            }
+        }
+    }
+}
+
+// Anthropic reports cumulative figures; cache reads and writes are input tokens too.
+fn apply_usage(usage: &Value, cx: &mut RequestCtx) {
+    let field = |name: &str| usage.get(name).and_then(Value::as_u64);
+    let input = [
+        field("input_tokens"),
+        field("cache_creation_input_tokens"),
+        field("cache_read_input_tokens"),
+    ];
+    if input.iter().any(Option::is_some) {
+        cx.usage.input_tokens = input.iter().flatten().sum();
+        cx.usage.reported = true;
+    }
+    if let Some(output) = field("output_tokens") {
+        cx.usage.output_tokens = output;
+        cx.usage.reported = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_plugins::{RouteInfo, RouteKind};
+
+    fn cx() -> RequestCtx {
+        let route = RouteInfo {
+            name: "a".into(),
+            kind: RouteKind::Llm,
+            provider: Some("anthropic".into()),
+        };
+        RequestCtx::new(
+            route,
+            http::Method::POST,
+            "/v1/messages".parse().unwrap(),
+            Default::default(),
+        )
+    }
+
+    #[test]
+    fn usage_from_stream_events() {
+        let mut cx = cx();
+        let start = SseEvent {
+            event: "message_start".into(),
+            data: r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":25,"cache_read_input_tokens":5,"output_tokens":1}}}"#.into(),
+            id: None,
+        };
+        let delta = SseEvent {
+            event: "message_delta".into(),
+            data: r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#.into(),
+            id: None,
+        };
+        observe_event(&start, &mut cx);
+        observe_event(&delta, &mut cx);
+        assert_eq!(cx.usage.input_tokens, 30);
+        assert_eq!(cx.usage.output_tokens, 15);
+        assert_eq!(cx.response_model.as_deref(), Some("claude-x"));
+    }
+
+    #[test]
+    fn request_facts() {
+        let json = serde_json::json!({"model":"m","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]});
+        let req = describe_request(&json);
+        assert_eq!(req.model.as_deref(), Some("m"));
+        assert!(req.stream);
+        assert_eq!(req.max_tokens, Some(64));
+        assert_eq!(req.message_count, 1);
+    }
+}

@@ -1,0 +1,65 @@
+//! Watches a response body on its way to the client and records what plugins need (usage,
+//! model) without holding any byte back.
+
+use tollgate_plugins::{RequestCtx, RouteKind};
+
+use super::anthropic;
+use super::sse::SseParser;
+
+/// Non-streamed JSON bodies larger than this are not inspected for usage.
+const MAX_JSON_BODY: usize = 8 << 20;
+
+/// What the observer does with the body.
+#[derive(Debug)]
+pub enum ResponseObserver {
+    /// Nothing to learn from this response.
+    Ignore,
+    /// An SSE stream: events are parsed as they pass.
+    Sse(SseParser),
+    /// A JSON body, copied (bounded) to be parsed at its end.
+    Json(Vec<u8>),
+}
+
+impl ResponseObserver {
+    /// The observer for a response of `content_type` on a route of `kind`.
+    pub fn for_response(kind: RouteKind, content_type: Option<&str>) -> Self {
+        if kind != RouteKind::Llm {
+            return ResponseObserver::Ignore;
+        }
+        let content_type = content_type.unwrap_or("").to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            ResponseObserver::Sse(SseParser::new())
+        } else if content_type.starts_with("application/json") {
+            ResponseObserver::Json(Vec::new())
+        } else {
+            ResponseObserver::Ignore
+        }
+    }
+
+    /// Observes one chunk.
+    pub fn chunk(&mut self, data: &[u8], cx: &mut RequestCtx) {
+        match self {
+            ResponseObserver::Ignore => {}
+            ResponseObserver::Sse(parser) => {
+                parser.feed(data, |event| anthropic::observe_event(event, cx))
+            }
+            ResponseObserver::Json(buffer) => {
+                if buffer.len() + data.len() > MAX_JSON_BODY {
+                    *self = ResponseObserver::Ignore;
+                } else {
+                    buffer.extend_from_slice(data);
+                }
+            }
+        }
+    }
+
+    /// The body ended.
+    pub fn finish(&mut self, cx: &mut RequestCtx) {
+        if let ResponseObserver::Json(buffer) = self {
+            if let Ok(json) = serde_json::from_slice(buffer) {
+                anthropic::observe_json_body(&json, cx);
+            }
+        }
+        *self = ResponseObserver::Ignore;
+    }
+}

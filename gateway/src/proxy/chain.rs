@@ -1,0 +1,127 @@
+//! Runs a route's plugin chain, phase by phase, in the route's order.
+
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::http::ResponseHeader;
+use tollgate_plugins::{
+    Outcome, PluginError, RejectKind, Rejection, RequestBody, RequestCtx, ResponseChunk,
+    ResponseHead, Verdict,
+};
+
+use super::route::Route;
+
+/// Why the chain stopped a request.
+#[derive(Debug)]
+pub struct Stop {
+    /// The plugin instance that stopped it.
+    pub plugin: String,
+    /// What to answer.
+    pub rejection: Rejection,
+}
+
+fn stop(plugin: &str, result: Result<Verdict, PluginError>) -> Option<Stop> {
+    match result {
+        Ok(Verdict::Continue) => None,
+        Ok(Verdict::Reject(rejection)) => Some(Stop {
+            plugin: plugin.to_string(),
+            rejection,
+        }),
+        Err(error) => {
+            tracing::error!(plugin, %error, "plugin failed");
+            let rejection = Rejection::new(
+                RejectKind::Api,
+                "plugin.error",
+                format!("plugin `{plugin}` failed"),
+            )
+            .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+            Some(Stop {
+                plugin: plugin.to_string(),
+                rejection,
+            })
+        }
+    }
+}
+
+/// Request head phase.
+pub async fn on_request(route: &Route, cx: &mut RequestCtx) -> Result<(), Stop> {
+    for plugin in &route.chain {
+        if let Some(stop) = stop(plugin.name(), plugin.on_request(cx).await) {
+            return Err(stop);
+        }
+    }
+    Ok(())
+}
+
+/// Request body phase.
+pub async fn on_request_body(
+    route: &Route,
+    cx: &mut RequestCtx,
+    body: &mut RequestBody,
+) -> Result<(), Stop> {
+    for plugin in &route.chain {
+        if let Some(stop) = stop(plugin.name(), plugin.on_request_body(cx, body).await) {
+            return Err(stop);
+        }
+    }
+    Ok(())
+}
+
+/// Response head phase; rewrites `resp` only when a route has plugins.
+pub async fn on_response(
+    route: &Route,
+    cx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+) -> pingora::Result<()> {
+    if route.chain.is_empty() {
+        return Ok(());
+    }
+    let mut head = ResponseHead {
+        status: resp.status,
+        headers: resp.headers.clone(),
+    };
+    for plugin in &route.chain {
+        if let Err(error) = plugin.on_response(cx, &mut head).await {
+            tracing::error!(plugin = plugin.name(), %error, "plugin failed in the response phase");
+        }
+    }
+    if head.status != resp.status {
+        resp.set_status(head.status)?;
+    }
+    if head.headers != resp.headers {
+        let names: Vec<_> = resp.headers.keys().cloned().collect();
+        for name in names {
+            resp.remove_header(&name);
+        }
+        for (name, value) in &head.headers {
+            resp.append_header(name.clone(), value.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// Response chunk phase (synchronous).
+pub fn on_response_chunk(
+    route: &Route,
+    cx: &mut RequestCtx,
+    data: Bytes,
+    end_of_stream: bool,
+) -> Bytes {
+    if route.chain.is_empty() {
+        return data;
+    }
+    let mut chunk = ResponseChunk {
+        data,
+        end_of_stream,
+    };
+    for plugin in &route.chain {
+        plugin.on_response_chunk(cx, &mut chunk);
+    }
+    chunk.data
+}
+
+/// Completion phase, for every plugin whatever happened.
+pub async fn on_complete(route: &Route, cx: &RequestCtx, outcome: &Outcome) {
+    for plugin in &route.chain {
+        plugin.on_complete(cx, outcome).await;
+    }
+}

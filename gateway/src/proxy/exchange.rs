@@ -1,0 +1,290 @@
+//! The upstream exchange of body-inspecting (MCP and LLM) routes.
+//!
+//! Pingora 0.9 hands the request body to `request_body_filter` only after the upstream is
+//! connected and the request head sent, and a body read in `request_filter` is not replayed
+//! beyond its 64 KiB retry buffer. So for these routes tollgate reads the body whole here,
+//! parses it once, runs the body phase, and only then connects with Pingora's own connector,
+//! sends the (possibly rewritten) body with an exact `Content-Length`, and streams the answer
+//! back chunk by chunk through the same response phases. A rejected request never opens an
+//! upstream connection.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
+use pingora::connectors::http::Connector;
+use pingora::protocols::http::client::HttpSession;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, RouteKind};
+
+use super::{chain, classify_failure, gateway_rejection, headers, invalid, ProxyCtx, Route};
+use crate::protocol::observer::ResponseObserver;
+use crate::protocol::{anthropic, mcp};
+
+/// How many times a request is resent when a pooled connection turns out to be dead.
+const STALE_CONNECTION_RETRIES: usize = 2;
+
+/// Serves the whole exchange; the response (or an error) has been written when it returns Ok.
+pub async fn serve(
+    connector: &Connector,
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Arc<Route>,
+) -> Result<()> {
+    let Some(raw) = read_body(session, ctx, route).await? else {
+        return Ok(());
+    };
+    let Some(body) = parse_and_decide(session, ctx, route, raw).await? else {
+        return Ok(());
+    };
+    let Some(mut upstream) = send_request(connector, session, ctx, route, body).await? else {
+        return Ok(());
+    };
+    let reusable = stream_response(session, ctx, route, &mut upstream.session).await?;
+    if reusable {
+        connector
+            .release_http_session(upstream.session, &upstream.peer, None)
+            .await;
+    } else {
+        upstream.session.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Reads the body whole, bounded by the route's limit; `None` when a 413 was sent.
+async fn read_body(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Route,
+) -> Result<Option<Bytes>> {
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if buffer.len() + chunk.len() > route.max_body {
+            ctx.reject_too_large(session, route.max_body).await?;
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(Some(buffer.freeze()))
+}
+
+/// Parses the body for the route's protocol and runs the body phase; `None` when rejected.
+async fn parse_and_decide(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Route,
+    raw: Bytes,
+) -> Result<Option<Bytes>> {
+    let Some(cx) = ctx.cx.as_mut() else {
+        return Error::e_explain(ErrorType::InternalError, "no request context");
+    };
+    let has_json_body = cx.method == Method::POST && !raw.is_empty();
+    let json = if !has_json_body {
+        None
+    } else {
+        match route.info.kind {
+            RouteKind::Mcp => match mcp::parse(&raw) {
+                Ok((json, request)) => {
+                    cx.mcp = Some(request);
+                    Some(json)
+                }
+                Err(e) => {
+                    let rejection = Rejection::new(
+                        RejectKind::InvalidRequest,
+                        "request.invalid_jsonrpc",
+                        e.to_string(),
+                    )
+                    .with_jsonrpc_code(e.code());
+                    ctx.reject(session, invalid("request.invalid_jsonrpc"), &rejection)
+                        .await?;
+                    return Ok(None);
+                }
+            },
+            RouteKind::Llm => match serde_json::from_slice::<serde_json::Value>(&raw) {
+                Ok(json) if json.is_object() => {
+                    cx.llm = Some(anthropic::describe_request(&json));
+                    Some(json)
+                }
+                Ok(_) | Err(_) => {
+                    let message = "the request body must be a JSON object";
+                    let rejection =
+                        Rejection::new(RejectKind::InvalidRequest, "request.invalid_json", message);
+                    ctx.reject(session, invalid("request.invalid_json"), &rejection)
+                        .await?;
+                    return Ok(None);
+                }
+            },
+            RouteKind::Http => None,
+        }
+    };
+    let mut body = RequestBody::new(raw, json);
+    if let Err(stop) = chain::on_request_body(route, cx, &mut body).await {
+        let decision = Decision::Rejected {
+            plugin: stop.plugin,
+            reason: stop.rejection.reason.to_string(),
+        };
+        ctx.reject(session, decision, &stop.rejection).await?;
+        return Ok(None);
+    }
+    Ok(Some(body.into_bytes()))
+}
+
+struct Upstream {
+    session: HttpSession,
+    peer: HttpPeer,
+}
+
+/// Connects, sends the request and reads the response head; `None` when an error was sent.
+async fn send_request(
+    connector: &Connector,
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Route,
+    body: Bytes,
+) -> Result<Option<Upstream>> {
+    let Some(cx) = ctx.cx.as_ref() else {
+        return Error::e_explain(ErrorType::InternalError, "no request context");
+    };
+    let mut request = session.req_header().clone();
+    headers::rewrite_request(&mut request, route, cx)?;
+    headers::set_body_length(&mut request, body.len())?;
+    let peer = match route.upstream.peer().await {
+        Ok(peer) => peer,
+        Err(e) => {
+            let rejection = gateway_rejection(
+                RejectKind::Api,
+                StatusCode::BAD_GATEWAY,
+                "upstream.unavailable",
+                e.to_string(),
+            );
+            ctx.error = Some(Cow::Borrowed("upstream.unavailable"));
+            ctx.reject(session, invalid("upstream.unavailable"), &rejection)
+                .await?;
+            return Ok(None);
+        }
+    };
+    let mut attempt = 0;
+    loop {
+        let result = try_send(connector, &peer, route, &request, &body).await;
+        match result {
+            Ok(upstream) => {
+                return Ok(Some(Upstream {
+                    session: upstream,
+                    peer,
+                }))
+            }
+            Err((reused, e)) if reused && attempt < STALE_CONNECTION_RETRIES => {
+                tracing::debug!(error = %e, "pooled upstream connection failed, retrying on a new one");
+                attempt += 1;
+            }
+            Err((_, e)) => {
+                let (status, reason, message) = classify_failure(&e);
+                tracing::warn!(route = %route.info.name, error = %e, reason, "upstream exchange failed");
+                ctx.error = Some(Cow::Borrowed(reason));
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let rejection = gateway_rejection(RejectKind::Api, status, reason, message);
+                ctx.reject(session, invalid(reason), &rejection).await?;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// One attempt: the error says whether the connection came from the pool.
+async fn try_send(
+    connector: &Connector,
+    peer: &HttpPeer,
+    route: &Route,
+    request: &pingora::http::RequestHeader,
+    body: &Bytes,
+) -> std::result::Result<HttpSession, (bool, Box<Error>)> {
+    let (mut upstream, reused) = connector
+        .get_http_session(peer)
+        .await
+        .map_err(|e| (false, e))?;
+    upstream.set_read_timeout(Some(route.upstream.read_timeout()));
+    upstream.set_write_timeout(Some(route.upstream.read_timeout()));
+    let sent = async {
+        upstream
+            .write_request_header(Box::new(request.clone()))
+            .await?;
+        if !body.is_empty() {
+            upstream.write_request_body(body.clone(), true).await?;
+        }
+        upstream.finish_request_body().await?;
+        upstream.read_response_header().await
+    }
+    .await;
+    match sent {
+        Ok(()) => Ok(upstream),
+        Err(e) => {
+            upstream.shutdown().await;
+            Err((reused, e))
+        }
+    }
+}
+
+/// Streams the response to the client, chunk by chunk as it arrives. Returns whether the
+/// upstream connection can go back to the pool.
+async fn stream_response(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Route,
+    upstream: &mut HttpSession,
+) -> Result<bool> {
+    let Some(mut head) = upstream.response_header().cloned() else {
+        return Error::e_explain(ErrorType::InternalError, "no upstream response header");
+    };
+    let Some(cx) = ctx.cx.as_mut() else {
+        return Error::e_explain(ErrorType::InternalError, "no request context");
+    };
+    headers::clean_response(&mut head);
+    chain::on_response(route, cx, &mut head).await?;
+    let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    ctx.observer = ResponseObserver::for_response(route.info.kind, content_type);
+    ctx.status = head.status.as_u16();
+    if let Err(e) = session.write_response_header(Box::new(head), false).await {
+        ctx.error = Some(Cow::Borrowed("client.disconnected"));
+        tracing::debug!(error = %e, "client went away before the response head");
+        return Ok(false);
+    }
+    loop {
+        let chunk = match upstream.read_response_body().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                // Headers are out: end the client's response abruptly so it sees the failure.
+                let reason = classify_failure(&e).1;
+                ctx.error = Some(Cow::Borrowed(reason));
+                tracing::warn!(route = %route.info.name, error = %e, "upstream failed mid-response");
+                return Err(e);
+            }
+        };
+        let Some(cx) = ctx.cx.as_mut() else { break };
+        ctx.observer.chunk(&chunk, cx);
+        let data = chain::on_response_chunk(route, cx, chunk, false);
+        if let Err(e) = session.write_response_body(Some(data), false).await {
+            ctx.error = Some(Cow::Borrowed("client.disconnected"));
+            tracing::debug!(error = %e, "client went away mid-response");
+            finish_observation(ctx);
+            return Ok(false);
+        }
+    }
+    finish_observation(ctx);
+    let tail = match ctx.cx.as_mut() {
+        Some(cx) => chain::on_response_chunk(route, cx, Bytes::new(), true),
+        None => Bytes::new(),
+    };
+    session.write_response_body(Some(tail), true).await?;
+    Ok(upstream.response_done())
+}
+
+fn finish_observation(ctx: &mut ProxyCtx) {
+    if let Some(cx) = ctx.cx.as_mut() {
+        ctx.observer.finish(cx);
+    }
+}

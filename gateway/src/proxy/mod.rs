@@ -1,0 +1,389 @@
+//! The Pingora `ProxyHttp` service: routing, the plugin chain, and the upstream exchange.
+//!
+//! `http` routes use Pingora's own proxy loop (bodies stream both ways). MCP and LLM routes
+//! read the request body whole in `request_filter`, run the body phase, and only then open the
+//! upstream exchange (see `exchange.rs` and docs/architecture.md): a rejected request never
+//! reaches the upstream at all.
+
+pub mod chain;
+pub mod exchange;
+pub mod headers;
+pub mod respond;
+pub mod route;
+pub mod upstream;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::StatusCode;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, RouteKind};
+
+use crate::config::RuntimeConfig;
+use crate::protocol::errors::{self, ErrorStyle};
+use crate::protocol::observer::ResponseObserver;
+use route::{NoRoute, Route};
+
+/// The configuration the proxy serves from, swapped atomically on reload.
+pub type SharedConfig = Arc<ArcSwap<RuntimeConfig>>;
+
+/// The tollgate proxy service.
+pub struct TollgateProxy {
+    config: SharedConfig,
+    connector: Connector,
+}
+
+impl TollgateProxy {
+    /// A proxy serving from `config`.
+    pub fn new(config: SharedConfig) -> Self {
+        Self {
+            config,
+            connector: Connector::new(None),
+        }
+    }
+}
+
+/// Per-request state of the proxy.
+pub struct ProxyCtx {
+    route: Option<Arc<Route>>,
+    cx: Option<RequestCtx>,
+    decision: Decision,
+    error: Option<Cow<'static, str>>,
+    status: u16,
+    observer: ResponseObserver,
+    request_body_bytes: usize,
+}
+
+impl ProxyCtx {
+    fn style(&self) -> ErrorStyle {
+        self.route
+            .as_ref()
+            .map_or(ErrorStyle::Plain, |r| ErrorStyle::for_route(r.info.kind))
+    }
+
+    fn jsonrpc_id(&self) -> Option<&serde_json::Value> {
+        self.cx.as_ref()?.mcp.as_ref()?.first()?.id.as_ref()
+    }
+
+    /// Answers 413 for a body over `limit` bytes, then drains and closes the connection.
+    async fn reject_too_large(&mut self, session: &mut Session, limit: usize) -> Result<()> {
+        let rejection = gateway_rejection(
+            RejectKind::InvalidRequest,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!("request body is larger than this route's limit of {limit} bytes"),
+        );
+        self.reject(session, invalid("request.too_large"), &rejection)
+            .await?;
+        respond::drain_and_close(session).await;
+        Ok(())
+    }
+
+    /// Answers with a gateway-made error in the route's protocol.
+    async fn reject(
+        &mut self,
+        session: &mut Session,
+        decision: Decision,
+        rejection: &Rejection,
+    ) -> Result<()> {
+        let response = errors::render(self.style(), rejection, self.jsonrpc_id());
+        self.status = response.status.as_u16();
+        self.decision = decision;
+        respond::send(session, &response).await
+    }
+}
+
+/// A gateway-made rejection (not a plugin's).
+fn gateway_rejection(
+    kind: RejectKind,
+    status: StatusCode,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Rejection {
+    Rejection::new(kind, reason, message).with_status(status)
+}
+
+/// An invalid-request decision with `reason`.
+fn invalid(reason: &str) -> Decision {
+    Decision::Invalid {
+        reason: reason.to_string(),
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for TollgateProxy {
+    type CTX = ProxyCtx;
+
+    fn new_ctx(&self) -> ProxyCtx {
+        ProxyCtx {
+            route: None,
+            cx: None,
+            decision: Decision::Allowed,
+            error: None,
+            status: 0,
+            observer: ResponseObserver::Ignore,
+            request_body_bytes: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
+        let config = self.config.load();
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri.host());
+        let route = match config.routes.find(host, &req.method, req.uri.path()) {
+            Ok(route) => route.clone(),
+            Err(no_route) => {
+                let (status, reason, message) = match no_route {
+                    NoRoute::NotFound => (
+                        StatusCode::NOT_FOUND,
+                        "route.not_found",
+                        "no route matches this request",
+                    ),
+                    NoRoute::MethodNotAllowed => (
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "route.method_not_allowed",
+                        "this route does not take this method",
+                    ),
+                };
+                let rejection =
+                    gateway_rejection(RejectKind::InvalidRequest, status, reason, message);
+                ctx.reject(session, invalid(reason), &rejection).await?;
+                return Ok(true);
+            }
+        };
+        let req = session.req_header();
+        let mut cx = RequestCtx::new(
+            route.info.clone(),
+            req.method.clone(),
+            req.uri.clone(),
+            req.headers.clone(),
+        );
+        cx.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
+        ctx.route = Some(route.clone());
+
+        if let Some(len) = declared_length(req) {
+            if len > route.max_body {
+                ctx.cx = Some(cx);
+                ctx.reject_too_large(session, route.max_body).await?;
+                return Ok(true);
+            }
+        }
+
+        let stopped = chain::on_request(&route, &mut cx).await.err();
+        ctx.cx = Some(cx);
+        if let Some(stop) = stopped {
+            let decision = Decision::Rejected {
+                plugin: stop.plugin,
+                reason: stop.rejection.reason.to_string(),
+            };
+            ctx.reject(session, decision, &stop.rejection).await?;
+            return Ok(true);
+        }
+        if route.info.kind == RouteKind::Http {
+            return Ok(false);
+        }
+        exchange::serve(&self.connector, session, ctx, &route).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut ProxyCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let peer =
+            route.upstream.peer().await.map_err(|e| {
+                Error::because(ErrorType::ConnectNoRoute, "resolving the upstream", e)
+            })?;
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut ProxyCtx,
+    ) -> Result<()> {
+        match (&ctx.route, &ctx.cx) {
+            (Some(route), Some(cx)) => headers::rewrite_request(req, route, cx),
+            _ => Error::e_explain(ErrorType::InternalError, "no route in the upstream phase"),
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut ProxyCtx,
+    ) -> Result<()> {
+        ctx.request_body_bytes += body.as_ref().map_or(0, Bytes::len);
+        let limit = ctx.route.as_ref().map_or(usize::MAX, |r| r.max_body);
+        if ctx.request_body_bytes > limit {
+            ctx.error = Some(Cow::Borrowed("request.too_large"));
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "request body over the route's max_body",
+            );
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut ProxyCtx,
+    ) -> Result<()> {
+        headers::clean_response(resp);
+        ctx.status = resp.status.as_u16();
+        if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
+            chain::on_response(route, cx, resp).await?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut ProxyCtx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
+            if let Some(data) = body.take() {
+                *body = Some(chain::on_response_chunk(route, cx, data, end_of_stream));
+            } else if end_of_stream {
+                let data = chain::on_response_chunk(route, cx, Bytes::new(), true);
+                *body = (!data.is_empty()).then_some(data);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut ProxyCtx,
+    ) -> FailToProxy {
+        let (status, reason, message) = classify_failure(e);
+        if ctx.error.is_none() {
+            ctx.error = Some(Cow::Borrowed(reason));
+        }
+        if status == 0 || session.response_written().is_some() {
+            return FailToProxy {
+                error_code: ctx.status,
+                can_reuse_downstream: false,
+            };
+        }
+        let kind = if status == 413 {
+            RejectKind::InvalidRequest
+        } else {
+            RejectKind::Api
+        };
+        let rejection = gateway_rejection(
+            kind,
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            reason,
+            message,
+        );
+        if let Err(write_error) = ctx.reject(session, invalid(reason), &rejection).await {
+            tracing::debug!(%write_error, "could not send the error response");
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut ProxyCtx) {
+        let (Some(route), Some(cx)) = (&ctx.route, &ctx.cx) else {
+            return;
+        };
+        let error = ctx
+            .error
+            .clone()
+            .or_else(|| e.map(|e| Cow::Borrowed(classify_failure(e).1)));
+        let outcome = Outcome {
+            status: ctx.status,
+            decision: ctx.decision.clone(),
+            error,
+        };
+        chain::on_complete(route, cx, &outcome).await;
+        tracing::debug!(
+            route = %route.info.name,
+            status = outcome.status,
+            decision = ?outcome.decision,
+            error = outcome.error.as_deref(),
+            input_tokens = cx.usage.input_tokens,
+            output_tokens = cx.usage.output_tokens,
+            "request done"
+        );
+    }
+}
+
+fn declared_length(req: &RequestHeader) -> Option<usize> {
+    req.headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Status, reason code and message for a failed exchange (0: the client is gone, send nothing).
+pub fn classify_failure(e: &Error) -> (u16, &'static str, &'static str) {
+    use pingora::ErrorSource;
+    match e.etype() {
+        ErrorType::HTTPStatus(413) => (
+            413,
+            "request.too_large",
+            "request body is larger than this route's limit",
+        ),
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => (
+            504,
+            "upstream.connect_timeout",
+            "the upstream did not accept the connection in time",
+        ),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
+            504,
+            "upstream.timeout",
+            "the upstream did not answer in time",
+        ),
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::SocketError => (
+            502,
+            "upstream.unavailable",
+            "the upstream cannot be reached",
+        ),
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
+            (502, "upstream.tls", "TLS with the upstream failed")
+        }
+        _ => match e.esource() {
+            ErrorSource::Downstream => (0, "client.disconnected", "the client went away"),
+            ErrorSource::Upstream => (502, "upstream.error", "the upstream failed"),
+            _ => (500, "gateway.error", "internal gateway error"),
+        },
+    }
+}

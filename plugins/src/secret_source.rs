@@ -1,0 +1,102 @@
+//! Secrets read from the environment or a file (e.g. a mounted Kubernetes Secret), kept out of
+//! every `Debug` and `Display` output.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::config::PluginConfigError;
+
+/// Where a secret comes from, as written in the configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretSource {
+    /// An environment variable, read at configuration load.
+    Env(String),
+    /// A file, read at configuration load; one trailing newline is dropped.
+    File(String),
+}
+
+/// A secret value. Its `Debug` shows only its length class, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl SecretSource {
+    /// Reads the secret now. Errors name the variable or file, never the value.
+    pub fn load(&self, key: &str) -> Result<Secret, PluginConfigError> {
+        let value = match self {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                PluginConfigError::at(
+                    key,
+                    format!("environment variable `{var}` is not set or not UTF-8"),
+                )
+            })?,
+            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+                PluginConfigError::at(key, format!("cannot read secret file `{path}`: {e}"))
+            })?,
+        };
+        let value = value.strip_suffix('\n').unwrap_or(&value);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        if value.is_empty() {
+            return Err(PluginConfigError::at(
+                key,
+                format!("the secret from {} is empty", self.describe()),
+            ));
+        }
+        Ok(Secret(value.to_string()))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SecretSource::Env(var) => format!("environment variable `{var}`"),
+            SecretSource::File(path) => format!("file `{path}`"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let secret = Secret::new("sk-ant-very-secret");
+        assert!(!format!("{secret:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn file_source_drops_trailing_newline() {
+        let path = std::env::temp_dir().join(format!("tollgate-secret-{}", std::process::id()));
+        std::fs::write(&path, "abc\n").unwrap();
+        let source = SecretSource::File(path.display().to_string());
+        assert_eq!(source.load("value").unwrap().expose(), "abc");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn missing_env_names_the_variable() {
+        let err = SecretSource::Env("TOLLGATE_TEST_SURELY_UNSET".into())
+            .load("value")
+            .unwrap_err();
+        assert!(err.message.contains("TOLLGATE_TEST_SURELY_UNSET"));
+        assert_eq!(err.key.as_deref(), Some("value"));
+    }
+}

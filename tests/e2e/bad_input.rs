@@ -1,0 +1,229 @@
+//! Bad input and bad upstreams: a clear error in the caller's protocol, and a gateway that keeps
+//! serving afterwards.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::gateway::GatewayBuilder;
+use crate::common::upstream::TestUpstream;
+use crate::common::{client, free_addr};
+
+fn routes(up: &str, timeout: &str) -> String {
+    format!(
+        r#"
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{up}/mcp", kind = "mcp" }}
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{up}", kind = "llm", strip_prefix = true, timeout = "{timeout}" }}
+
+[[route]]
+name = "plain"
+match = {{ path_prefix = "/plain" }}
+upstream = {{ url = "{up}", strip_prefix = true, timeout = "{timeout}" }}
+max_body = "1MiB"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_json_gets_protocol_errors_and_never_reaches_the_upstream() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up.url(), "5s")).start().await;
+    let client = client();
+
+    let resp = client
+        .post(gw.url("/mcp"))
+        .header("content-type", "application/json")
+        .body("{\"jsonrpc\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.headers()["x-tollgate-reason"],
+        "request.invalid_jsonrpc"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], Value::Null);
+    assert_eq!(body["error"]["code"], -32700);
+
+    let resp = client
+        .post(gw.url("/mcp"))
+        .body(json!({"id": 4, "method": "x"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    assert!(
+        up.recorder.requests().is_empty(),
+        "bad requests must not reach the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_get_413() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up.url(), "5s")).start().await;
+    let client = client();
+    let big = vec![b'a'; 20 << 20];
+
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "request_too_large");
+
+    // Chunked (no Content-Length): the limit is enforced while reading.
+    let stream =
+        futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b'{'; 1 << 20])));
+    let resp = client
+        .post(gw.url("/mcp"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
+    match resp {
+        Ok(resp) => {
+            assert_eq!(resp.status(), 413);
+            assert_eq!(resp.headers()["x-tollgate-reason"], "request.too_large");
+        }
+        // The gateway may close the connection while the client is still sending.
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+
+    let resp = client
+        .post(gw.url("/plain/echo"))
+        .body(vec![b'a'; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(up.recorder.requests().is_empty());
+
+    let resp = client
+        .post(gw.url("/plain/echo"))
+        .body("small")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the gateway keeps serving");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_refused_is_502_and_slow_is_504() {
+    let dead = format!("http://{}", free_addr());
+    let up = TestUpstream::start().await;
+    let gw_dead = GatewayBuilder::new(&routes(&dead, "5s")).start().await;
+    let client = client();
+
+    let resp = client
+        .post(gw_dead.url("/anthropic/v1/messages"))
+        .json(&json!({"model": "m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.unavailable");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "api_error");
+
+    let resp = client
+        .post(gw_dead.url("/mcp"))
+        .json(&json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 5);
+    assert_eq!(body["error"]["code"], -32603);
+
+    let resp = client.get(gw_dead.url("/plain/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.unavailable");
+
+    let gw_slow = GatewayBuilder::new(&routes(&up.url(), "500ms"))
+        .start()
+        .await;
+    let resp = client
+        .post(gw_slow.url("/anthropic/slow"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "timeout_error");
+    let resp = client.get(gw_slow.url("/plain/slow")).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_disconnect_mid_stream_leaves_the_gateway_healthy() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up.url(), "5s")).start().await;
+    let client = client();
+    for path in ["/plain/stream-forever", "/anthropic/stream-forever"] {
+        let mut resp = client
+            .post(gw.url(path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let first = resp.chunk().await.unwrap().expect("first event");
+        assert!(!first.is_empty());
+        drop(resp);
+    }
+    // The gateway notices on its next write and lets go of the upstream stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up
+        .recorder
+        .abandoned_streams
+        .load(std::sync::atomic::Ordering::SeqCst)
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upstream streams were not released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .json(&json!({"model": "m", "max_tokens": 5, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = client
+        .get(format!("http://{}/healthz", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -1,0 +1,200 @@
+//! Runs the real `tollgate` binary (or the custom-plugin example) against a config written by
+//! the test, and stops it when dropped.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_addr;
+
+/// Path of the stock binary.
+pub fn tollgate_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+/// Path of the `custom_plugin` example binary (built by `cargo test` alongside the tests).
+pub fn example_bin() -> PathBuf {
+    let bin = tollgate_bin();
+    let dir = bin.parent().expect("binary dir");
+    let path = dir.join("examples").join("custom_plugin");
+    assert!(
+        path.exists(),
+        "example binary missing at {} (cargo test builds examples)",
+        path.display()
+    );
+    path
+}
+
+/// A running gateway process.
+pub struct RunningGateway {
+    child: Child,
+    /// Proxy listener.
+    pub addr: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    dir: tempdir::Dir,
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A private temporary directory, removed on drop.
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("tollgate-e2e-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// What to start.
+pub struct GatewayBuilder {
+    bin: PathBuf,
+    body: String,
+    env: Vec<(String, String)>,
+}
+
+impl GatewayBuilder {
+    /// The stock binary with `routes_and_plugins` (TOML without `[server]`).
+    pub fn new(routes_and_plugins: &str) -> Self {
+        Self {
+            bin: tollgate_bin(),
+            body: routes_and_plugins.to_string(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Use the custom-plugin example binary instead.
+    pub fn example(mut self) -> Self {
+        self.bin = example_bin();
+        self
+    }
+
+    /// Sets an environment variable for the gateway process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts the gateway and waits until `/readyz` answers 200.
+    pub async fn start(self) -> RunningGateway {
+        let addr = free_addr();
+        let admin = free_addr();
+        let dir = tempdir::Dir::new();
+        let config = format!(
+            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n{}",
+            self.body
+        );
+        let config_path = dir.path().join("tollgate.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("run")
+            .arg("-c")
+            .arg(&config_path)
+            .env("RUST_LOG", "info,tollgate=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("spawn gateway");
+        let mut gateway = RunningGateway {
+            child,
+            addr,
+            admin,
+            dir,
+        };
+        gateway.wait_ready().await;
+        gateway
+    }
+}
+
+impl RunningGateway {
+    /// `http://<proxy addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The gateway's stderr so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(self.dir.path().join("gateway.log")) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = super::client();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = format!("http://{}/readyz", self.admin);
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                panic!("gateway exited during start-up:\n{}", self.log());
+            }
+            if let Ok(resp) = client.get(&url).send().await {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway not ready after 20 s:\n{}", self.log());
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `<bin> check -c <file>` on `config`; returns (exit code, stdout + stderr).
+pub fn check(bin: &std::path::Path, config: &str, env: &[(&str, &str)]) -> (i32, String, PathBuf) {
+    let dir = tempdir::Dir::new();
+    let path = dir.path().join("check.toml");
+    std::fs::write(&path, config).expect("write config");
+    let mut command = Command::new(bin);
+    command
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env_remove("TOLLGATE_CONFIG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text, path)
+}

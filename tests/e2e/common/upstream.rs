@@ -1,0 +1,270 @@
+//! A real HTTP test upstream (axum on loopback) that records what it receives and can pause
+//! between SSE events.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+
+/// Pause between SSE events of the slow streams.
+pub const EVENT_GAP: Duration = Duration::from_millis(300);
+
+/// One request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub uri: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// Shared state of the upstream.
+#[derive(Default)]
+pub struct Recorder {
+    /// Every request, in order.
+    pub requests: Mutex<Vec<Recorded>>,
+    /// When each SSE event was handed to the socket.
+    pub event_times: Mutex<Vec<Instant>>,
+    /// Streams whose client went away before the end.
+    pub abandoned_streams: AtomicUsize,
+}
+
+impl Recorder {
+    /// A copy of the recorded requests.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+/// A running test upstream.
+pub struct TestUpstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// What it saw.
+    pub recorder: Arc<Recorder>,
+}
+
+impl TestUpstream {
+    /// Starts the upstream on a free loopback port.
+    pub async fn start() -> Self {
+        let recorder = Arc::new(Recorder::default());
+        let app = Router::new().fallback(handle).with_state(recorder.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, recorder }
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn handle(
+    State(rec): State<Arc<Recorder>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    rec.requests.lock().expect("lock").push(Recorded {
+        method: method.clone(),
+        uri: uri.to_string(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+    let path = uri.path().to_string();
+    match (method.as_str(), path.as_str()) {
+        ("POST", "/mcp") => mcp_post(rec, &headers, &body),
+        ("GET", "/mcp") => {
+            let last = headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_string();
+            let events = (1..=3).map(|i| format!("id: ev-{i}\nevent: message\ndata: {{\"n\":{i},\"last_event_id\":\"{last}\"}}\n\n")).collect();
+            sse(rec, events, EVENT_GAP, &[("mcp-session-id", "sess-123")])
+        }
+        ("DELETE", "/mcp") => StatusCode::OK.into_response(),
+        ("POST", "/v1/messages") => anthropic(rec, &body),
+        (_, "/slow") => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "late".into_response()
+        }
+        (_, "/stream-forever") => {
+            let events = (0..300).map(|i| format!("data: {i}\n\n")).collect();
+            sse(rec, events, Duration::from_millis(100), &[])
+        }
+        _ => echo(&method, &uri, &headers, &body),
+    }
+}
+
+fn echo(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                Value::String(v.to_str().unwrap_or("").to_string()),
+            )
+        })
+        .collect();
+    let answer = json!({"method": method.as_str(), "uri": uri.to_string(), "headers": headers, "body_len": body.len()});
+    ([("content-type", "application/json")], answer.to_string()).into_response()
+}
+
+fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return (StatusCode::BAD_REQUEST, "upstream got bad json").into_response();
+    };
+    let version = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let answer = |msg: &Value| -> Option<Value> {
+        let id = msg.get("id")?;
+        let method = msg.get("method")?.as_str()?;
+        Some(
+            json!({"jsonrpc": "2.0", "id": id, "result": {"method": method, "protocol_version": version}}),
+        )
+    };
+    if json.get("method").and_then(Value::as_str) == Some("slow/stream") {
+        let id = json.get("id").cloned().unwrap_or(Value::Null);
+        let mut events: Vec<String> = (1..=3)
+            .map(|i| format!("event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{{\"progress\":{i}}}}}\n\n"))
+            .collect();
+        events.push(format!(
+            "event: message\ndata: {}\n\n",
+            json!({"jsonrpc": "2.0", "id": id, "result": {"done": true}})
+        ));
+        return sse(rec, events, EVENT_GAP, &[("mcp-session-id", "sess-123")]);
+    }
+    let result = match &json {
+        Value::Array(items) => {
+            let answers: Vec<Value> = items.iter().filter_map(answer).collect();
+            (!answers.is_empty()).then_some(Value::Array(answers))
+        }
+        single => answer(single),
+    };
+    match result {
+        Some(result) => (
+            [
+                ("content-type", "application/json"),
+                ("mcp-session-id", "sess-123"),
+            ],
+            result.to_string(),
+        )
+            .into_response(),
+        None => (StatusCode::ACCEPTED, [("mcp-session-id", "sess-123")]).into_response(),
+    }
+}
+
+fn anthropic(rec: Arc<Recorder>, body: &Bytes) -> Response {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let model = json
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("test-model")
+        .to_string();
+    if json.get("stream").and_then(Value::as_bool) != Some(true) {
+        let answer = json!({
+            "id": "msg_test", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 3}
+        });
+        return ([("content-type", "application/json")], answer.to_string()).into_response();
+    }
+    let message_start = json!({"type": "message_start", "message": {"id": "msg_test", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 12, "output_tokens": 1}}});
+    let mut events = vec![
+        format!("event: message_start\ndata: {message_start}\n\n"),
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
+    ];
+    for word in ["one ", "two ", "three"] {
+        events.push(format!(
+            "event: content_block_delta\ndata: {}\n\n",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})
+        ));
+    }
+    events.push(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+            .to_string(),
+    );
+    events.push("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":3}}\n\n".to_string());
+    events.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
+    sse(rec, events, EVENT_GAP, &[])
+}
+
+/// Notes that a stream ended early when dropped before its last event.
+struct StreamGuard {
+    rec: Arc<Recorder>,
+    finished: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rec.abandoned_streams.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// An SSE response sending `events` with `gap` between them, each flushed as it is produced.
+fn sse(
+    rec: Arc<Recorder>,
+    events: Vec<String>,
+    gap: Duration,
+    extra: &[(&'static str, &'static str)],
+) -> Response {
+    let count = events.len();
+    let stream = futures::stream::unfold(
+        (
+            events.into_iter().enumerate(),
+            StreamGuard {
+                rec,
+                finished: false,
+            },
+        ),
+        move |(mut iter, mut guard)| async move {
+            let (i, event) = iter.next()?;
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            guard
+                .rec
+                .event_times
+                .lock()
+                .expect("lock")
+                .push(Instant::now());
+            if i + 1 == count {
+                guard.finished = true;
+            }
+            Some((Ok::<_, Infallible>(Bytes::from(event)), (iter, guard)))
+        },
+    );
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert("content-type", "text/event-stream".parse().expect("header"));
+    headers.insert("cache-control", "no-cache".parse().expect("header"));
+    for (name, value) in extra {
+        headers.insert(*name, value.parse().expect("header"));
+    }
+    response
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real gateway binary on loopback, real upstream servers, real clients.
+
+mod common;
+
+mod admin_and_routing;
+mod anthropic;
+mod bad_input;
+mod body_phase;
+mod check;
+mod mcp;
+mod streaming;

@@ -1,0 +1,110 @@
+//! SSE passes through event by event: the upstream pauses 300 ms between events and the client
+//! must hold each event before the upstream has even produced the next.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::common::client;
+use crate::common::gateway::GatewayBuilder;
+use crate::common::upstream::{TestUpstream, EVENT_GAP};
+
+/// Reads the response, noting when each complete SSE event (blank-line terminated) arrived.
+async fn event_arrivals(mut resp: reqwest::Response) -> (Vec<Instant>, String) {
+    let mut text = String::new();
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = resp.chunk().await.expect("stream chunk") {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while arrivals.len() < text.matches("\n\n").count() {
+            arrivals.push(Instant::now());
+        }
+    }
+    (arrivals, text)
+}
+
+fn assert_streamed(arrivals: &[Instant], sent: &[Instant]) {
+    assert!(
+        sent.len() >= 3 && arrivals.len() == sent.len(),
+        "sent {} events, got {}",
+        sent.len(),
+        arrivals.len()
+    );
+    for i in 0..sent.len() - 1 {
+        assert!(
+            arrivals[i] < sent[i + 1],
+            "event {i} reached the client only after the upstream sent event {}: the gateway buffered",
+            i + 1
+        );
+    }
+    let last = *sent.last().unwrap();
+    assert!(
+        last.duration_since(arrivals[0]) >= EVENT_GAP * (sent.len() as u32 - 2),
+        "first event came well before the last was sent"
+    );
+}
+
+fn routes(up: &TestUpstream) -> String {
+    format!(
+        r#"
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+
+[[route]]
+name = "plain"
+match = {{ path_prefix = "/plain" }}
+upstream = {{ url = "{u}", strip_prefix = true }}
+"#,
+        u = up.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_post_sse_answer_streams_event_by_event() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let resp = client()
+        .post(gw.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc": "2.0", "id": 9, "method": "slow/stream"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let (arrivals, text) = event_arrivals(resp).await;
+    assert!(text.contains("\"done\":true"), "{text}");
+    assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_stream_reaches_the_client_event_by_event() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (arrivals, text) = event_arrivals(resp).await;
+    assert!(text.contains("message_stop"), "{text}");
+    assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_route_streams_too() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let resp = client().get(gw.url("/plain/mcp")).send().await.unwrap();
+    let (arrivals, _) = event_arrivals(resp).await;
+    assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
+}
