@@ -9,3 +9,4 @@ mod body_phase;
 mod check;
 mod mcp;
 mod streaming;
+mod tls;

@@ -68,6 +68,7 @@ mod tempdir {
 /// What to start.
 pub struct GatewayBuilder {
     bin: PathBuf,
+    server_extra: String,
     body: String,
     env: Vec<(String, String)>,
 }
@@ -77,6 +78,7 @@ impl GatewayBuilder {
     pub fn new(routes_and_plugins: &str) -> Self {
         Self {
             bin: tollgate_bin(),
+            server_extra: String::new(),
             body: routes_and_plugins.to_string(),
             env: Vec::new(),
         }
@@ -85,6 +87,13 @@ impl GatewayBuilder {
     /// Use the custom-plugin example binary instead.
     pub fn example(mut self) -> Self {
         self.bin = example_bin();
+        self
+    }
+
+    /// Adds a line to the `[server]` table (e.g. `tls = { ... }`).
+    pub fn server_line(mut self, line: &str) -> Self {
+        self.server_extra.push_str(line);
+        self.server_extra.push('\n');
         self
     }
 
@@ -100,7 +109,8 @@ impl GatewayBuilder {
         let admin = free_addr();
         let dir = tempdir::Dir::new();
         let config = format!(
-            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n{}",
+            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n{}\n{}",
+            self.server_extra,
             self.body
         );
         let config_path = dir.path().join("tollgate.toml");
