@@ -227,3 +227,38 @@ async fn client_disconnect_mid_stream_leaves_the_gateway_healthy() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_leaving_a_slow_llm_call_cancels_the_upstream_request() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up.url(), "10s")).start().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let result = impatient
+        .post(gw.url("/anthropic/slow"))
+        .json(&json!({"model": "m"}))
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    while up
+        .recorder
+        .abandoned_requests
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "the upstream request was not dropped when the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resp = client()
+        .get(format!("http://{}/healthz", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

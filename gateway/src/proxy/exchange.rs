@@ -21,6 +21,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, RouteKind};
 
+use super::client_watch::ClientWatch;
 use super::{chain, classify_failure, gateway_rejection, headers, invalid, ProxyCtx, Route};
 use crate::protocol::observer::ResponseObserver;
 use crate::protocol::{anthropic, mcp};
@@ -168,8 +169,15 @@ async fn send_request(
         }
     };
     let mut attempt = 0;
+    let mut watch = ClientWatch::default();
     loop {
-        let result = try_send(connector, &peer, route, &request, &body).await;
+        let attempt_result =
+            watch.guard(session, try_send(connector, &peer, route, &request, &body));
+        let Some(result) = attempt_result.await else {
+            ctx.error = Some(Cow::Borrowed("client.disconnected"));
+            tracing::debug!(route = %route.info.name, "client went away while the upstream was working");
+            return Ok(None);
+        };
         match result {
             Ok(upstream) => {
                 return Ok(Some(Upstream {
@@ -252,8 +260,15 @@ async fn stream_response(
         tracing::debug!(error = %e, "client went away before the response head");
         return Ok(false);
     }
+    let mut watch = ClientWatch::default();
     loop {
-        let chunk = match upstream.read_response_body().await {
+        let Some(next) = watch.guard(session, upstream.read_response_body()).await else {
+            ctx.error = Some(Cow::Borrowed("client.disconnected"));
+            tracing::debug!("client went away between response chunks");
+            finish_observation(ctx);
+            return Ok(false);
+        };
+        let chunk = match next {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(e) => {

@@ -6,6 +6,7 @@
 //! reaches the upstream at all.
 
 pub mod chain;
+pub mod client_watch;
 pub mod exchange;
 pub mod headers;
 pub mod respond;

@@ -39,6 +39,8 @@ pub struct Recorder {
     pub event_times: Mutex<Vec<Instant>>,
     /// Streams whose client went away before the end.
     pub abandoned_streams: AtomicUsize,
+    /// Slow requests whose connection was closed before the answer.
+    pub abandoned_requests: AtomicUsize,
 }
 
 impl Recorder {
@@ -105,7 +107,12 @@ async fn handle(
         ("DELETE", "/mcp") => StatusCode::OK.into_response(),
         ("POST", "/v1/messages") => anthropic(rec, &body),
         (_, "/slow") => {
+            let mut guard = SlowGuard {
+                rec,
+                finished: false,
+            };
             tokio::time::sleep(Duration::from_secs(3)).await;
+            guard.finished = true;
             "late".into_response()
         }
         (_, "/stream-forever") => {
@@ -210,6 +217,20 @@ fn anthropic(rec: Arc<Recorder>, body: &Bytes) -> Response {
     events.push("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":3}}\n\n".to_string());
     events.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
     sse(rec, events, EVENT_GAP, &[])
+}
+
+/// Notes that a slow request was dropped (its connection closed) before it was answered.
+struct SlowGuard {
+    rec: Arc<Recorder>,
+    finished: bool,
+}
+
+impl Drop for SlowGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rec.abandoned_requests.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Notes that a stream ended early when dropped before its last event.
