@@ -98,6 +98,40 @@ async fn anthropic_stream_reaches_the_client_event_by_event() {
     let (arrivals, text) = event_arrivals(resp).await;
     assert!(text.contains("message_stop"), "{text}");
     assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
+    // Usage was read from message_start (12 in) and message_delta (3 out) as they passed.
+    wait_for_log(&gw, "input_tokens=12 output_tokens=3", 1).await;
+
+    let body =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap().matches("output_tokens").count(),
+        1
+    );
+    wait_for_log(&gw, "input_tokens=12 output_tokens=3", 2).await;
+}
+
+/// Waits (5 s at most) until the gateway's log holds `needle` `times` times; the per-request
+/// line with the usage is logged at debug level when the exchange completes.
+async fn wait_for_log(gw: &crate::common::gateway::RunningGateway, needle: &str, times: usize) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = gw.log();
+        if log.matches(needle).count() >= times {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{needle}` not in the gateway log:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
