@@ -41,6 +41,36 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Mint a signed JWT from a local key (for tutorials and tests), printed on stdout.
+    Token {
+        /// PEM private key file (RS*, PS*, ES*, EdDSA).
+        #[arg(long, conflicts_with = "secret_env")]
+        key: Option<PathBuf>,
+        /// Environment variable holding an HMAC secret (HS*).
+        #[arg(long)]
+        secret_env: Option<String>,
+        /// Signing algorithm.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+        /// `sub` claim.
+        #[arg(long)]
+        sub: String,
+        /// `iss` claim.
+        #[arg(long)]
+        iss: Option<String>,
+        /// `aud` claim.
+        #[arg(long)]
+        aud: Option<String>,
+        /// `kid` header.
+        #[arg(long)]
+        kid: Option<String>,
+        /// Lifetime (`"1h"`, `"15m"`).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Extra claim `name=value` (commas make an array: `groups=a,b`); repeatable.
+        #[arg(long = "claim", value_name = "NAME=VALUE")]
+        claims: Vec<String>,
+    },
     /// Run the gateway with a built-in configuration and in-process demo upstreams.
     Demo {
         /// Proxy listener.
@@ -66,6 +96,86 @@ pub fn main(gateway: Gateway) -> ExitCode {
         Command::Run { config } => run(&gateway, &config),
         Command::Check { config } => check(&gateway, &config),
         Command::Demo { listen, admin } => demo(&gateway, &listen, &admin),
+        Command::Token {
+            key,
+            secret_env,
+            alg,
+            sub,
+            iss,
+            aud,
+            kid,
+            ttl,
+            claims,
+        } => token(TokenArgs {
+            key,
+            secret_env,
+            alg,
+            sub,
+            iss,
+            aud,
+            kid,
+            ttl,
+            claims,
+        }),
+    }
+}
+
+struct TokenArgs {
+    key: Option<PathBuf>,
+    secret_env: Option<String>,
+    alg: String,
+    sub: String,
+    iss: Option<String>,
+    aud: Option<String>,
+    kid: Option<String>,
+    ttl: String,
+    claims: Vec<String>,
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    };
+    let Ok(alg) = args.alg.parse::<jsonwebtoken::Algorithm>() else {
+        return fail(format!("unknown algorithm `{}`", args.alg));
+    };
+    let material = match (&args.key, &args.secret_env) {
+        (Some(path), _) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+        },
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(secret) => secret.into_bytes(),
+            Err(_) => return fail(format!("environment variable `{var}` is not set")),
+        },
+        (None, None) => return fail("give --key FILE or --secret-env VAR".into()),
+    };
+    let ttl = match crate::config::units::parse_duration(&args.ttl) {
+        Ok(ttl) => ttl.as_secs(),
+        Err(e) => return fail(e),
+    };
+    let mut claims = Vec::new();
+    for claim in &args.claims {
+        match claim.split_once('=') {
+            Some((name, value)) => claims.push((name.to_string(), value.to_string())),
+            None => return fail(format!("`{claim}` is not NAME=VALUE")),
+        }
+    }
+    let request = crate::token::TokenRequest {
+        subject: args.sub,
+        issuer: args.iss,
+        audience: args.aud,
+        ttl_secs: ttl,
+        claims,
+        kid: args.kid,
+    };
+    match crate::token::mint(&request, alg, &material) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 

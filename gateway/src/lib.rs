@@ -18,6 +18,7 @@ pub mod demo;
 pub mod gateway;
 pub mod protocol;
 pub mod proxy;
+pub mod token;
 
 pub use gateway::{Gateway, StartError};
 /// The plugin API, re-exported so operators' plugins need only this crate or `tollgate-plugins`.

@@ -57,6 +57,18 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Called once the exchange is over, also when it failed or a side went away mid-stream.
     async fn on_complete(&self, _cx: &RequestCtx, _outcome: &Outcome) {}
+
+    /// The RFC 9728 protected resource metadata document of the route at `path_prefix`, if this
+    /// plugin protects routes with OAuth bearer tokens; `headers` are the metadata request's (for
+    /// the public host name). The gateway serves it at
+    /// `/.well-known/oauth-protected-resource<route prefix>`.
+    fn protected_resource_metadata(
+        &self,
+        _path_prefix: &str,
+        _headers: &HeaderMap,
+    ) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 // Plugins may hold secrets: show only the instance name.
@@ -234,6 +246,8 @@ pub struct RouteInfo {
     pub kind: RouteKind,
     /// LLM provider (`anthropic`) for LLM routes.
     pub provider: Option<Arc<str>>,
+    /// The route's `match.path_prefix`.
+    pub path_prefix: Arc<str>,
 }
 
 /// The authenticated caller, set by an authentication plugin.

@@ -7,9 +7,11 @@
 
 pub mod api;
 pub mod config;
+pub mod jwt;
 pub mod request;
 pub mod secret_injection;
 pub mod secret_source;
+pub mod units;
 
 pub use api::{
     Decision, Extensions, HeaderEdits, Identity, Outcome, Plugin, PluginError, PluginFactory,
@@ -31,6 +33,7 @@ impl PluginRegistry {
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         registry.register("secret-injection", secret_injection::SecretInjectionFactory);
+        registry.register("jwt", jwt::JwtFactory);
         registry
     }
 }

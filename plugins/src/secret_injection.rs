@@ -120,6 +120,7 @@ mod tests {
             name: "r".into(),
             kind: RouteKind::Llm,
             provider: None,
+            path_prefix: "/r".into(),
         };
         let mut cx = RequestCtx::new(
             route,

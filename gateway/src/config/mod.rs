@@ -328,6 +328,7 @@ impl Builder<'_> {
                 name: Arc::from(section.name.as_str()),
                 kind,
                 provider,
+                path_prefix: Arc::from(prefix.as_str()),
             },
             path_prefix: prefix.clone(),
             host: section

@@ -81,6 +81,7 @@ mod tests {
             name: "a".into(),
             kind: RouteKind::Llm,
             provider: Some("anthropic".into()),
+            path_prefix: "/anthropic".into(),
         };
         RequestCtx::new(
             route,

@@ -12,6 +12,7 @@ pub mod headers;
 pub mod respond;
 pub mod route;
 pub mod upstream;
+pub mod well_known;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -138,6 +139,11 @@ impl ProxyHttp for TollgateProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
         let config = self.config.load();
+        if let Some(doc) = well_known::protected_resource(&config, session.req_header()) {
+            respond::send_json(session, StatusCode::OK, &doc).await?;
+            ctx.status = 200;
+            return Ok(true);
+        }
         let req = session.req_header();
         let host = req
             .headers

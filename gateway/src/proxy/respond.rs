@@ -42,3 +42,18 @@ pub async fn drain_and_close(session: &mut Session) {
     };
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
 }
+
+/// Sends a complete `application/json` response.
+pub async fn send_json(
+    session: &mut Session,
+    status: http::StatusCode,
+    doc: &serde_json::Value,
+) -> Result<()> {
+    let body = bytes::Bytes::from(doc.to_string());
+    let mut resp = ResponseHeader::build(status, Some(3))?;
+    resp.insert_header(CONTENT_TYPE, "application/json")?;
+    resp.insert_header(CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header("cache-control", "max-age=300")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod keys;
 pub mod python;
 pub mod upstream;
 

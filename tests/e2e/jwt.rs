@@ -1,0 +1,416 @@
+//! The `jwt` plugin against real tokens: the attack suite, identity propagation, key rotation
+//! from a JWKS URL, the IdP being down, and the OAuth challenge of MCP routes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
+
+use crate::common::client;
+use crate::common::gateway::{GatewayBuilder, RunningGateway};
+use crate::common::keys::{JwksServer, TestKeys, AUDIENCE, ISSUER};
+use crate::common::upstream::TestUpstream;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn b64(value: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+async fn status_and_reason(
+    gw: &RunningGateway,
+    token: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let mut request = client().get(gw.url("/api/whoami"));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let resp = request.send().await.unwrap();
+    let reason = resp
+        .headers()
+        .get("x-tollgate-reason")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (resp.status().as_u16(), reason, challenge)
+}
+
+fn jwks_config(upstream: &str, jwks_url: &str) -> String {
+    format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+jwks = {{ url = "{jwks_url}", refresh = "1s", min_refetch = "1s" }}
+claims_to_headers = {{ sub = "x-user-id", groups = "x-user-groups" }}
+
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api" }}
+upstream = {{ url = "{upstream}" }}
+plugins = ["auth"]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attack_suite_each_refused_with_its_reason() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
+        .start()
+        .await;
+
+    let valid = keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let claims = json!({"sub": "mallory", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600});
+    let public_pem = keys.read("rsa1.pub");
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no token", None, "jwt.missing"),
+        ("malformed", Some("not-a-jwt".into()), "jwt.malformed"),
+        (
+            "bad signature",
+            Some(keys.token("rsa2.key", Algorithm::RS256, Some("k1"), |_| {})),
+            "jwt.bad_signature",
+        ),
+        (
+            "tampered payload",
+            Some({
+                let parts: Vec<&str> = valid.split('.').collect();
+                format!("{}.{}.{}", parts[0], b64(&claims), parts[2])
+            }),
+            "jwt.bad_signature",
+        ),
+        (
+            "alg none",
+            Some(format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
+                b64(&claims)
+            )),
+            "jwt.alg_not_allowed",
+        ),
+        (
+            "HS256 signed with the RSA public key",
+            Some({
+                let request = tollgate::token::TokenRequest {
+                    subject: "mallory".into(),
+                    issuer: Some(ISSUER.into()),
+                    audience: Some(AUDIENCE.into()),
+                    ttl_secs: 600,
+                    claims: vec![],
+                    kid: Some("k1".into()),
+                };
+                tollgate::token::mint(&request, Algorithm::HS256, &public_pem).unwrap()
+            }),
+            "jwt.alg_not_allowed",
+        ),
+        (
+            "wrong issuer",
+            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |r| {
+                r.issuer = Some("https://evil.test".into())
+            })),
+            "jwt.wrong_issuer",
+        ),
+        (
+            "wrong audience",
+            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |r| {
+                r.audience = Some("other".into())
+            })),
+            "jwt.wrong_audience",
+        ),
+        (
+            "unknown kid",
+            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k9"), |_| {})),
+            "jwt.unknown_kid",
+        ),
+        (
+            "oversized",
+            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |r| {
+                r.claims.push(("pad".into(), "x".repeat(10_000)))
+            })),
+            "jwt.oversized",
+        ),
+    ];
+    for (name, token, reason) in &cases {
+        let (status, got, challenge) = status_and_reason(&gw, token.as_deref()).await;
+        assert_eq!((status, got.as_str()), (401, *reason), "{name}");
+        assert!(
+            challenge.unwrap_or_default().starts_with("Bearer"),
+            "{name}: WWW-Authenticate"
+        );
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "no refused token reached the upstream"
+    );
+
+    let (status, _, _) = status_and_reason(&gw, Some(&valid)).await;
+    assert_eq!(status, 200);
+    assert!(!gw.log().contains(&valid), "tokens are never logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_claims_are_checked_with_leeway() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
+        .start()
+        .await;
+    let signed = |claims: Value| {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&keys.read("rsa1.key")).unwrap();
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    let base = |exp: u64| json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "exp": exp});
+    let expired = signed(base(now() - 3600));
+    let within_leeway = signed(base(now() - 10));
+    let mut future = base(now() + 600);
+    future["nbf"] = json!(now() + 3600);
+    let no_exp = signed(json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE}));
+    assert_eq!(
+        status_and_reason(&gw, Some(&expired)).await.1,
+        "jwt.expired"
+    );
+    assert_eq!(
+        status_and_reason(&gw, Some(&signed(future))).await.1,
+        "jwt.not_yet_valid"
+    );
+    assert_eq!(
+        status_and_reason(&gw, Some(&no_exp)).await.1,
+        "jwt.missing_claim"
+    );
+    assert_eq!(status_and_reason(&gw, Some(&within_leeway)).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_reaches_the_upstream_and_the_token_does_not() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
+        .start()
+        .await;
+    let token = keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let resp = client()
+        .get(gw.url("/api/whoami"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-user-id", "spoofed-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-user-id"], "alice@example.com");
+    assert_eq!(seen["headers"]["x-user-groups"], "math-users,staff");
+    assert!(
+        seen["headers"].get("authorization").is_none(),
+        "the token is stripped: {seen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwks_rotation_is_picked_up_and_outages_keep_the_last_keys() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
+        .start()
+        .await;
+    let k1 = keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let k2 = keys.token("rsa2.key", Algorithm::RS256, Some("k2"), |_| {});
+    assert_eq!(status_and_reason(&gw, Some(&k1)).await.0, 200);
+    assert_eq!(status_and_reason(&gw, Some(&k2)).await.1, "jwt.unknown_kid");
+
+    // The IdP rotates to k2: an unknown kid triggers a refetch (at most once per second here).
+    jwks.set(StatusCode::OK, keys.jwks(&[("rsa2.key", "k2")]));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        status_and_reason(&gw, Some(&k2)).await.0,
+        200,
+        "{}",
+        gw.log()
+    );
+
+    // The IdP goes down: refreshes fail, the last good key set stays in use.
+    jwks.set(StatusCode::INTERNAL_SERVER_ERROR, "down".into());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        assert_eq!(status_and_reason(&gw, Some(&k2)).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(
+        gw.log().contains("JWKS fetch failed"),
+        "the outage is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_keys_pem_and_hmac_secret() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let config = format!(
+        r#"
+[plugin.ec]
+type = "jwt"
+public_key = {{ file = "{ec}" }}
+
+[plugin.hmac]
+type = "jwt"
+secret = {{ env = "E2E_JWT_SECRET" }}
+token_from = ["x-api-key", "authorization"]
+
+[[route]]
+name = "ec"
+match = {{ path_prefix = "/ec" }}
+upstream = {{ url = "{u}" }}
+plugins = ["ec"]
+
+[[route]]
+name = "hmac"
+match = {{ path_prefix = "/hmac" }}
+upstream = {{ url = "{u}" }}
+plugins = ["hmac"]
+"#,
+        ec = keys.path("ec.pub"),
+        u = up.url()
+    );
+    let secret = "a-shared-secret-of-some-length-0123456789";
+    let gw = GatewayBuilder::new(&config)
+        .env("E2E_JWT_SECRET", secret)
+        .start()
+        .await;
+    let client = client();
+    let es256 = keys.token("ec.key", Algorithm::ES256, None, |_| {});
+    let resp = client
+        .get(gw.url("/ec/x"))
+        .bearer_auth(&es256)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // An RS256 token is refused by an EC key whatever its signature.
+    let rs256 = keys.token("rsa1.key", Algorithm::RS256, None, |_| {});
+    let resp = client
+        .get(gw.url("/ec/x"))
+        .bearer_auth(&rs256)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-tollgate-reason"], "jwt.alg_not_allowed");
+
+    let request = tollgate::token::TokenRequest {
+        subject: "bob".into(),
+        issuer: None,
+        audience: None,
+        ttl_secs: 60,
+        claims: vec![],
+        kid: None,
+    };
+    let hs256 = tollgate::token::mint(&request, Algorithm::HS256, secret.as_bytes()).unwrap();
+    // Claude Code's ANTHROPIC_API_KEY lands in x-api-key.
+    let resp = client
+        .get(gw.url("/hmac/x"))
+        .header("x-api-key", &hs256)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert!(
+        seen["headers"].get("x-api-key").is_none(),
+        "the token is stripped: {seen}"
+    );
+    let wrong = tollgate::token::mint(
+        &request,
+        Algorithm::HS256,
+        b"another-secret-entirely-0123456789",
+    )
+    .unwrap();
+    let resp = client
+        .get(gw.url("/hmac/x"))
+        .bearer_auth(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-tollgate-reason"], "jwt.bad_signature");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_route_challenge_names_the_resource_metadata_document() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let config = format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+issuer = "{ISSUER}"
+jwks = {{ url = "{jwks}" }}
+resource_metadata = {{ authorization_servers = ["{ISSUER}"], scopes_supported = ["mcp:tools"] }}
+
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["auth"]
+"#,
+        jwks = jwks.url,
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let client = client();
+    let resp = client
+        .post(gw.url("/mcp"))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let metadata_url = format!(
+        "http://{}/.well-known/oauth-protected-resource/mcp",
+        gw.addr
+    );
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32002);
+    assert_eq!(body["error"]["data"]["reason"], "jwt.missing");
+
+    let doc: Value = client
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["resource"], format!("http://{}/mcp", gw.addr));
+    assert_eq!(doc["authorization_servers"], json!([ISSUER]));
+    assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+    let resp = client
+        .get(gw.url("/.well-known/oauth-protected-resource/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
