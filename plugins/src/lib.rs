@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod jwt;
+pub mod mcp_rbac;
 pub mod request;
 pub mod secret_injection;
 pub mod secret_source;
@@ -34,6 +35,7 @@ impl PluginRegistry {
         let mut registry = Self::new();
         registry.register("secret-injection", secret_injection::SecretInjectionFactory);
         registry.register("jwt", jwt::JwtFactory);
+        registry.register("mcp-rbac", mcp_rbac::McpRbacFactory);
         registry
     }
 }

@@ -9,5 +9,6 @@ mod body_phase;
 mod check;
 mod jwt;
 mod mcp;
+mod rbac;
 mod streaming;
 mod tls;

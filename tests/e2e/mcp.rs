@@ -51,14 +51,14 @@ async fn session_headers_pass_both_ways() {
         .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", "sess-123")
         .header("mcp-protocol-version", "2025-06-18")
-        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["mcp-session-id"], "sess-123");
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["result"]["method"], "tools/list");
+    assert_eq!(body["result"]["method"], "ping");
     assert_eq!(body["result"]["protocol_version"], "2025-06-18");
     let seen = up.recorder.requests();
     assert_eq!(seen[0].uri, "/mcp");

@@ -87,6 +87,15 @@ pub async fn on_response(
     if head.status != resp.status {
         resp.set_status(head.status)?;
     }
+    // A plugin that changes the body's length drops Content-Length; frame the body as chunked
+    // then (HTTP/2 clients get their own framing: Pingora drops the header there).
+    let had_length = resp.headers.contains_key(http::header::CONTENT_LENGTH);
+    if had_length && !head.headers.contains_key(http::header::CONTENT_LENGTH) {
+        head.headers.insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
     if head.headers != resp.headers {
         let names: Vec<_> = resp.headers.keys().cloned().collect();
         for name in names {

@@ -149,10 +149,32 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
     let answer = |msg: &Value| -> Option<Value> {
         let id = msg.get("id")?;
         let method = msg.get("method")?.as_str()?;
-        Some(
-            json!({"jsonrpc": "2.0", "id": id, "result": {"method": method, "protocol_version": version}}),
-        )
+        let result = match method {
+            "tools/list" => json!({"tools": [
+                {"name": "add", "inputSchema": {"type": "object"}},
+                {"name": "multiply", "inputSchema": {"type": "object"}},
+                {"name": "delete_all", "inputSchema": {"type": "object"}}
+            ]}),
+            "tools/call" => {
+                json!({"content": [{"type": "text", "text": "called"}], "isError": false})
+            }
+            _ => json!({"method": method, "protocol_version": version}),
+        };
+        Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
     };
+    if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse") {
+        if let Some(result) = answer(&json) {
+            // One event, split mid-way into two writes 100 ms apart.
+            let event = format!("event: message\ndata: {result}\n\n");
+            let (head, tail) = event.split_at(event.len() / 2);
+            return sse(
+                rec,
+                vec![head.to_string(), tail.to_string()],
+                Duration::from_millis(100),
+                &[],
+            );
+        }
+    }
     if json.get("method").and_then(Value::as_str) == Some("slow/stream") {
         let id = json.get("id").cloned().unwrap_or(Value::Null);
         let mut events: Vec<String> = (1..=3)

@@ -1,0 +1,205 @@
+//! Filters `tools/list`, `prompts/list` and `resources/list` answers down to what the caller may
+//! use, in JSON bodies and in SSE streams. A JSON body is held until complete (list answers are
+//! small); an SSE stream is held back at most one incomplete event at a time.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+use super::rules::{Policy, Target};
+use crate::api::Identity;
+
+/// A list request awaiting its answer: the JSON-RPC id and what it lists.
+#[derive(Debug, Clone)]
+pub struct PendingList {
+    /// The request id.
+    pub id: Value,
+    /// What is listed.
+    pub target: Target,
+}
+
+/// Per-request filtering state, kept in the request's extensions.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    /// The list requests of this exchange.
+    pub pending: Vec<PendingList>,
+    mode: Mode,
+    buffer: BytesMut,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum Mode {
+    /// Not decided yet / nothing to do.
+    #[default]
+    Off,
+    Json,
+    Sse,
+}
+
+impl ListFilter {
+    /// A filter for the answers to `pending`.
+    pub fn new(pending: Vec<PendingList>) -> Self {
+        Self {
+            pending,
+            ..Default::default()
+        }
+    }
+
+    /// Picks the mode from the response's content type; returns whether the body will change
+    /// (so its `Content-Length` must go).
+    pub fn start(&mut self, content_type: &str) -> bool {
+        let content_type = content_type.to_ascii_lowercase();
+        self.mode = if content_type.starts_with("application/json") {
+            Mode::Json
+        } else if content_type.starts_with("text/event-stream") {
+            Mode::Sse
+        } else {
+            Mode::Off
+        };
+        self.mode != Mode::Off
+    }
+
+    /// Processes one chunk, returning the bytes to send now.
+    pub fn chunk(
+        &mut self,
+        data: &Bytes,
+        end: bool,
+        policy: &Policy,
+        identity: Option<&Identity>,
+    ) -> Bytes {
+        match self.mode {
+            Mode::Off => data.clone(),
+            Mode::Json => {
+                self.buffer.extend_from_slice(data);
+                if !end {
+                    return Bytes::new();
+                }
+                let body = self.buffer.split().freeze();
+                let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
+                    return body;
+                };
+                if self.filter_message(&mut json, policy, identity) {
+                    serde_json::to_vec(&json).map(Bytes::from).unwrap_or(body)
+                } else {
+                    body
+                }
+            }
+            Mode::Sse => {
+                self.buffer.extend_from_slice(data);
+                let complete = if end {
+                    self.buffer.len()
+                } else {
+                    last_event_end(&self.buffer)
+                };
+                let events = self.buffer.split_to(complete).freeze();
+                if events.is_empty() {
+                    return events;
+                }
+                self.filter_events(&events, policy, identity)
+            }
+        }
+    }
+
+    fn filter_events(&self, events: &Bytes, policy: &Policy, identity: Option<&Identity>) -> Bytes {
+        let Ok(text) = std::str::from_utf8(events) else {
+            return events.clone();
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut changed = false;
+        for event in text.split_inclusive("\n\n") {
+            match self.rewrite_event(event, policy, identity) {
+                Some(rewritten) => {
+                    changed = true;
+                    out.push_str(&rewritten);
+                }
+                None => out.push_str(event),
+            }
+        }
+        if changed {
+            Bytes::from(out)
+        } else {
+            events.clone()
+        }
+    }
+
+    /// The event with its JSON data filtered, if it answers a pending list request.
+    fn rewrite_event(
+        &self,
+        event: &str,
+        policy: &Policy,
+        identity: Option<&Identity>,
+    ) -> Option<String> {
+        let data: Vec<&str> = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        if data.is_empty() {
+            return None;
+        }
+        let mut json: Value = serde_json::from_str(&data.join("\n")).ok()?;
+        if !self.filter_message(&mut json, policy, identity) {
+            return None;
+        }
+        let mut out = String::new();
+        for line in event
+            .lines()
+            .filter(|l| !l.starts_with("data:") && !l.is_empty())
+        {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("data: ");
+        out.push_str(&json.to_string());
+        out.push_str("\n\n");
+        Some(out)
+    }
+
+    /// Filters a JSON-RPC response (or batch of them); returns whether anything changed.
+    fn filter_message(
+        &self,
+        json: &mut Value,
+        policy: &Policy,
+        identity: Option<&Identity>,
+    ) -> bool {
+        match json {
+            Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+                self.filter_message(item, policy, identity) | changed
+            }),
+            Value::Object(object) => {
+                let Some(pending) = object
+                    .get("id")
+                    .and_then(|id| self.pending.iter().find(|p| p.id == *id))
+                else {
+                    return false;
+                };
+                let (key, field) = match pending.target {
+                    Target::Tool => ("tools", "name"),
+                    Target::Prompt => ("prompts", "name"),
+                    Target::Resource => ("resources", "uri"),
+                };
+                let Some(Value::Array(entries)) =
+                    object.get_mut("result").and_then(|r| r.get_mut(key))
+                else {
+                    return false;
+                };
+                let before = entries.len();
+                entries.retain(|entry| {
+                    entry
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|name| policy.allows(identity, pending.target, name))
+                });
+                entries.len() != before
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Length of the prefix of `buffer` made of complete SSE events.
+fn last_event_end(buffer: &[u8]) -> usize {
+    buffer
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .map_or(0, |i| i + 2)
+}

@@ -1,0 +1,175 @@
+//! `mcp-rbac`: which caller may list and call which MCP tools, prompts and resources.
+//!
+//! A forbidden `tools/call`, `prompts/get` or `resources/read` is answered by the gateway with a
+//! JSON-RPC error (HTTP 200, code -32001, reason `rbac.denied`); the upstream sees nothing. List
+//! answers are filtered so that listing and calling never disagree. See docs/auth.md.
+
+pub mod filter;
+pub mod rules;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde::Deserialize;
+
+use crate::api::{
+    Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
+    ResponseChunk, ResponseHead, Verdict,
+};
+use crate::config::{parse, PluginConfigError};
+use crate::request::McpMessage;
+use filter::{ListFilter, PendingList};
+use rules::{Policy, Rule, RuleConfig, Target};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RbacConfig {
+    #[serde(default)]
+    default: DefaultDecision,
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum DefaultDecision {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// The `mcp-rbac` plugin instance.
+#[derive(Debug)]
+pub struct McpRbac {
+    name: String,
+    policy: Policy,
+}
+
+/// Factory for `type = "mcp-rbac"`.
+pub struct McpRbacFactory;
+
+impl PluginFactory for McpRbacFactory {
+    fn build(&self, name: &str, table: &toml::Table) -> Result<Arc<dyn Plugin>, PluginConfigError> {
+        let cfg: RbacConfig = parse(table)?;
+        let rules = cfg
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Rule::compile(r, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = Policy {
+            rules,
+            default_allow: cfg.default == DefaultDecision::Allow,
+        };
+        Ok(Arc::new(McpRbac {
+            name: name.to_string(),
+            policy,
+        }))
+    }
+}
+
+/// What a request message asks to use, if it is guarded.
+fn guarded(message: &McpMessage) -> Option<(Target, &str)> {
+    let target = match message.method.as_deref()? {
+        "tools/call" => Target::Tool,
+        "prompts/get" => Target::Prompt,
+        "resources/read" | "resources/subscribe" => Target::Resource,
+        _ => return None,
+    };
+    Some((target, message.target.as_deref().unwrap_or("")))
+}
+
+fn list_target(method: Option<&str>) -> Option<Target> {
+    match method? {
+        "tools/list" => Some(Target::Tool),
+        "prompts/list" => Some(Target::Prompt),
+        "resources/list" => Some(Target::Resource),
+        _ => None,
+    }
+}
+
+fn noun(target: Target) -> &'static str {
+    match target {
+        Target::Tool => "tool",
+        Target::Prompt => "prompt",
+        Target::Resource => "resource",
+    }
+}
+
+#[async_trait]
+impl Plugin for McpRbac {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn inspects_body(&self) -> bool {
+        true
+    }
+
+    async fn on_request_body(
+        &self,
+        cx: &mut RequestCtx,
+        _body: &mut RequestBody,
+    ) -> Result<Verdict, PluginError> {
+        let Some(request) = cx.mcp.as_ref() else {
+            return Ok(Verdict::Continue);
+        };
+        // Batches are checked element by element; one forbidden call refuses the whole batch,
+        // so the upstream never runs part of it.
+        for message in &request.messages {
+            if let Some((target, name)) = guarded(message) {
+                if !self.policy.allows(cx.identity.as_ref(), target, name) {
+                    let text = format!("{} `{name}` is not allowed for this caller", noun(target));
+                    let mut rejection = Rejection::new(RejectKind::Permission, "rbac.denied", text)
+                        .in_band()
+                        .with_jsonrpc_code(-32001);
+                    if request.batch {
+                        rejection.message = format!("batch refused: {}", rejection.message);
+                    }
+                    return Ok(Verdict::Reject(rejection));
+                }
+            }
+        }
+        let pending: Vec<PendingList> = request
+            .messages
+            .iter()
+            .filter_map(|m| {
+                Some(PendingList {
+                    id: m.id.clone()?,
+                    target: list_target(m.method.as_deref())?,
+                })
+            })
+            .collect();
+        if !pending.is_empty() {
+            cx.extensions.insert(ListFilter::new(pending));
+        }
+        Ok(Verdict::Continue)
+    }
+
+    async fn on_response(
+        &self,
+        cx: &mut RequestCtx,
+        resp: &mut ResponseHead,
+    ) -> Result<(), PluginError> {
+        let content_type = resp
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
+            if filter.start(&content_type) {
+                resp.headers.remove(CONTENT_LENGTH);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
+        let identity = cx.identity.as_ref();
+        if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
+            chunk.data = filter.chunk(&chunk.data, chunk.end_of_stream, &self.policy, identity);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `mcp-rbac` behind `jwt`: forbidden calls are answered in band and never reach the upstream;
+//! list answers (JSON and SSE) show only what the caller may use.
+
+use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
+use tollgate::token::{mint, TokenRequest};
+
+use crate::common::client;
+use crate::common::gateway::{GatewayBuilder, RunningGateway};
+use crate::common::upstream::TestUpstream;
+
+const SECRET: &str = "rbac-test-secret-0123456789abcdef";
+
+fn token(subject: &str, groups: &str) -> String {
+    let request = TokenRequest {
+        subject: subject.into(),
+        issuer: None,
+        audience: None,
+        ttl_secs: 600,
+        claims: vec![("groups".into(), groups.into())],
+        kid: None,
+    };
+    mint(&request, Algorithm::HS256, SECRET.as_bytes()).unwrap()
+}
+
+async fn gateway(up: &TestUpstream) -> RunningGateway {
+    let config = format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+secret = {{ env = "E2E_RBAC_SECRET" }}
+
+[plugin.tool-access]
+type = "mcp-rbac"
+default = "deny"
+rules = [
+  {{ tools = ["add", "multiply"], claim = "groups", any_of = ["math-users"] }},
+  {{ tools = ["*"], claim = "sub", any_of = ["admin@example.com"] }},
+]
+
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["auth", "tool-access"]
+"#,
+        u = up.url()
+    );
+    GatewayBuilder::new(&config)
+        .env("E2E_RBAC_SECRET", SECRET)
+        .start()
+        .await
+}
+
+async fn rpc(
+    gw: &RunningGateway,
+    token: &str,
+    body: Value,
+    sse: bool,
+) -> (u16, Option<String>, String) {
+    let mut request = client().post(gw.url("/mcp")).bearer_auth(token).json(&body);
+    if sse {
+        request = request.header("x-test-answer", "sse");
+    }
+    let resp = request.send().await.unwrap();
+    let reason = resp
+        .headers()
+        .get("x-tollgate-reason")
+        .map(|v| v.to_str().unwrap().to_string());
+    (resp.status().as_u16(), reason, resp.text().await.unwrap())
+}
+
+fn tool_names(text: &str) -> Vec<String> {
+    let json_text = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(text);
+    let json: Value = serde_json::from_str(json_text).unwrap();
+    json["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_and_calling_agree_per_caller() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    let bob = token("bob@example.com", "sales");
+    let admin = token("admin@example.com", "ops");
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+
+    for sse in [false, true] {
+        let (status, _, text) = rpc(&gw, &alice, list.clone(), sse).await;
+        assert_eq!(status, 200);
+        assert_eq!(tool_names(&text), ["add", "multiply"], "sse={sse}: {text}");
+        let (_, _, text) = rpc(&gw, &bob, list.clone(), sse).await;
+        assert!(tool_names(&text).is_empty(), "sse={sse}: {text}");
+        let (_, _, text) = rpc(&gw, &admin, list.clone(), sse).await;
+        assert_eq!(
+            tool_names(&text),
+            ["add", "multiply", "delete_all"],
+            "sse={sse}"
+        );
+    }
+
+    let call = |id: u64, tool: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {"a": 42, "b": 17}}});
+    let (status, _, text) = rpc(&gw, &alice, call(2, "multiply"), false).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("called"), "{text}");
+
+    let calls_before = up.recorder.requests().len();
+    let (status, reason, text) = rpc(&gw, &bob, call(3, "multiply"), false).await;
+    assert_eq!(status, 200, "a per-call denial is in band");
+    assert_eq!(reason.as_deref(), Some("rbac.denied"));
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["id"], 3);
+    assert_eq!(body["error"]["code"], -32001);
+    assert_eq!(body["error"]["data"]["reason"], "rbac.denied");
+    let (_, reason, _) = rpc(&gw, &alice, call(4, "delete_all"), false).await;
+    assert_eq!(reason.as_deref(), Some("rbac.denied"));
+
+    // A batch with one forbidden call is refused whole.
+    let batch = json!([call(5, "add"), call(6, "delete_all")]);
+    let (status, reason, _) = rpc(&gw, &alice, batch, false).await;
+    assert_eq!((status, reason.as_deref()), (200, Some("rbac.denied")));
+
+    assert_eq!(
+        up.recorder.requests().len(),
+        calls_before,
+        "no refused call reached the upstream"
+    );
+    let (status, reason, _) = rpc(&gw, "not-a-token", call(7, "add"), false).await;
+    assert_eq!((status, reason.as_deref()), (401, Some("jwt.malformed")));
+}
