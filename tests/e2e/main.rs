@@ -7,6 +7,7 @@ mod anthropic;
 mod bad_input;
 mod body_phase;
 mod check;
+mod demo;
 mod jwt;
 mod mcp;
 mod rbac;

@@ -39,6 +39,86 @@ async fn python_sdk_lists_tools_and_multiplies_through_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_client_and_server_talk_through_the_gateway() {
+    let server = python::PythonServer::start("mcp_math_server.py").await;
+    let gw = GatewayBuilder::new(&mcp_route(&format!("http://{}/mcp", server.addr)))
+        .start()
+        .await;
+    let (code, out, log) = python::run("mcp_client.py", vec!["--url".into(), gw.url("/mcp")]).await;
+    assert_eq!(code, 0, "{log}\ngateway log:\n{}", gw.log());
+    assert_eq!(out["server_name"], "python-math");
+    assert_eq!(out["tools"], serde_json::json!(["add", "multiply"]));
+    assert_eq!(out["result"], "714");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_users_see_and_call_only_their_tools() {
+    use jsonwebtoken::Algorithm;
+    use tollgate::token::{mint, TokenRequest};
+    let secret = "python-rbac-secret-0123456789abcdef";
+    let server = python::PythonServer::start("mcp_math_server.py").await;
+    let config = format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+secret = {{ env = "E2E_PY_SECRET" }}
+
+[plugin.tool-access]
+type = "mcp-rbac"
+rules = [{{ tools = ["add", "multiply"], claim = "groups", any_of = ["math-users"] }}]
+
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "http://{}/mcp", kind = "mcp" }}
+plugins = ["auth", "tool-access"]
+"#,
+        server.addr
+    );
+    let gw = GatewayBuilder::new(&config)
+        .env("E2E_PY_SECRET", secret)
+        .start()
+        .await;
+    let token = |sub: &str, groups: &str| {
+        let request = TokenRequest {
+            subject: sub.into(),
+            issuer: None,
+            audience: None,
+            ttl_secs: 600,
+            claims: vec![("groups".into(), groups.into())],
+            kid: None,
+        };
+        mint(&request, Algorithm::HS256, secret.as_bytes()).unwrap()
+    };
+    let run_as = |token: String| {
+        python::run(
+            "mcp_client.py",
+            vec![
+                "--url".into(),
+                gw.url("/mcp"),
+                "--header".into(),
+                format!("Authorization: Bearer {token}"),
+            ],
+        )
+    };
+    let (code, alice, log) = run_as(token("alice", "math-users")).await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(alice["tools"], serde_json::json!(["add", "multiply"]));
+    assert_eq!(alice["result"], "714");
+
+    let (code, bob, log) = run_as(token("bob", "sales")).await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        bob["tools"],
+        serde_json::json!([]),
+        "bob's tools/list is filtered"
+    );
+    assert_eq!(bob["error"]["code"], -32001, "{bob}");
+    let message = bob["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`multiply` is not allowed"), "{bob}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn session_headers_pass_both_ways() {
     let up = TestUpstream::start().await;
     let gw = GatewayBuilder::new(&mcp_route(&format!("{}/mcp", up.url())))

@@ -46,3 +46,42 @@ pub async fn run(script: &'static str, args: Vec<String>) -> (i32, serde_json::V
         .await
         .expect("python runner")
 }
+
+/// A Python server script from tests/python running on a loopback port; killed on drop.
+pub struct PythonServer {
+    child: std::process::Child,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+}
+
+impl PythonServer {
+    /// Starts `tests/python/<script> --port <free port>` and waits until it accepts connections.
+    pub async fn start(script: &str) -> Self {
+        let addr = super::free_addr();
+        let child = Command::new(python())
+            .arg(workspace_root().join("tests/python").join(script))
+            .arg("--port")
+            .arg(addr.port().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python server");
+        let server = Self { child, addr };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{script} did not start listening"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        server
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

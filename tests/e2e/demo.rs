@@ -1,0 +1,127 @@
+//! `tollgate demo` as a newcomer runs it: the printed tokens work, RBAC and the injected provider
+//! key are in action, and the MCP Python SDK gets 714 from the demo math server.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::gateway::tollgate_bin;
+use crate::common::{client, free_addr, python};
+
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_runs_offline_with_auth_rbac_and_key_injection() {
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut child = Command::new(tollgate_bin())
+        .args([
+            "demo",
+            "--listen",
+            &listen.to_string(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let _demo = Demo(child);
+    let banner = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("banner line");
+            text.push_str(&line);
+            text.push('\n');
+            if line.contains("claude") && text.contains("BOB_TOKEN") {
+                break;
+            }
+        }
+        text
+    })
+    .await
+    .unwrap();
+    let token = |name: &str| -> String {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
+            .expect("token in banner")
+            .to_string()
+    };
+    let (alice, bob) = (token("ALICE_TOKEN"), token("BOB_TOKEN"));
+    let client = client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("http://{admin}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "demo not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mcp_url = format!("http://{listen}/mcp");
+
+    let (code, out, log) = python::run(
+        "mcp_client.py",
+        vec![
+            "--url".into(),
+            mcp_url.clone(),
+            "--header".into(),
+            format!("Authorization: Bearer {alice}"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(out["result"], "714");
+    let (code, out, log) = python::run(
+        "mcp_client.py",
+        vec![
+            "--url".into(),
+            mcp_url.clone(),
+            "--header".into(),
+            format!("Authorization: Bearer {bob}"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(out["tools"], json!([]));
+    assert_eq!(out["error"]["code"], -32001);
+
+    let resp = client
+        .post(&mcp_url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("resource_metadata="));
+
+    let body = json!({"model": "tollgate-echo-1", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hello gateway"}]});
+    let resp = client
+        .post(format!("http://{listen}/anthropic/v1/messages"))
+        .header("x-api-key", &alice)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("message_stop") && text.contains("gateway"),
+        "{text}"
+    );
+}
