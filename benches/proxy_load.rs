@@ -1,0 +1,357 @@
+//! Load benchmark: the demo echo model reached directly vs through the gateway (binary, release
+//! build), on loopback. Reports requests/s and latency percentiles for a small JSON POST, and the
+//! time to the first SSE event of a streamed answer. See docs/benchmarks.md.
+//!
+//! `cargo bench -p tollgate --bench proxy_load`; knobs: TOLLGATE_BENCH_CONNECTIONS (16),
+//! TOLLGATE_BENCH_SECONDS (10), TOLLGATE_BENCH_THREADS (gateway threads, 1),
+//! TOLLGATE_BENCH_QUICK=1 or `--test` for a one-second smoke run.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tollgate::demo::{DemoUpstreams, EchoOptions};
+
+const PROVIDER_KEY: &str = "bench-provider-key";
+
+struct Settings {
+    connections: usize,
+    warmup: Duration,
+    measure: Duration,
+    threads: usize,
+    stream_requests: usize,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let quick = std::env::args().any(|a| a == "--test")
+            || std::env::var("TOLLGATE_BENCH_QUICK").is_ok();
+        let num = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            connections: num("TOLLGATE_BENCH_CONNECTIONS", 16),
+            warmup: Duration::from_secs(if quick { 0 } else { 2 }),
+            measure: Duration::from_secs(if quick {
+                1
+            } else {
+                num("TOLLGATE_BENCH_SECONDS", 10) as u64
+            }),
+            threads: num("TOLLGATE_BENCH_THREADS", 1),
+            stream_requests: if quick { 10 } else { 200 },
+        }
+    }
+}
+
+/// The gateway process; killed on drop.
+struct Gateway {
+    child: Child,
+    listen: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+async fn start_gateway(llm: SocketAddr, threads: usize) -> Gateway {
+    let (listen, admin) = (free_addr(), free_addr());
+    let config = format!(
+        r#"
+[server]
+listen = "{listen}"
+admin = "{admin}"
+threads = {threads}
+grace_period = "0s"
+shutdown_timeout = "1s"
+
+[plugin.key]
+type = "secret-injection"
+header = "x-api-key"
+value = {{ env = "BENCH_PROVIDER_KEY" }}
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "http://{llm}", kind = "llm", provider = "anthropic", strip_prefix = true }}
+plugins = ["key"]
+"#
+    );
+    let path = std::env::temp_dir().join(format!("tollgate-bench-{}.toml", std::process::id()));
+    std::fs::write(&path, config).expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("BENCH_PROVIDER_KEY", PROVIDER_KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn gateway");
+    let gateway = Gateway { child, listen };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(resp) = client.get(format!("http://{admin}/readyz")).send().await {
+            if resp.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "gateway not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gateway
+}
+
+/// Where the load goes and with which key.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    key: &'static str,
+}
+
+fn request_body(stream: bool) -> Value {
+    json!({"model": "tollgate-echo-1", "max_tokens": 16, "stream": stream,
+           "messages": [{"role": "user", "content": "hello gateway"}]})
+}
+
+/// Latency figures of one run.
+struct Figures {
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn json(&self) -> Value {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        json!({"requests": self.requests, "errors": self.errors, "rps": self.rps(),
+               "p50_ms": ms(self.percentile(0.5)), "p90_ms": ms(self.percentile(0.9)),
+               "p99_ms": ms(self.percentile(0.99)), "max_ms": ms(self.percentile(1.0))})
+    }
+}
+
+/// Closed loop: each connection sends its next request when the previous answer is read.
+async fn closed_loop(target: &Target, settings: &Settings) -> Figures {
+    let body = request_body(false).to_string();
+    let run = |duration: Duration, record: bool| {
+        let workers: Vec<_> = (0..settings.connections)
+            .map(|_| {
+                let (target, body) = (target.clone(), body.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder()
+                        .pool_max_idle_per_host(1)
+                        .build()
+                        .expect("client");
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    let end = Instant::now() + duration;
+                    while Instant::now() < end {
+                        let started = Instant::now();
+                        let result = client
+                            .post(&target.url)
+                            .header("x-api-key", target.key)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        let ok = match result {
+                            Ok(resp) => resp.status() == 200 && resp.bytes().await.is_ok(),
+                            Err(_) => false,
+                        };
+                        if record {
+                            latencies.push(started.elapsed());
+                        }
+                        errors += usize::from(!ok);
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        async move {
+            let started = Instant::now();
+            let mut figures = Figures {
+                requests: 0,
+                errors: 0,
+                seconds: 0.0,
+                latencies: Vec::new(),
+            };
+            for worker in workers {
+                let (latencies, errors) = worker.await.expect("worker");
+                figures.latencies.extend(latencies);
+                figures.errors += errors;
+            }
+            figures.seconds = started.elapsed().as_secs_f64();
+            figures.requests = figures.latencies.len();
+            figures.latencies.sort_unstable();
+            figures
+        }
+    };
+    if !settings.warmup.is_zero() {
+        run(settings.warmup, false).await;
+    }
+    run(settings.measure, true).await
+}
+
+/// Sequential streamed requests: time from sending to the first complete SSE event.
+async fn first_event_latency(target: &Target, settings: &Settings) -> Figures {
+    let client = reqwest::Client::new();
+    let body = request_body(true).to_string();
+    let mut figures = Figures {
+        requests: 0,
+        errors: 0,
+        seconds: 0.0,
+        latencies: Vec::new(),
+    };
+    let started_all = Instant::now();
+    for _ in 0..settings.stream_requests {
+        let started = Instant::now();
+        let response = client
+            .post(&target.url)
+            .header("x-api-key", target.key)
+            .body(body.clone())
+            .send()
+            .await;
+        let Ok(mut response) = response else {
+            figures.errors += 1;
+            continue;
+        };
+        let mut seen = Vec::new();
+        let mut first = None;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            seen.extend_from_slice(&chunk);
+            if first.is_none() && seen.windows(2).any(|w| w == b"\n\n") {
+                first = Some(started.elapsed());
+            }
+        }
+        match first {
+            Some(latency) => figures.latencies.push(latency),
+            None => figures.errors += 1,
+        }
+    }
+    figures.seconds = started_all.elapsed().as_secs_f64();
+    figures.requests = figures.latencies.len();
+    figures.latencies.sort_unstable();
+    figures
+}
+
+fn row(name: &str, f: &Figures) -> String {
+    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+    format!(
+        "| {name} | {:.0} | {} | {} | {} | {} | {} |",
+        f.rps(),
+        ms(f.percentile(0.5)),
+        ms(f.percentile(0.9)),
+        ms(f.percentile(0.99)),
+        ms(f.percentile(1.0)),
+        f.errors
+    )
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let echo = EchoOptions {
+        event_delay: Duration::ZERO,
+        expected_api_key: Some(PROVIDER_KEY.into()),
+    };
+    let demo = DemoUpstreams::start(any, any, echo).expect("demo upstreams");
+    let result = runtime.block_on(async {
+        let gateway = start_gateway(demo.llm_addr(), settings.threads).await;
+        let direct = Target {
+            url: format!("http://{}/v1/messages", demo.llm_addr()),
+            key: PROVIDER_KEY,
+        };
+        let through = Target {
+            url: format!("http://{}/anthropic/v1/messages", gateway.listen),
+            key: "client-key",
+        };
+        let json_direct = closed_loop(&direct, &settings).await;
+        let json_gateway = closed_loop(&through, &settings).await;
+        let stream_direct = first_event_latency(&direct, &settings).await;
+        let stream_gateway = first_event_latency(&through, &settings).await;
+        drop(gateway);
+        (json_direct, json_gateway, stream_direct, stream_gateway)
+    });
+    let (json_direct, json_gateway, stream_direct, stream_gateway) = result;
+    println!(
+        "\nSmall JSON POST, closed loop, {} connections, {} s, gateway threads {}:\n",
+        settings.connections,
+        settings.measure.as_secs(),
+        settings.threads
+    );
+    println!("| path | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|");
+    println!(
+        "{}\n{}",
+        row("direct", &json_direct),
+        row("gateway", &json_gateway)
+    );
+    println!(
+        "\nTime to first SSE event, {} sequential streams:\n",
+        settings.stream_requests
+    );
+    println!("| path | streams/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|");
+    println!(
+        "{}\n{}",
+        row("direct", &stream_direct),
+        row("gateway", &stream_gateway)
+    );
+    let added = |g: &Figures, d: &Figures, p: f64| {
+        (g.percentile(p).as_secs_f64() - d.percentile(p).as_secs_f64()) * 1000.0
+    };
+    println!(
+        "\nGateway overhead: p50 +{:.3} ms, p99 +{:.3} ms, throughput {:.0}% of direct; first event p50 +{:.3} ms",
+        added(&json_gateway, &json_direct, 0.5),
+        added(&json_gateway, &json_direct, 0.99),
+        json_gateway.rps() / json_direct.rps() * 100.0,
+        added(&stream_gateway, &stream_direct, 0.5)
+    );
+    let report = json!({
+        "connections": settings.connections, "seconds": settings.measure.as_secs(), "gateway_threads": settings.threads,
+        "json_post": {"direct": json_direct.json(), "gateway": json_gateway.json()},
+        "first_event": {"direct": stream_direct.json(), "gateway": stream_gateway.json()},
+    });
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    if std::fs::create_dir_all(&out).is_ok() {
+        let _ = std::fs::write(
+            out.join("proxy_load.json"),
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        );
+    }
+    demo.shutdown();
+    let errors =
+        json_direct.errors + json_gateway.errors + stream_direct.errors + stream_gateway.errors;
+    if errors > 0 {
+        eprintln!("{errors} requests failed");
+        std::process::exit(1);
+    }
+}
