@@ -414,3 +414,81 @@ plugins = ["auth"]
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn optional_mode_and_tokens_minted_by_the_cli() {
+    let up = TestUpstream::start().await;
+    let secret = "cli-minted-secret-0123456789abcdef";
+    let config = format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+secret = {{ env = "E2E_CLI_SECRET" }}
+mode = "optional"
+claims_to_headers = {{ sub = "x-user-id", groups = "x-user-groups" }}
+
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api" }}
+upstream = {{ url = "{}" }}
+plugins = ["auth"]
+"#,
+        up.url()
+    );
+    let gw = GatewayBuilder::new(&config)
+        .env("E2E_CLI_SECRET", secret)
+        .start()
+        .await;
+    let output = std::process::Command::new(crate::common::gateway::tollgate_bin())
+        .args([
+            "token",
+            "--secret-env",
+            "E2E_CLI_SECRET",
+            "--alg",
+            "HS256",
+            "--sub",
+            "carol",
+        ])
+        .args(["--claim", "groups=a,b", "--ttl", "5m"])
+        .env("E2E_CLI_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let client = client();
+
+    // Anonymous requests pass in optional mode, without identity headers.
+    let seen: Value = client
+        .get(gw.url("/api/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(seen["headers"].get("x-user-id").is_none(), "{seen}");
+    // A present token is still validated...
+    let resp = client
+        .get(gw.url("/api/x"))
+        .bearer_auth("a.b.c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // ...and a valid one sets the identity.
+    let seen: Value = client
+        .get(gw.url("/api/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["x-user-id"], "carol");
+    assert_eq!(seen["headers"]["x-user-groups"], "a,b");
+}
