@@ -17,30 +17,25 @@ pub struct Cli {
     command: Command,
 }
 
+/// The configuration file argument of `run` and `check`.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        env = "TOLLGATE_CONFIG",
+        default_value = "conf/tollgate.toml"
+    )]
+    config: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway with a configuration file.
-    Run {
-        /// Configuration file.
-        #[arg(
-            short,
-            long,
-            env = "TOLLGATE_CONFIG",
-            default_value = "conf/tollgate.toml"
-        )]
-        config: PathBuf,
-    },
+    Run(ConfigArg),
     /// Validate a configuration file and exit (status 1 when invalid).
-    Check {
-        /// Configuration file.
-        #[arg(
-            short,
-            long,
-            env = "TOLLGATE_CONFIG",
-            default_value = "conf/tollgate.toml"
-        )]
-        config: PathBuf,
-    },
+    Check(ConfigArg),
     /// Mint a signed JWT from a local key (for tutorials and tests), printed on stdout.
     Token {
         /// PEM private key file (RS*, PS*, ES*, EdDSA).
@@ -96,8 +91,8 @@ pub fn main(gateway: Gateway) -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Run { config } => run(&gateway, &config),
-        Command::Check { config } => check(&gateway, &config),
+        Command::Run(arg) => run(&gateway, &arg.config),
+        Command::Check(arg) => check(&gateway, &arg.config),
         Command::Demo { listen, admin } => demo(&gateway, &listen, &admin),
         Command::Token {
             key,

@@ -14,17 +14,21 @@ pub struct DurationStr(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
-/// Parses "250ms", "60s", "5m", "1h".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+/// Splits "250ms" into 250 and "ms"; `None` when it does not start with a number.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like \"250ms\", \"60s\" or \"5m\""))?;
-    let duration = match unit.trim() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses "250ms", "60s", "5m", "1h".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like \"250ms\", \"60s\" or \"5m\""))?;
+    let duration = match unit {
         "ms" => Duration::from_millis(value),
         "s" => Duration::from_secs(value),
         "m" => Duration::from_secs(value * 60),
@@ -37,14 +41,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses "512KiB", "10MiB", "1GiB", "100KB", "1048576".
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like \"10MiB\""))?;
-    let factor = match unit.trim() {
+    let (value, unit) =
+        number_and_unit(text).ok_or_else(|| format!("`{text}` is not a size like \"10MiB\""))?;
+    let factor = match unit {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,

@@ -53,8 +53,6 @@ async fn python_sdk_client_and_server_talk_through_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn python_sdk_users_see_and_call_only_their_tools() {
-    use jsonwebtoken::Algorithm;
-    use tollgate::token::{mint, TokenRequest};
     let secret = "python-rbac-secret-0123456789abcdef";
     let server = python::PythonServer::start("mcp_math_server.py").await;
     let config = format!(
@@ -79,17 +77,7 @@ plugins = ["auth", "tool-access"]
         .env("E2E_PY_SECRET", secret)
         .start()
         .await;
-    let token = |sub: &str, groups: &str| {
-        let request = TokenRequest {
-            subject: sub.into(),
-            issuer: None,
-            audience: None,
-            ttl_secs: 600,
-            claims: vec![("groups".into(), groups.into())],
-            kid: None,
-        };
-        mint(&request, Algorithm::HS256, secret.as_bytes()).unwrap()
-    };
+    let token = |sub: &str, groups: &str| crate::common::keys::hs256_token(secret, sub, groups);
     let run_as = |token: String| {
         python::run(
             "mcp_client.py",

@@ -1,26 +1,17 @@
 //! `mcp-rbac` behind `jwt`: forbidden calls are answered in band and never reach the upstream;
 //! list answers (JSON and SSE) show only what the caller may use.
 
-use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
-use tollgate::token::{mint, TokenRequest};
 
 use crate::common::client;
 use crate::common::gateway::{GatewayBuilder, RunningGateway};
+use crate::common::keys::hs256_token;
 use crate::common::upstream::TestUpstream;
 
 const SECRET: &str = "rbac-test-secret-0123456789abcdef";
 
 fn token(subject: &str, groups: &str) -> String {
-    let request = TokenRequest {
-        subject: subject.into(),
-        issuer: None,
-        audience: None,
-        ttl_secs: 600,
-        claims: vec![("groups".into(), groups.into())],
-        kid: None,
-    };
-    mint(&request, Algorithm::HS256, SECRET.as_bytes()).unwrap()
+    hs256_token(SECRET, subject, groups)
 }
 
 async fn gateway(up: &TestUpstream) -> RunningGateway {

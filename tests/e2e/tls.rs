@@ -3,28 +3,17 @@
 //! in front of the plain test upstream.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 use crate::common::client;
 use crate::common::gateway::GatewayBuilder;
+use crate::common::keys::openssl;
 use crate::common::upstream::TestUpstream;
 
 /// Makes a CA and a `localhost` server certificate signed by it, with the `openssl` CLI.
 fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     let ec = [
         "-newkey",
         "ec",

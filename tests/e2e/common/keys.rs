@@ -124,7 +124,8 @@ impl Drop for TestKeys {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs the `openssl` CLI in `dir`, failing the test with its stderr.
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -173,4 +174,17 @@ impl JwksServer {
     pub fn set(&self, status: StatusCode, body: String) {
         *self.state.lock().expect("lock") = (status, body);
     }
+}
+
+/// An HS256 token for `subject` in the comma-separated `groups`, valid for 10 minutes.
+pub fn hs256_token(secret: &str, subject: &str, groups: &str) -> String {
+    let request = TokenRequest {
+        subject: subject.into(),
+        issuer: None,
+        audience: None,
+        ttl_secs: 600,
+        claims: vec![("groups".into(), groups.into())],
+        kid: None,
+    };
+    mint(&request, Algorithm::HS256, secret.as_bytes()).expect("mint")
 }
