@@ -1,7 +1,8 @@
-//! The admin listener: `/healthz` (the process answers) and `/readyz` (configuration loaded and
-//! the proxy listener accepting connections).
+//! The admin listener: `/healthz` (the process answers), `/readyz` (configuration loaded and
+//! the proxy listener accepting connections) and `/metrics` (Prometheus text format).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,16 +10,19 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::telemetry::Metrics;
+
 /// The admin HTTP application.
 #[derive(Debug, Clone)]
 pub struct AdminApp {
     /// Where readiness probes the proxy listener.
     proxy_addr: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
 }
 
 impl AdminApp {
     /// An admin app probing the proxy listener at `listen` (an unspecified IP probes loopback).
-    pub fn new(listen: &str) -> Self {
+    pub fn new(listen: &str, metrics: Arc<Metrics>) -> Self {
         let proxy_addr = listen.parse::<SocketAddr>().ok().map(|mut addr| {
             if addr.ip().is_unspecified() {
                 addr.set_ip(if addr.is_ipv4() {
@@ -29,7 +33,23 @@ impl AdminApp {
             }
             addr
         });
-        Self { proxy_addr }
+        Self {
+            proxy_addr,
+            metrics,
+        }
+    }
+
+    fn metrics_response(&self) -> Response<Vec<u8>> {
+        let body = self.metrics.render();
+        let len = body.len();
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+        response
     }
 
     async fn proxy_accepting(&self) -> bool {
@@ -71,6 +91,7 @@ impl ServeHttp for AdminApp {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "proxy listener not accepting yet\n",
             ),
+            "/metrics" => self.metrics_response(),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }

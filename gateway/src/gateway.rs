@@ -16,6 +16,7 @@ use tollgate_plugins::{PluginFactory, PluginRegistry};
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigErrors, RuntimeConfig};
 use crate::proxy::TollgateProxy;
+use crate::telemetry::Metrics;
 
 /// A gateway under construction: register plugin types, then load a configuration and run.
 #[derive(Debug, Clone)]
@@ -35,6 +36,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// The metrics registry could not be built.
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
     /// A listener could not be set up.
     #[error("cannot set up listener `{addr}`: {message}")]
     Listener {
@@ -85,8 +89,16 @@ impl Gateway {
         let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
         server.bootstrap();
 
+        let telemetry = &config.telemetry;
+        let metrics = Metrics::new(
+            telemetry.metric_models.clone(),
+            telemetry.metric_tools.clone(),
+        )
+        .map(Arc::new)
+        .map_err(|e| StartError::Metrics(e.to_string()))?;
+        metrics.config_reload(true);
         let shared = Arc::new(ArcSwap::from_pointee(config));
-        let proxy = TollgateProxy::new(shared);
+        let proxy = TollgateProxy::new(shared, metrics.clone());
         let mut options = HttpServerOptions::default();
         options.h2c = settings.h2c;
         let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
@@ -109,7 +121,7 @@ impl Gateway {
         if let Some(admin) = &settings.admin {
             let mut admin_service = Service::new(
                 "tollgate admin".into(),
-                HttpServer::new_app(AdminApp::new(&settings.listen)),
+                HttpServer::new_app(AdminApp::new(&settings.listen, metrics)),
             );
             admin_service.add_tcp(admin);
             server.add_service(admin_service);

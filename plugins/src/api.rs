@@ -371,6 +371,8 @@ pub struct RequestCtx {
     pub response_model: Option<String>,
     /// Token usage seen in the response so far.
     pub usage: Usage,
+    /// When the first generated token (first text delta of a stream) passed through.
+    pub first_token_at: Option<Instant>,
     /// Plugins' own per-request state.
     pub extensions: Extensions,
 }
@@ -391,6 +393,7 @@ impl RequestCtx {
             llm: None,
             response_model: None,
             usage: Usage::default(),
+            first_token_at: None,
             extensions: Extensions::default(),
         }
     }

@@ -10,6 +10,7 @@ mod check;
 mod demo;
 mod jwt;
 mod mcp;
+mod metrics;
 mod rbac;
 mod streaming;
 mod tls;

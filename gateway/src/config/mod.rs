@@ -43,11 +43,22 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
 }
 
+/// Telemetry settings from `[telemetry]`.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// Model label allow-list.
+    pub metric_models: Vec<String>,
+    /// Tool label allow-list.
+    pub metric_tools: Vec<String>,
+}
+
 /// A loaded, validated configuration: what the proxy serves from.
 #[derive(Debug)]
 pub struct RuntimeConfig {
     /// Process-level settings (changing them needs a restart).
     pub server: ServerSettings,
+    /// Telemetry settings.
+    pub telemetry: TelemetrySettings,
     /// The route table.
     pub routes: RouteTable,
 }
@@ -129,8 +140,13 @@ impl Builder<'_> {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
+        let telemetry = TelemetrySettings {
+            metric_models: file.telemetry.metric_models.clone(),
+            metric_tools: file.telemetry.metric_tools.clone(),
+        };
         Ok(RuntimeConfig {
             server,
+            telemetry,
             routes: RouteTable::new(routes),
         })
     }

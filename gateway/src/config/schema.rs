@@ -13,6 +13,9 @@ pub struct ConfigFile {
     /// Listeners and process settings.
     #[serde(default)]
     pub server: ServerSection,
+    /// Metrics, traces and logs.
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
     /// Named plugin instances: `[plugin.<name>]` with a `type` and the plugin's own keys.
     #[serde(default)]
     pub plugin: BTreeMap<String, toml::Table>,
@@ -72,6 +75,31 @@ fn default_admin() -> String {
 
 fn default_threads() -> usize {
     2
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Model names kept as metric labels (exact, `*`, `prefix*`); others are `other`.
+    #[serde(default = "any_value")]
+    pub metric_models: Vec<String>,
+    /// Tool names kept as metric labels (exact, `*`, `prefix*`); others are `other`.
+    #[serde(default = "any_value")]
+    pub metric_tools: Vec<String>,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            metric_models: any_value(),
+            metric_tools: any_value(),
+        }
+    }
+}
+
+fn any_value() -> Vec<String> {
+    vec!["*".into()]
 }
 
 /// `[server.tls]`.

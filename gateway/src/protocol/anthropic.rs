@@ -33,6 +33,9 @@ pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
 
 /// Records usage from one SSE event of a streamed response.
 pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
+    if event.event == "content_block_delta" && cx.first_token_at.is_none() {
+        cx.first_token_at = Some(std::time::Instant::now());
+    }
     if event.event != "message_start" && event.event != "message_delta" {
         return;
     }

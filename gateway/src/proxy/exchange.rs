@@ -170,6 +170,7 @@ async fn send_request(
     };
     let mut attempt = 0;
     let mut watch = ClientWatch::default();
+    ctx.upstream_started = Some(std::time::Instant::now());
     loop {
         let attempt_result =
             watch.guard(session, try_send(connector, &peer, route, &request, &body));

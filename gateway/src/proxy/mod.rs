@@ -33,6 +33,7 @@ use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, Rou
 use crate::config::RuntimeConfig;
 use crate::protocol::errors::{self, ErrorStyle};
 use crate::protocol::observer::ResponseObserver;
+use crate::telemetry::{ExchangeReport, Metrics};
 use route::{NoRoute, Route};
 
 /// The configuration the proxy serves from, swapped atomically on reload.
@@ -42,13 +43,15 @@ pub type SharedConfig = Arc<ArcSwap<RuntimeConfig>>;
 pub struct TollgateProxy {
     config: SharedConfig,
     connector: Connector,
+    metrics: Arc<Metrics>,
 }
 
 impl TollgateProxy {
     /// A proxy serving from `config`.
-    pub fn new(config: SharedConfig) -> Self {
+    pub fn new(config: SharedConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             config,
+            metrics,
             connector: Connector::new(None),
         }
     }
@@ -63,6 +66,8 @@ pub struct ProxyCtx {
     status: u16,
     observer: ResponseObserver,
     request_body_bytes: usize,
+    /// When the gateway started contacting the upstream.
+    upstream_started: Option<std::time::Instant>,
 }
 
 impl ProxyCtx {
@@ -134,6 +139,7 @@ impl ProxyHttp for TollgateProxy {
             status: 0,
             observer: ResponseObserver::Ignore,
             request_body_bytes: 0,
+            upstream_started: None,
         }
     }
 
@@ -211,6 +217,7 @@ impl ProxyHttp for TollgateProxy {
         _session: &mut Session,
         ctx: &mut ProxyCtx,
     ) -> Result<Box<HttpPeer>> {
+        ctx.upstream_started = Some(std::time::Instant::now());
         let route = ctx
             .route
             .as_ref()
@@ -323,8 +330,15 @@ impl ProxyHttp for TollgateProxy {
 
     async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut ProxyCtx) {
         let (Some(route), Some(cx)) = (&ctx.route, &ctx.cx) else {
+            self.metrics.unrouted(ctx.status);
             return;
         };
+        self.metrics.exchange(&ExchangeReport {
+            cx,
+            status: ctx.status,
+            decision: &ctx.decision,
+            upstream: ctx.upstream_started.map(|t| t.elapsed()),
+        });
         let error = ctx
             .error
             .clone()

@@ -1,0 +1,237 @@
+//! Prometheus metrics (DESIGN §7), served on the admin listener at `/metrics`.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tollgate_plugins::{Decision, RequestCtx, RouteKind};
+
+use super::labels::{mcp_method, LabelFilter};
+
+/// Buckets from sub-millisecond proxy overhead to ten-minute LLM streams.
+const DURATION_BUCKETS: [f64; 19] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0, 600.0,
+];
+
+/// Distinct model and tool label values kept at most (per label).
+pub const LABEL_CAP: usize = 100;
+
+/// Everything an exchange reports when it ends.
+#[derive(Debug)]
+pub struct ExchangeReport<'a> {
+    /// The request context.
+    pub cx: &'a RequestCtx,
+    /// Status sent to the client (0: none).
+    pub status: u16,
+    /// The chain's decision.
+    pub decision: &'a Decision,
+    /// Time from connecting upstream to the end of its response, if it was contacted.
+    pub upstream: Option<Duration>,
+}
+
+/// The gateway's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    plugin_rejections: IntCounterVec,
+    mcp_requests: IntCounterVec,
+    tokens: IntCounterVec,
+    time_to_first_token: HistogramVec,
+    config_reloads: IntCounterVec,
+    models: LabelFilter,
+    tools: LabelFilter,
+}
+
+/// Errors setting up the registry (a programming error: duplicate or malformed metric names).
+pub type MetricsError = prometheus::Error;
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, MetricsError> {
+    let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+    let metric = HistogramVec::new(opts, labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl Metrics {
+    /// A registry with every tollgate metric; `models` and `tools` are the label allow-lists.
+    pub fn new(models: Vec<String>, tools: Vec<String>) -> Result<Self, MetricsError> {
+        let registry = Registry::new_custom(Some("tollgate".into()), None)?;
+        let build_info =
+            IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Ok(Self {
+            requests: counter(
+                &registry,
+                "requests_total",
+                "Requests by route, kind and status",
+                &["route", "kind", "status"],
+            )?,
+            request_duration: histogram(
+                &registry,
+                "request_duration_seconds",
+                "Time from request head to the end of the exchange",
+                &["route"],
+            )?,
+            upstream_duration: histogram(
+                &registry,
+                "upstream_duration_seconds",
+                "Time from connecting upstream to the end of its response",
+                &["route"],
+            )?,
+            plugin_rejections: counter(
+                &registry,
+                "plugin_rejections_total",
+                "Requests refused by a plugin",
+                &["route", "plugin", "reason"],
+            )?,
+            mcp_requests: counter(
+                &registry,
+                "mcp_requests_total",
+                "MCP JSON-RPC messages by method, tool and outcome",
+                &["route", "method", "tool", "outcome"],
+            )?,
+            tokens: counter(
+                &registry,
+                "gen_ai_tokens_total",
+                "LLM tokens reported by the provider",
+                &["route", "provider", "model", "type"],
+            )?,
+            time_to_first_token: histogram(
+                &registry,
+                "gen_ai_time_to_first_token_seconds",
+                "Time from request to the first streamed token",
+                &["route", "model"],
+            )?,
+            config_reloads: counter(
+                &registry,
+                "config_reloads_total",
+                "Configuration loads by result",
+                &["result"],
+            )?,
+            registry,
+            models: LabelFilter::new(models, LABEL_CAP),
+            tools: LabelFilter::new(tools, LABEL_CAP),
+        })
+    }
+
+    /// Counts a configuration load (`ok` or `error`).
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Records one finished exchange.
+    pub fn exchange(&self, report: &ExchangeReport<'_>) {
+        let cx = report.cx;
+        let route = &*cx.route.name;
+        let kind = match cx.route.kind {
+            RouteKind::Http => "http",
+            RouteKind::Mcp => "mcp",
+            RouteKind::Llm => "llm",
+        };
+        let status = if report.status == 0 {
+            "none".to_string()
+        } else {
+            report.status.to_string()
+        };
+        self.requests
+            .with_label_values(&[route, kind, &status])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route])
+            .observe(cx.started.elapsed().as_secs_f64());
+        if let Some(upstream) = report.upstream {
+            self.upstream_duration
+                .with_label_values(&[route])
+                .observe(upstream.as_secs_f64());
+        }
+        if let Decision::Rejected { plugin, reason } = report.decision {
+            self.plugin_rejections
+                .with_label_values(&[route, plugin, reason])
+                .inc();
+        }
+        if let Some(mcp) = &cx.mcp {
+            let outcome = match (report.decision, report.status) {
+                (Decision::Allowed, 200..=299) => "ok",
+                (Decision::Allowed, _) => "error",
+                _ => "rejected",
+            };
+            for message in mcp.messages.iter().filter(|m| m.method.is_some()) {
+                let method = mcp_method(message.method.as_deref().unwrap_or_default());
+                let tool = if method == "tools/call" {
+                    self.tools
+                        .label(message.target.as_deref().unwrap_or_default())
+                } else {
+                    ""
+                };
+                self.mcp_requests
+                    .with_label_values(&[route, method, tool, outcome])
+                    .inc();
+            }
+        }
+        if cx.route.kind == RouteKind::Llm {
+            let provider = cx.route.provider.as_deref().unwrap_or("");
+            let model = cx
+                .response_model
+                .as_deref()
+                .or(cx.llm.as_ref().and_then(|l| l.model.as_deref()))
+                .unwrap_or("");
+            let model = self.models.label(model);
+            if cx.usage.reported {
+                self.tokens
+                    .with_label_values(&[route, provider, model, "input"])
+                    .inc_by(cx.usage.input_tokens);
+                self.tokens
+                    .with_label_values(&[route, provider, model, "output"])
+                    .inc_by(cx.usage.output_tokens);
+            }
+            if let Some(first) = cx.first_token_at {
+                let ttft = first.saturating_duration_since(cx.started);
+                self.time_to_first_token
+                    .with_label_values(&[route, model])
+                    .observe(ttft.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records a request no route took (404/405).
+    pub fn unrouted(&self, status: u16) {
+        self.requests
+            .with_label_values(&["", "none", &status.to_string()])
+            .inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        out
+    }
+}

@@ -1,0 +1,6 @@
+//! Telemetry: Prometheus metrics with bounded labels.
+
+pub mod labels;
+pub mod metrics;
+
+pub use metrics::{ExchangeReport, Metrics};
