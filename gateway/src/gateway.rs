@@ -16,7 +16,7 @@ use tollgate_plugins::{PluginFactory, PluginRegistry};
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigErrors, RuntimeConfig};
 use crate::proxy::TollgateProxy;
-use crate::telemetry::Metrics;
+use crate::telemetry::{AuditLog, Metrics};
 
 /// A gateway under construction: register plugin types, then load a configuration and run.
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log: {0}")]
+    Audit(String),
     /// The metrics registry could not be built.
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
@@ -97,8 +100,10 @@ impl Gateway {
         .map(Arc::new)
         .map_err(|e| StartError::Metrics(e.to_string()))?;
         metrics.config_reload(true);
+        let audit =
+            AuditLog::start(&telemetry.audit).map_err(|e| StartError::Audit(e.to_string()))?;
         let shared = Arc::new(ArcSwap::from_pointee(config));
-        let proxy = TollgateProxy::new(shared, metrics.clone());
+        let proxy = TollgateProxy::new(shared, metrics.clone(), audit);
         let mut options = HttpServerOptions::default();
         options.h2c = settings.h2c;
         let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)

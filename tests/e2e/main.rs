@@ -4,6 +4,7 @@ mod common;
 
 mod admin_and_routing;
 mod anthropic;
+mod audit;
 mod bad_input;
 mod body_phase;
 mod check;

@@ -50,6 +50,8 @@ pub struct TelemetrySettings {
     pub metric_models: Vec<String>,
     /// Tool label allow-list.
     pub metric_tools: Vec<String>,
+    /// Where audit records go.
+    pub audit: crate::telemetry::AuditSink,
 }
 
 /// A loaded, validated configuration: what the proxy serves from.
@@ -143,6 +145,7 @@ impl Builder<'_> {
         let telemetry = TelemetrySettings {
             metric_models: file.telemetry.metric_models.clone(),
             metric_tools: file.telemetry.metric_tools.clone(),
+            audit: crate::telemetry::AuditSink::parse(&file.telemetry.audit_log),
         };
         Ok(RuntimeConfig {
             server,

@@ -87,6 +87,13 @@ pub struct TelemetrySection {
     /// Tool names kept as metric labels (exact, `*`, `prefix*`); others are `other`.
     #[serde(default = "any_value")]
     pub metric_tools: Vec<String>,
+    /// Audit log: `"stdout"`, `"off"` or a file path (JSON lines).
+    #[serde(default = "default_audit_log")]
+    pub audit_log: String,
+}
+
+fn default_audit_log() -> String {
+    "stdout".into()
 }
 
 impl Default for TelemetrySection {
@@ -94,6 +101,7 @@ impl Default for TelemetrySection {
         Self {
             metric_models: any_value(),
             metric_tools: any_value(),
+            audit_log: default_audit_log(),
         }
     }
 }

@@ -33,7 +33,8 @@ use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, Rou
 use crate::config::RuntimeConfig;
 use crate::protocol::errors::{self, ErrorStyle};
 use crate::protocol::observer::ResponseObserver;
-use crate::telemetry::{ExchangeReport, Metrics};
+use crate::telemetry::audit::{self, AuditFacts};
+use crate::telemetry::{AuditLog, ExchangeReport, Metrics};
 use route::{NoRoute, Route};
 
 /// The configuration the proxy serves from, swapped atomically on reload.
@@ -44,14 +45,16 @@ pub struct TollgateProxy {
     config: SharedConfig,
     connector: Connector,
     metrics: Arc<Metrics>,
+    audit: AuditLog,
 }
 
 impl TollgateProxy {
     /// A proxy serving from `config`.
-    pub fn new(config: SharedConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: SharedConfig, metrics: Arc<Metrics>, audit: AuditLog) -> Self {
         Self {
             config,
             metrics,
+            audit,
             connector: Connector::new(None),
         }
     }
@@ -328,9 +331,10 @@ impl ProxyHttp for TollgateProxy {
         }
     }
 
-    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut ProxyCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut ProxyCtx) {
         let (Some(route), Some(cx)) = (&ctx.route, &ctx.cx) else {
             self.metrics.unrouted(ctx.status);
+            self.audit_unrouted(session, ctx);
             return;
         };
         self.metrics.exchange(&ExchangeReport {
@@ -349,6 +353,17 @@ impl ProxyHttp for TollgateProxy {
             error,
         };
         chain::on_complete(route, cx, &outcome).await;
+        if self.audit.enabled() {
+            let facts = AuditFacts {
+                status: ctx.status,
+                decision: &ctx.decision,
+                error: outcome.error.as_deref(),
+                upstream: ctx.upstream_started.map(|t| t.elapsed()),
+            };
+            if !self.audit.submit(audit::record(cx, &facts)) {
+                self.metrics.audit_dropped();
+            }
+        }
         tracing::debug!(
             route = %route.info.name,
             status = outcome.status,
@@ -358,6 +373,32 @@ impl ProxyHttp for TollgateProxy {
             output_tokens = cx.usage.output_tokens,
             "request done"
         );
+    }
+}
+
+impl TollgateProxy {
+    /// Audits a request no route took (it has no request context).
+    fn audit_unrouted(&self, session: &Session, ctx: &ProxyCtx) {
+        if !self.audit.enabled() {
+            return;
+        }
+        let req = session.req_header();
+        let reason = match &ctx.decision {
+            Decision::Invalid { reason } => Some(reason.as_str()),
+            _ => None,
+        };
+        let record = serde_json::json!({
+            "route": null,
+            "client": session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            "method": req.method.as_str(),
+            "path": req.uri.path(),
+            "status": ctx.status,
+            "decision": "invalid",
+            "reason": reason,
+        });
+        if !self.audit.submit(record) {
+            self.metrics.audit_dropped();
+        }
     }
 }
 

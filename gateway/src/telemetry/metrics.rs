@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
@@ -43,6 +44,7 @@ pub struct Metrics {
     tokens: IntCounterVec,
     time_to_first_token: HistogramVec,
     config_reloads: IntCounterVec,
+    audit_dropped: IntCounter,
     models: LabelFilter,
     tools: LabelFilter,
 }
@@ -132,6 +134,14 @@ impl Metrics {
                 "Configuration loads by result",
                 &["result"],
             )?,
+            audit_dropped: {
+                let metric = IntCounter::new(
+                    "audit_dropped_total",
+                    "Audit records dropped because the writer fell behind",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             registry,
             models: LabelFilter::new(models, LABEL_CAP),
             tools: LabelFilter::new(tools, LABEL_CAP),
@@ -217,6 +227,11 @@ impl Metrics {
                     .observe(ttft.as_secs_f64());
             }
         }
+    }
+
+    /// Counts an audit record dropped on a full queue.
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.inc();
     }
 
     /// Records a request no route took (404/405).

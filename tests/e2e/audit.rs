@@ -1,0 +1,182 @@
+//! The audit log: one JSON line per exchange with the right decision, the caller, the tool or
+//! model and the tokens — and no secret anywhere in what the gateway writes.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::client;
+use crate::common::gateway::GatewayBuilder;
+use crate::common::keys::hs256_token;
+use crate::common::upstream::TestUpstream;
+
+const SECRET: &str = "audit-test-secret-0123456789abcdef";
+const PROVIDER_KEY: &str = "sk-ant-audit-provider-key-9876";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_line_per_exchange_with_its_decision_and_no_secrets() {
+    let up = TestUpstream::start().await;
+    let dir = std::env::temp_dir().join(format!("tollgate-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let audit_path = dir.join("audit.jsonl");
+    let config = format!(
+        r#"
+[telemetry]
+audit_log = "{audit}"
+
+[plugin.auth]
+type = "jwt"
+secret = {{ env = "E2E_AUDIT_SECRET" }}
+token_from = ["authorization", "x-api-key"]
+
+[plugin.tool-access]
+type = "mcp-rbac"
+rules = [{{ tools = ["multiply"], claim = "groups", any_of = ["math-users"] }}]
+
+[plugin.key]
+type = "secret-injection"
+header = "x-api-key"
+value = {{ env = "E2E_AUDIT_PROVIDER_KEY" }}
+
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["auth", "tool-access"]
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["auth", "key"]
+"#,
+        audit = audit_path.display(),
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config)
+        .env("E2E_AUDIT_SECRET", SECRET)
+        .env("E2E_AUDIT_PROVIDER_KEY", PROVIDER_KEY)
+        .start()
+        .await;
+    let client = client();
+    let alice = hs256_token(SECRET, "alice", "math-users");
+    let call = |tool: &str| json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": {"a": 1}}});
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    client
+        .post(gw.url("/mcp"))
+        .bearer_auth(&alice)
+        .header("traceparent", traceparent)
+        .json(&call("multiply"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(gw.url("/mcp"))
+        .bearer_auth(&alice)
+        .json(&call("delete_all"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(gw.url("/mcp"))
+        .json(&call("multiply"))
+        .send()
+        .await
+        .unwrap();
+    let stream = json!({"model": "claude-audit", "max_tokens": 8, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-api-key", &alice)
+        .json(&stream)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
+    client.get(gw.url("/nowhere")).send().await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines: Vec<Value> = loop {
+        let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        if lines.len() >= 5 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit log has {} lines:\n{text}",
+            lines.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    let find = |pred: &dyn Fn(&Value) -> bool| {
+        lines
+            .iter()
+            .find(|l| pred(l))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+
+    let allowed = find(&|l| l["decision"] == "allowed" && l["route"] == "mcp");
+    assert_eq!(allowed["subject"], "alice");
+    assert_eq!(allowed["status"], 200);
+    assert_eq!(
+        allowed["mcp"][0],
+        json!({"method": "tools/call", "target": "multiply"})
+    );
+    assert_eq!(allowed["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    let denied = find(&|l| l["reason"] == "rbac.denied");
+    assert_eq!(
+        (denied["decision"].as_str(), denied["plugin"].as_str()),
+        (Some("rejected"), Some("tool-access"))
+    );
+    assert_eq!(denied["mcp"][0]["target"], "delete_all");
+
+    let anonymous = find(&|l| l["reason"] == "jwt.missing");
+    assert_eq!(
+        (anonymous["status"].as_u64(), anonymous["plugin"].as_str()),
+        (Some(401), Some("auth"))
+    );
+    assert_eq!(anonymous["subject"], Value::Null);
+
+    let llm = find(&|l| l["route"] == "llm");
+    assert_eq!(llm["decision"], "allowed");
+    assert_eq!(
+        llm["llm"],
+        json!({"provider": "anthropic", "model": "claude-audit", "stream": true, "input_tokens": 12, "output_tokens": 3})
+    );
+    assert!(llm["upstream_ms"].as_f64().unwrap() > 0.0);
+
+    let unrouted = find(&|l| l["route"].is_null());
+    assert_eq!(
+        (unrouted["status"].as_u64(), unrouted["reason"].as_str()),
+        (Some(404), Some("route.not_found"))
+    );
+
+    // No secret in anything the gateway wrote: audit log, logs, metrics.
+    let audit_text = std::fs::read_to_string(&audit_path).unwrap();
+    let metrics = client
+        .get(format!("http://{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (what, text) in [
+        ("audit log", &audit_text),
+        ("gateway log", &gw.log()),
+        ("metrics", &metrics),
+    ] {
+        for secret in [PROVIDER_KEY, alice.as_str(), SECRET] {
+            assert!(!text.contains(secret), "a secret leaked into the {what}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
