@@ -229,7 +229,7 @@ fn run(gateway: &Gateway, path: &Path) -> ExitCode {
     };
     let listen = config.server.listen.clone();
     let admin = config.server.admin.clone();
-    match gateway.build_server(config) {
+    match gateway.build_server(config, Some(path)) {
         Ok(server) => {
             tracing::info!(listen, admin = admin.as_deref().unwrap_or("off"), config = %path.display(), "tollgate starting");
             server.run_forever()
@@ -286,7 +286,7 @@ fn demo(gateway: &Gateway, listen: &str, admin: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match gateway.build_server(config) {
+    let server = match gateway.build_server(config, None) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");

@@ -16,6 +16,7 @@ use tollgate_plugins::{PluginFactory, PluginRegistry};
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigErrors, RuntimeConfig};
 use crate::proxy::TollgateProxy;
+use crate::reload::Reloader;
 use crate::telemetry::{AuditLog, Metrics};
 
 /// A gateway under construction: register plugin types, then load a configuration and run.
@@ -36,6 +37,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// The configuration watcher could not start.
+    #[error("cannot watch the configuration: {0}")]
+    Reload(String),
     /// The audit log could not be opened.
     #[error("cannot open the audit log: {0}")]
     Audit(String),
@@ -80,8 +84,13 @@ impl Gateway {
         config::load_file(path, &self.registry)
     }
 
-    /// Builds the Pingora server for `config`. Call `run_forever` on the result.
-    pub fn build_server(&self, config: RuntimeConfig) -> Result<Server, StartError> {
+    /// Builds the Pingora server for `config`; with `watch`, that configuration file is reloaded
+    /// when it (or a file it names) changes and on SIGHUP. Call `run_forever` on the result.
+    pub fn build_server(
+        &self,
+        config: RuntimeConfig,
+        watch: Option<&Path>,
+    ) -> Result<Server, StartError> {
         let settings = config.server.clone();
         let conf = ServerConf {
             threads: settings.threads,
@@ -102,7 +111,20 @@ impl Gateway {
         metrics.config_reload(true);
         let audit =
             AuditLog::start(&telemetry.audit).map_err(|e| StartError::Audit(e.to_string()))?;
+        let watch_interval = config.server.watch_interval;
         let shared = Arc::new(ArcSwap::from_pointee(config));
+        if let Some(path) = watch {
+            let reloader = Reloader::new(
+                path.to_path_buf(),
+                self.registry.clone(),
+                shared.clone(),
+                metrics.clone(),
+                watch_interval,
+            );
+            reloader
+                .spawn()
+                .map_err(|e| StartError::Reload(e.to_string()))?;
+        }
         let proxy = TollgateProxy::new(shared, metrics.clone(), audit);
         let mut options = HttpServerOptions::default();
         options.h2c = settings.h2c;

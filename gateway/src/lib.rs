@@ -18,6 +18,7 @@ pub mod demo;
 pub mod gateway;
 pub mod protocol;
 pub mod proxy;
+pub mod reload;
 pub mod telemetry;
 pub mod token;
 

@@ -13,5 +13,6 @@ mod jwt;
 mod mcp;
 mod metrics;
 mod rbac;
+mod reload;
 mod streaming;
 mod tls;

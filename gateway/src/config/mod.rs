@@ -41,6 +41,8 @@ pub struct ServerSettings {
     pub grace_period: Duration,
     /// Shutdown timeout for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Configuration polling interval; `None`: only on SIGHUP.
+    pub watch_interval: Option<Duration>,
 }
 
 /// Telemetry settings from `[telemetry]`.
@@ -61,6 +63,8 @@ pub struct RuntimeConfig {
     pub server: ServerSettings,
     /// Telemetry settings.
     pub telemetry: TelemetrySettings,
+    /// Files the configuration names (secrets, keys, CAs); watched for hot reload.
+    pub watched_files: Vec<std::path::PathBuf>,
     /// The route table.
     pub routes: RouteTable,
 }
@@ -147,9 +151,11 @@ impl Builder<'_> {
             metric_tools: file.telemetry.metric_tools.clone(),
             audit: crate::telemetry::AuditSink::parse(&file.telemetry.audit_log),
         };
+        let watched_files = crate::reload::referenced_files(&file);
         Ok(RuntimeConfig {
             server,
             telemetry,
+            watched_files,
             routes: RouteTable::new(routes),
         })
     }
@@ -171,6 +177,11 @@ impl Builder<'_> {
             h2c: s.h2c,
             grace_period: s.grace_period.map_or(Duration::from_secs(5), |d| d.0),
             shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
+            watch_interval: match s.watch_interval {
+                None => Some(Duration::from_secs(2)),
+                Some(d) if d.0.is_zero() => None,
+                Some(d) => Some(d.0),
+            },
         }
     }
 

@@ -48,6 +48,9 @@ pub struct ServerSection {
     pub grace_period: Option<DurationStr>,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_timeout: Option<DurationStr>,
+    /// How often the configuration file (and the files it names) is checked for changes;
+    /// `"0s"`: only on SIGHUP.
+    pub watch_interval: Option<DurationStr>,
 }
 
 impl Default for ServerSection {
@@ -61,6 +64,7 @@ impl Default for ServerSection {
             max_body: None,
             grace_period: None,
             shutdown_timeout: None,
+            watch_interval: None,
         }
     }
 }

@@ -30,6 +30,9 @@ pub fn example_bin() -> PathBuf {
 /// A running gateway process.
 pub struct RunningGateway {
     child: Child,
+    /// The generated `[server]` table, kept for rewrites of the configuration.
+    server_header: String,
+    kubernetes_layout: bool,
     /// Proxy listener.
     pub addr: SocketAddr,
     /// Admin listener.
@@ -67,6 +70,7 @@ mod tempdir {
 
 /// What to start.
 pub struct GatewayBuilder {
+    kubernetes_layout: bool,
     bin: PathBuf,
     server_extra: String,
     body: String,
@@ -77,6 +81,7 @@ impl GatewayBuilder {
     /// The stock binary with `routes_and_plugins` (TOML without `[server]`).
     pub fn new(routes_and_plugins: &str) -> Self {
         Self {
+            kubernetes_layout: false,
             bin: tollgate_bin(),
             server_extra: String::new(),
             body: routes_and_plugins.to_string(),
@@ -97,6 +102,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Lays the configuration out as a Kubernetes ConfigMap volume does: `tollgate.toml` is a
+    /// symlink into `..data`, itself a symlink to a versioned directory.
+    pub fn kubernetes_layout(mut self) -> Self {
+        self.kubernetes_layout = true;
+        self
+    }
+
     /// Sets an environment variable for the gateway process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
@@ -108,13 +120,18 @@ impl GatewayBuilder {
         let addr = free_addr();
         let admin = free_addr();
         let dir = tempdir::Dir::new();
-        let config = format!(
-            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n{}\n{}",
-            self.server_extra,
-            self.body
+        let server_header = format!(
+            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n{}\n",
+            self.server_extra
         );
+        let config = format!("{server_header}{}", self.body);
         let config_path = dir.path().join("tollgate.toml");
-        std::fs::write(&config_path, config).expect("write config");
+        if self.kubernetes_layout {
+            write_kubernetes_version(dir.path(), "v1", &config);
+            std::os::unix::fs::symlink("..data/tollgate.toml", &config_path).expect("symlink");
+        } else {
+            std::fs::write(&config_path, config).expect("write config");
+        }
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
         let mut command = Command::new(&self.bin);
         command
@@ -131,6 +148,8 @@ impl GatewayBuilder {
         let child = command.spawn().expect("spawn gateway");
         let mut gateway = RunningGateway {
             child,
+            server_header,
+            kubernetes_layout: self.kubernetes_layout,
             addr,
             admin,
             dir,
@@ -144,6 +163,35 @@ impl RunningGateway {
     /// `http://<proxy addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Replaces the routes and plugins of the running gateway's configuration (the `[server]`
+    /// table stays), as an operator editing the file (or Kubernetes swapping the volume) would.
+    pub fn rewrite_config(&self, routes_and_plugins: &str) {
+        let config = format!("{}{routes_and_plugins}", self.server_header);
+        if self.kubernetes_layout {
+            static VERSION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(2);
+            let version = format!(
+                "v{}",
+                VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            write_kubernetes_version(self.dir.path(), &version, &config);
+        } else {
+            let path = self.dir.path().join("tollgate.toml");
+            let tmp = self.dir.path().join("tollgate.toml.tmp");
+            std::fs::write(&tmp, config).expect("write config");
+            std::fs::rename(tmp, path).expect("replace config");
+        }
+    }
+
+    /// Sends a signal (`"HUP"`, `"TERM"`) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     /// The gateway's stderr so far.
@@ -207,4 +255,15 @@ pub fn check(bin: &std::path::Path, config: &str, env: &[(&str, &str)]) -> (i32,
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.code().unwrap_or(-1), text, path)
+}
+
+/// Writes `config` into `<dir>/<version>/tollgate.toml` and points `<dir>/..data` at it
+/// atomically (a new symlink renamed over the old one), as the kubelet does.
+fn write_kubernetes_version(dir: &std::path::Path, version: &str, config: &str) {
+    std::fs::create_dir_all(dir.join(version)).expect("version dir");
+    std::fs::write(dir.join(version).join("tollgate.toml"), config).expect("write config");
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(version, &tmp).expect("symlink");
+    std::fs::rename(&tmp, dir.join("..data")).expect("swap ..data");
 }

@@ -1,0 +1,156 @@
+//! Hot reload: the configuration file and the files it names are checked every `watch_interval`
+//! (by content, so Kubernetes' symlink swaps of ConfigMap and Secret volumes are seen) and on
+//! SIGHUP. A valid new configuration is swapped in atomically — requests in flight finish on the
+//! routes and plugins they started with — and an invalid one is reported and counted while the
+//! last good configuration stays.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_plugins::PluginRegistry;
+
+use crate::config;
+use crate::proxy::SharedConfig;
+use crate::telemetry::Metrics;
+
+/// Watches one configuration file and swaps in its new versions.
+pub struct Reloader {
+    path: PathBuf,
+    registry: PluginRegistry,
+    shared: SharedConfig,
+    metrics: Arc<Metrics>,
+    interval: Option<Duration>,
+}
+
+impl Reloader {
+    /// A reloader for `path`, polling every `interval` (`None`: only on SIGHUP).
+    pub fn new(
+        path: PathBuf,
+        registry: PluginRegistry,
+        shared: SharedConfig,
+        metrics: Arc<Metrics>,
+        interval: Option<Duration>,
+    ) -> Self {
+        Self {
+            path,
+            registry,
+            shared,
+            metrics,
+            interval,
+        }
+    }
+
+    /// Starts the watcher on its own thread (file reads never run on the proxy's runtimes).
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("tollgate-reload".into())
+            .spawn(move || runtime.block_on(self.run()))
+    }
+
+    async fn run(self) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reloads come from file changes only");
+                None
+            }
+        };
+        let mut last = fingerprint(&self.path, &self.shared.load().watched_files);
+        loop {
+            let forced = tokio::select! {
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+                () = sleep_or_forever(self.interval) => false,
+            };
+            let now = fingerprint(&self.path, &self.shared.load().watched_files);
+            if forced || now != last {
+                self.reload(forced);
+                // The new configuration may name other files.
+                last = fingerprint(&self.path, &self.shared.load().watched_files);
+            }
+        }
+    }
+
+    fn reload(&self, forced: bool) {
+        match config::load_file(&self.path, &self.registry) {
+            Ok(new) => {
+                let old = self.shared.load();
+                if new.server.listen != old.server.listen
+                    || new.server.admin != old.server.admin
+                    || new.server.threads != old.server.threads
+                    || new.server.tls != old.server.tls
+                {
+                    tracing::warn!("changes to [server] listeners, threads or TLS take effect at the next restart");
+                }
+                let routes = new.routes.routes().len();
+                self.shared.store(Arc::new(new));
+                self.metrics.config_reload(true);
+                tracing::info!(config = %self.path.display(), routes, sighup = forced, "configuration reloaded");
+            }
+            Err(errors) => {
+                self.metrics.config_reload(false);
+                tracing::error!(config = %self.path.display(), "configuration not reloaded, the last good one stays:\n{errors}");
+            }
+        }
+    }
+}
+
+async fn sleep_or_forever(interval: Option<Duration>) {
+    match interval {
+        Some(interval) => tokio::time::sleep(interval).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A hash of the contents of the configuration and the files it names (unreadable counts too).
+fn fingerprint(path: &Path, files: &[PathBuf]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for file in std::iter::once(path).chain(files.iter().map(PathBuf::as_path)) {
+        match std::fs::read(file) {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            Err(error) => error.kind().hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
+
+/// Files a configuration names: `file = "..."` in plugin tables (secrets, JWKS, keys), upstream
+/// `ca_file`s, and the listener's TLS certificate and key.
+pub fn referenced_files(file: &config::schema::ConfigFile) -> Vec<PathBuf> {
+    fn walk(value: &toml::Value, out: &mut Vec<PathBuf>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    match (key.as_str(), value) {
+                        ("file" | "ca_file", toml::Value::String(path)) => {
+                            out.push(PathBuf::from(path))
+                        }
+                        _ => walk(value, out),
+                    }
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for table in file.plugin.values() {
+        walk(&toml::Value::Table(table.clone()), &mut out);
+    }
+    out.extend(
+        file.route
+            .iter()
+            .filter_map(|r| r.upstream.ca_file.as_ref().map(PathBuf::from)),
+    );
+    if let Some(tls) = &file.server.tls {
+        out.push(PathBuf::from(&tls.cert));
+        out.push(PathBuf::from(&tls.key));
+    }
+    out
+}

@@ -1,0 +1,132 @@
+//! Hot reload: a changed configuration is swapped in without dropping requests in flight, an
+//! invalid one is reported and the last good one stays, Kubernetes' symlink swap is noticed, and
+//! SIGHUP reloads at once.
+
+use std::time::{Duration, Instant};
+
+use crate::common::client;
+use crate::common::gateway::{GatewayBuilder, RunningGateway};
+use crate::common::upstream::TestUpstream;
+
+fn route(prefix: &str, upstream: &str) -> String {
+    format!("[[route]]\nname = \"r{}\"\nmatch = {{ path_prefix = \"{prefix}\" }}\nupstream = {{ url = \"{upstream}\", strip_prefix = true }}\n", prefix.trim_start_matches('/'))
+}
+
+async fn status(gw: &RunningGateway, path: &str) -> u16 {
+    client()
+        .get(gw.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn wait_status(gw: &RunningGateway, path: &str, want: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while status(gw, path).await != want {
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not answer {want} in time:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn reloads(gw: &RunningGateway, result: &str) -> f64 {
+    let scrape = client()
+        .get(format!("http://{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("tollgate_config_reloads_total{{result=\"{result}\"}}");
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_config_is_swapped_in_and_streams_in_flight_finish() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+        .server_line("watch_interval = \"200ms\"")
+        .start()
+        .await;
+    assert_eq!(status(&gw, "/a/x").await, 200);
+
+    // A stream that spans the reload (3 events, 300 ms apart).
+    let mut stream = client().get(gw.url("/a/mcp")).send().await.unwrap();
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+
+    gw.rewrite_config(&route("/b", &up.url()));
+    wait_status(&gw, "/b/x", 200, Duration::from_secs(5)).await;
+    assert_eq!(status(&gw, "/a/x").await, 404, "the old route is gone");
+
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        text.contains("id: ev-3"),
+        "the stream begun before the reload finished: {text}"
+    );
+    assert_eq!(reloads(&gw, "ok").await, 2.0, "start + one reload");
+
+    // An invalid configuration is reported with its location; the last good one keeps serving.
+    gw.rewrite_config("[[route]]\nname = \"broken\"\nmatch = { path_prefix = \"/c\" }\nupstream = { url = \"http://127.0.0.1:1\" }\nplugins = [\"missing\"]\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reloads(&gw, "error").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "invalid config not noticed:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&gw, "/b/x").await, 200);
+    assert!(gw.log().contains("the last good one stays"), "{}", gw.log());
+    assert!(
+        gw.log()
+            .contains("tollgate.toml:13:12: route `broken` names plugin `missing`"),
+        "{}",
+        gw.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubernetes_configmap_symlink_swap_is_noticed() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+        .server_line("watch_interval = \"200ms\"")
+        .kubernetes_layout()
+        .start()
+        .await;
+    assert_eq!(status(&gw, "/a/x").await, 200);
+    gw.rewrite_config(&route("/b", &up.url()));
+    wait_status(&gw, "/b/x", 200, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_at_once() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+        .server_line("watch_interval = \"0s\"")
+        .start()
+        .await;
+    gw.rewrite_config(&route("/b", &up.url()));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        status(&gw, "/b/x").await,
+        404,
+        "no polling: nothing changes without a signal"
+    );
+    gw.signal("HUP");
+    wait_status(&gw, "/b/x", 200, Duration::from_secs(2)).await;
+}
