@@ -12,6 +12,7 @@ pub mod mcp_rbac;
 pub mod request;
 pub mod secret_injection;
 pub mod secret_source;
+pub mod token_ratelimit;
 pub mod units;
 
 pub use api::{
@@ -36,6 +37,7 @@ impl PluginRegistry {
         registry.register("secret-injection", secret_injection::SecretInjectionFactory);
         registry.register("jwt", jwt::JwtFactory);
         registry.register("mcp-rbac", mcp_rbac::McpRbacFactory);
+        registry.register("token-ratelimit", token_ratelimit::TokenRateLimitFactory);
         registry
     }
 }

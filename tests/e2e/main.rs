@@ -12,6 +12,7 @@ mod demo;
 mod jwt;
 mod mcp;
 mod metrics;
+mod ratelimit;
 mod rbac;
 mod reload;
 mod streaming;

@@ -33,8 +33,12 @@ pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
 
 /// Records usage from one SSE event of a streamed response.
 pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
-    if event.event == "content_block_delta" && cx.first_token_at.is_none() {
-        cx.first_token_at = Some(std::time::Instant::now());
+    if event.event == "content_block_delta" {
+        if cx.first_token_at.is_none() {
+            cx.first_token_at = Some(std::time::Instant::now());
+        }
+        estimate_streamed_output(event, cx);
+        return;
     }
     if event.event != "message_start" && event.event != "message_delta" {
         return;
@@ -53,6 +57,40 @@ pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
                 apply_usage(usage, cx);
             }
         }
+    }
+}
+
+/// Text streamed so far, in characters.
+#[derive(Debug, Default)]
+struct StreamedChars(u64);
+
+/// Keeps an estimate of the output tokens (about four characters each) while text streams, so
+/// that a stream the client abandons before `message_delta` is still charged for what was
+/// generated; the exact figure of `message_delta` replaces it when it comes.
+fn estimate_streamed_output(event: &SseEvent, cx: &mut RequestCtx) {
+    let Ok(json) = serde_json::from_str::<Value>(&event.data) else {
+        return;
+    };
+    let delta = json.get("delta");
+    let text = ["text", "partial_json", "thinking"]
+        .iter()
+        .find_map(|k| delta?.get(*k)?.as_str())
+        .unwrap_or("");
+    let total = match cx.extensions.get_mut::<StreamedChars>() {
+        Some(streamed) => {
+            streamed.0 += text.chars().count() as u64;
+            streamed.0
+        }
+        None => {
+            let count = text.chars().count() as u64;
+            cx.extensions.insert(StreamedChars(count));
+            count
+        }
+    };
+    let estimate = total.div_ceil(4);
+    if estimate > cx.usage.output_tokens {
+        cx.usage.output_tokens = estimate;
+        cx.usage.reported = true;
     }
 }
 
@@ -112,6 +150,33 @@ mod tests {
         assert_eq!(cx.usage.input_tokens, 30);
         assert_eq!(cx.usage.output_tokens, 15);
         assert_eq!(cx.response_model.as_deref(), Some("claude-x"));
+    }
+
+    #[test]
+    fn abandoned_stream_is_estimated_from_its_text() {
+        let mut cx = cx();
+        let start = SseEvent {
+            event: "message_start".into(),
+            data: r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}"#.into(),
+            id: None,
+        };
+        observe_event(&start, &mut cx);
+        for _ in 0..3 {
+            let delta = SseEvent {
+                event: "content_block_delta".into(),
+                data: r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"twelve chars"}}"#.into(),
+                id: None,
+            };
+            observe_event(&delta, &mut cx);
+        }
+        assert_eq!(cx.usage.output_tokens, 9, "36 characters ~ 9 tokens");
+        let end = SseEvent {
+            event: "message_delta".into(),
+            data: r#"{"type":"message_delta","usage":{"output_tokens":7}}"#.into(),
+            id: None,
+        };
+        observe_event(&end, &mut cx);
+        assert_eq!(cx.usage.output_tokens, 7, "the exact figure wins");
     }
 
     #[test]

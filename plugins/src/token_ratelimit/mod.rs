@@ -1,0 +1,304 @@
+//! `token-ratelimit`: token buckets per caller, counted in requests or in LLM tokens.
+//!
+//! In token units a request is admitted while the caller's bucket is positive and reserves an
+//! estimate (the request's `max_tokens` plus its input size, bounded by what is left); when the
+//! exchange ends the reservation is settled with the usage the provider reported — from the JSON
+//! body or the SSE stream, also when the client left mid-stream — so over-use is charged and an
+//! unused reservation refunded. See docs/limits.md.
+
+pub mod bucket;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use crate::api::RouteKind;
+use crate::api::{
+    Outcome, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
+    ResponseHead, Verdict,
+};
+use crate::config::{parse, PluginConfigError};
+use crate::units::DurationStr;
+use bucket::{Admission, Limits, LocalBuckets};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitConfig {
+    #[serde(default)]
+    unit: Unit,
+    #[serde(default = "default_key")]
+    key: String,
+    max_tokens: u64,
+    refill_tokens: u64,
+    refill_interval: DurationStr,
+    /// Tokens reserved for an LLM request that names no `max_tokens`.
+    default_reservation: Option<u64>,
+}
+
+fn default_key() -> String {
+    "jwt.sub".into()
+}
+
+/// What a bucket counts.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// One per request.
+    #[default]
+    Requests,
+    /// LLM tokens (input + output).
+    Tokens,
+}
+
+/// Whose bucket a request draws from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeySource {
+    Claim(String),
+    Header(HeaderName),
+    Ip,
+    Route,
+}
+
+impl KeySource {
+    fn parse(text: &str) -> Result<Self, String> {
+        if let Some(claim) = text.strip_prefix("jwt.") {
+            return Ok(KeySource::Claim(claim.to_string()));
+        }
+        if let Some(header) = text.strip_prefix("header:") {
+            return HeaderName::from_bytes(header.trim().as_bytes())
+                .map(KeySource::Header)
+                .map_err(|_| format!("`{header}` is not a header name"));
+        }
+        match text {
+            "ip" => Ok(KeySource::Ip),
+            "route" => Ok(KeySource::Route),
+            _ => Err(format!(
+                "unknown key `{text}` (use jwt.<claim>, header:<name>, ip or route)"
+            )),
+        }
+    }
+
+    /// The bucket key for a request; callers without the claim or header share `anonymous`.
+    fn key(&self, cx: &RequestCtx) -> String {
+        let value = match self {
+            KeySource::Claim(claim) => {
+                cx.identity
+                    .as_ref()
+                    .and_then(|i| match i.claims.get(claim) {
+                        Some(serde_json::Value::String(s)) => Some(s.clone()),
+                        Some(serde_json::Value::Array(items)) => Some(
+                            items
+                                .iter()
+                                .filter_map(|v| v.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ),
+                        Some(other) => Some(other.to_string()),
+                        None => (claim == "sub").then(|| i.subject.clone()),
+                    })
+            }
+            KeySource::Header(name) => cx
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            KeySource::Ip => cx.client_addr.map(|a| a.ip().to_string()),
+            KeySource::Route => Some(cx.route.name.to_string()),
+        };
+        // Bucket keys are per route so that one instance can serve several routes separately.
+        format!(
+            "{}\u{0}{}",
+            cx.route.name,
+            value.unwrap_or_else(|| "anonymous".into())
+        )
+    }
+}
+
+/// A reservation waiting to be settled.
+#[derive(Debug, Clone)]
+struct Reservation {
+    plugin: String,
+    key: String,
+    reserved: f64,
+    remaining: f64,
+}
+
+/// Reservations of this request (several instances may stack on one route).
+#[derive(Debug, Default)]
+struct Reservations(Vec<Reservation>);
+
+/// The `token-ratelimit` plugin instance.
+#[derive(Debug)]
+pub struct TokenRateLimit {
+    name: String,
+    unit: Unit,
+    key: KeySource,
+    buckets: LocalBuckets,
+    default_reservation: u64,
+    remaining_header: HeaderName,
+    reset_header: HeaderName,
+}
+
+/// Factory for `type = "token-ratelimit"`.
+pub struct TokenRateLimitFactory;
+
+impl PluginFactory for TokenRateLimitFactory {
+    fn build(&self, name: &str, table: &toml::Table) -> Result<Arc<dyn Plugin>, PluginConfigError> {
+        let cfg: RateLimitConfig = parse(table)?;
+        let key = KeySource::parse(&cfg.key).map_err(|e| PluginConfigError::at("key", e))?;
+        if cfg.max_tokens == 0 || cfg.refill_tokens == 0 || cfg.refill_interval.0.is_zero() {
+            return Err(PluginConfigError::new(
+                "max_tokens, refill_tokens and refill_interval must be positive",
+            ));
+        }
+        let rate = cfg.refill_tokens as f64 / cfg.refill_interval.0.as_secs_f64();
+        let (remaining, reset) = match cfg.unit {
+            Unit::Requests => (
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ),
+            Unit::Tokens => ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+        };
+        Ok(Arc::new(TokenRateLimit {
+            name: name.to_string(),
+            unit: cfg.unit,
+            key,
+            buckets: LocalBuckets::new(Limits {
+                max: cfg.max_tokens as f64,
+                rate,
+            }),
+            default_reservation: cfg.default_reservation.unwrap_or(1024),
+            remaining_header: HeaderName::from_static(remaining),
+            reset_header: HeaderName::from_static(reset),
+        }))
+    }
+}
+
+impl TokenRateLimit {
+    fn admit(&self, cx: &mut RequestCtx, want: f64) -> Verdict {
+        let key = self.key.key(cx);
+        match self.buckets.reserve(&key, want) {
+            Admission::Admitted {
+                reserved,
+                remaining,
+            } => {
+                let reservation = Reservation {
+                    plugin: self.name.clone(),
+                    key,
+                    reserved,
+                    remaining,
+                };
+                match cx.extensions.get_mut::<Reservations>() {
+                    Some(list) => list.0.push(reservation),
+                    None => {
+                        cx.extensions.insert(Reservations(vec![reservation]));
+                    }
+                }
+                Verdict::Continue
+            }
+            Admission::Refused { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let message = format!(
+                    "rate limit of `{}` exceeded; retry in {seconds} s",
+                    self.name
+                );
+                let rejection =
+                    Rejection::new(RejectKind::RateLimit, "ratelimit.exceeded", message)
+                        .with_status(StatusCode::TOO_MANY_REQUESTS)
+                        .with_header(http::header::RETRY_AFTER, HeaderValue::from(seconds))
+                        .with_header(self.remaining_header.clone(), HeaderValue::from_static("0"))
+                        .with_header(self.reset_header.clone(), HeaderValue::from(seconds));
+                Verdict::Reject(rejection)
+            }
+        }
+    }
+
+    /// Tokens to reserve for an LLM request: its output ceiling plus a rough input size.
+    fn estimate(&self, cx: &RequestCtx, body: &RequestBody) -> f64 {
+        let output = cx
+            .llm
+            .as_ref()
+            .and_then(|l| l.max_tokens)
+            .unwrap_or(self.default_reservation);
+        let input = body.raw().len() as u64 / 4;
+        (output + input) as f64
+    }
+
+    fn mine<'a>(&self, cx: &'a RequestCtx) -> Option<&'a Reservation> {
+        cx.extensions
+            .get::<Reservations>()?
+            .0
+            .iter()
+            .find(|r| r.plugin == self.name)
+    }
+}
+
+#[async_trait]
+impl Plugin for TokenRateLimit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn inspects_body(&self) -> bool {
+        true
+    }
+
+    async fn on_request(&self, cx: &mut RequestCtx) -> Result<Verdict, PluginError> {
+        // Plain routes have no body phase. On MCP and LLM routes requests are counted once the
+        // body is parsed, so that a refusal can answer the JSON-RPC id (and tokens need
+        // `max_tokens`).
+        if cx.route.kind == RouteKind::Http {
+            return Ok(self.admit(cx, 1.0));
+        }
+        Ok(Verdict::Continue)
+    }
+
+    async fn on_request_body(
+        &self,
+        cx: &mut RequestCtx,
+        body: &mut RequestBody,
+    ) -> Result<Verdict, PluginError> {
+        let want = match (self.unit, cx.route.kind) {
+            (Unit::Tokens, RouteKind::Llm) => self.estimate(cx, body),
+            _ => 1.0,
+        };
+        Ok(self.admit(cx, want))
+    }
+
+    async fn on_response(
+        &self,
+        cx: &mut RequestCtx,
+        resp: &mut ResponseHead,
+    ) -> Result<(), PluginError> {
+        if let Some(reservation) = self.mine(cx) {
+            let limits = self.buckets.limits();
+            let remaining = reservation.remaining.max(0.0).floor() as u64;
+            let reset = limits
+                .seconds_for(limits.max - reservation.remaining)
+                .ceil() as u64;
+            resp.headers
+                .insert(self.remaining_header.clone(), HeaderValue::from(remaining));
+            resp.headers
+                .insert(self.reset_header.clone(), HeaderValue::from(reset));
+        }
+        Ok(())
+    }
+
+    async fn on_complete(&self, cx: &RequestCtx, _outcome: &Outcome) {
+        let Some(reservation) = self.mine(cx) else {
+            return;
+        };
+        let actual = match self.unit {
+            Unit::Requests => reservation.reserved,
+            // No usage reported (refused later in the chain, upstream down): refund it all.
+            Unit::Tokens if cx.usage.reported => {
+                (cx.usage.input_tokens + cx.usage.output_tokens) as f64
+            }
+            Unit::Tokens => 0.0,
+        };
+        self.buckets
+            .settle(&reservation.key, reservation.reserved, actual);
+    }
+}

@@ -1,0 +1,122 @@
+//! `token-ratelimit`: token budgets settled with the usage the provider reported, 429 in the
+//! caller's protocol with `retry-after`, separate buckets per caller, and no upstream call for a
+//! refused request.
+
+use serde_json::{json, Value};
+
+use crate::common::client;
+use crate::common::gateway::GatewayBuilder;
+use crate::common::upstream::TestUpstream;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_are_charged_real_usage_and_refuse_in_each_protocol() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        r#"
+[plugin.llm-budget]
+type = "token-ratelimit"
+unit = "tokens"
+key = "header:x-user"
+max_tokens = 40
+refill_tokens = 1
+refill_interval = "1h"
+
+[plugin.mcp-calls]
+type = "token-ratelimit"
+unit = "requests"
+key = "header:x-user"
+max_tokens = 2
+refill_tokens = 1
+refill_interval = "1h"
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["llm-budget"]
+
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["mcp-calls"]
+"#,
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let client = client();
+    let message =
+        json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let send = |user: &'static str| {
+        client
+            .post(gw.url("/anthropic/v1/messages"))
+            .header("x-user", user)
+            .json(&message)
+            .send()
+    };
+
+    // Each answer reports 12 + 3 = 15 tokens; the 40-token budget admits three requests (the
+    // third takes the bucket below zero: over-use is charged) and refuses the fourth.
+    for i in 0..3 {
+        let resp = send("alice").await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert!(resp.headers().contains_key("x-ratelimit-remaining-tokens"));
+        assert!(resp.headers().contains_key("x-ratelimit-reset-tokens"));
+        resp.bytes().await.unwrap();
+    }
+    // on_complete settles after the response; give it a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = up.recorder.requests().len();
+    let resp = send("alice").await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "ratelimit.exceeded");
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        up.recorder.requests().len(),
+        before,
+        "a refused request costs no upstream call"
+    );
+    assert_eq!(
+        send("bob").await.unwrap().status(),
+        200,
+        "bob has his own bucket"
+    );
+
+    // Requests unit on an MCP route: the third call is refused with a JSON-RPC error and HTTP 429.
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "add", "arguments": {}}});
+    for _ in 0..2 {
+        let resp = client
+            .post(gw.url("/mcp"))
+            .header("x-user", "carol")
+            .json(&call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let remaining: u64 = resp.headers()["x-ratelimit-remaining-requests"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(remaining < 2);
+    }
+    let resp = client
+        .post(gw.url("/mcp"))
+        .header("x-user", "carol")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 5);
+    assert_eq!(body["error"]["code"], -32003);
+    assert_eq!(body["error"]["data"]["reason"], "ratelimit.exceeded");
+}
