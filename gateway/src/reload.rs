@@ -78,9 +78,9 @@ impl Reloader {
     }
 
     fn reload(&self, forced: bool) {
-        match config::load_file(&self.path, &self.registry) {
+        let old = self.shared.load();
+        match config::reload_file(&self.path, &self.registry, Some(&old)) {
             Ok(new) => {
-                let old = self.shared.load();
                 if new.server.listen != old.server.listen
                     || new.server.admin != old.server.admin
                     || new.server.threads != old.server.threads

@@ -22,6 +22,13 @@ pub trait Plugin: Send + Sync + 'static {
     /// The instance name from the configuration (`[plugin.<name>]`).
     fn name(&self) -> &str;
 
+    /// Whether an instance whose configuration table did not change is kept across configuration
+    /// reloads instead of being rebuilt, so that its state (rate-limit buckets) survives. Only
+    /// for plugins that read nothing outside their table (no secret files, no key sets).
+    fn survives_reload(&self) -> bool {
+        false
+    }
+
     /// Whether this plugin needs the request body (`on_request_body`). The gateway only buffers
     /// bodies on MCP and LLM routes; this flag is informative for `http` routes.
     fn inspects_body(&self) -> bool {

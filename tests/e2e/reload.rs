@@ -130,3 +130,46 @@ async fn sighup_reloads_at_once() {
     gw.signal("HUP");
     wait_status(&gw, "/b/x", 200, Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_buckets_survive_reloads_that_leave_the_instance_unchanged() {
+    let up = TestUpstream::start().await;
+    let budget = |max: u32| {
+        format!("[plugin.budget]\ntype = \"token-ratelimit\"\nunit = \"requests\"\nkey = \"header:x-user\"\nmax_tokens = {max}\nrefill_tokens = 1\nrefill_interval = \"1h\"\n\n")
+    };
+    let api = |extra: &str| {
+        format!("[[route]]\nname = \"api\"\nmatch = {{ path_prefix = \"/api\" }}\nupstream = {{ url = \"{}\", strip_prefix = true }}\nplugins = [\"budget\"]\n{extra}", up.url())
+    };
+    let gw = GatewayBuilder::new(&format!("{}{}", budget(2), api("")))
+        .server_line("watch_interval = \"200ms\"")
+        .start()
+        .await;
+    let call = || {
+        client()
+            .get(gw.url("/api/x"))
+            .header("x-user", "dana")
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+    assert_eq!(call().await.unwrap().status(), 200);
+    assert_eq!(call().await.unwrap().status(), 429);
+
+    // Another route changes; the budget's table does not: its buckets are kept.
+    gw.rewrite_config(&format!(
+        "{}{}{}",
+        budget(2),
+        api(""),
+        route("/other", &up.url())
+    ));
+    wait_status(&gw, "/other/x", 200, Duration::from_secs(5)).await;
+    assert_eq!(
+        call().await.unwrap().status(),
+        429,
+        "dana's spent budget survived the reload"
+    );
+
+    // The budget itself changes: a new instance with fresh buckets.
+    gw.rewrite_config(&format!("{}{}", budget(5), api("")));
+    wait_status(&gw, "/other/x", 404, Duration::from_secs(5)).await;
+    assert_eq!(call().await.unwrap().status(), 200);
+}

@@ -65,12 +65,23 @@ pub struct RuntimeConfig {
     pub telemetry: TelemetrySettings,
     /// Files the configuration names (secrets, keys, CAs); watched for hot reload.
     pub watched_files: Vec<std::path::PathBuf>,
+    /// Plugin instances by name with the table they were built from (reused by reloads).
+    pub plugins: HashMap<String, (toml::Table, Arc<dyn Plugin>)>,
     /// The route table.
     pub routes: RouteTable,
 }
 
 /// Reads and validates the file at `path`.
 pub fn load_file(path: &Path, registry: &PluginRegistry) -> Result<RuntimeConfig, ConfigErrors> {
+    reload_file(path, registry, None)
+}
+
+/// Like `load_file`, reusing the unchanged instances of `previous` that survive reloads.
+pub fn reload_file(
+    path: &Path,
+    registry: &PluginRegistry,
+    previous: Option<&RuntimeConfig>,
+) -> Result<RuntimeConfig, ConfigErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
             path,
@@ -79,7 +90,7 @@ pub fn load_file(path: &Path, registry: &PluginRegistry) -> Result<RuntimeConfig
             format!("cannot read the file: {e}"),
         )])
     })?;
-    load_str(path, &source, registry)
+    build(path, &source, registry, previous)
 }
 
 /// Validates `source`, reporting errors against `path`.
@@ -87,6 +98,15 @@ pub fn load_str(
     path: &Path,
     source: &str,
     registry: &PluginRegistry,
+) -> Result<RuntimeConfig, ConfigErrors> {
+    build(path, source, registry, None)
+}
+
+fn build(
+    path: &Path,
+    source: &str,
+    registry: &PluginRegistry,
+    previous: Option<&RuntimeConfig>,
 ) -> Result<RuntimeConfig, ConfigErrors> {
     let file: ConfigFile = toml::from_str(source).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
@@ -101,12 +121,14 @@ pub fn load_str(
         source,
         locator: Locator::new(source),
         registry,
+        previous,
         errors: Vec::new(),
     }
     .build(file)
 }
 
 struct Builder<'a> {
+    previous: Option<&'a RuntimeConfig>,
     path: &'a Path,
     source: &'a str,
     locator: Locator<'a>,
@@ -156,6 +178,7 @@ impl Builder<'_> {
             server,
             telemetry,
             watched_files,
+            plugins,
             routes: RouteTable::new(routes),
         })
     }
@@ -185,9 +208,21 @@ impl Builder<'_> {
         }
     }
 
-    fn build_plugins(&mut self, file: &ConfigFile) -> HashMap<String, Arc<dyn Plugin>> {
+    fn build_plugins(
+        &mut self,
+        file: &ConfigFile,
+    ) -> HashMap<String, (toml::Table, Arc<dyn Plugin>)> {
         let mut built = HashMap::new();
         for (name, table) in &file.plugin {
+            // An unchanged stateful instance is kept, with its state (e.g. rate-limit buckets).
+            let kept = self
+                .previous
+                .and_then(|p| p.plugins.get(name))
+                .filter(|(old, plugin)| old == table && plugin.survives_reload());
+            if let Some((_, plugin)) = kept {
+                built.insert(name.clone(), (table.clone(), plugin.clone()));
+                continue;
+            }
             let at = [Step::Key("plugin"), Step::Key(name.as_str())];
             let Some(type_name) = table.get("type").and_then(|t| t.as_str()) else {
                 self.error(
@@ -213,7 +248,7 @@ impl Builder<'_> {
             own.remove("type");
             match factory.build(name, &own) {
                 Ok(plugin) => {
-                    built.insert(name.clone(), plugin);
+                    built.insert(name.clone(), (table.clone(), plugin));
                 }
                 Err(e) => {
                     let key = e.key.as_deref().unwrap_or("type");
@@ -244,7 +279,7 @@ impl Builder<'_> {
         &mut self,
         index: usize,
         section: &RouteSection,
-        plugins: &HashMap<String, Arc<dyn Plugin>>,
+        plugins: &HashMap<String, (toml::Table, Arc<dyn Plugin>)>,
         file: &ConfigFile,
         default_max_body: u64,
     ) -> Option<Route> {
@@ -276,7 +311,7 @@ impl Builder<'_> {
         let mut chain = Vec::with_capacity(section.plugins.len());
         for (j, name) in section.plugins.iter().enumerate() {
             match plugins.get(name) {
-                Some(plugin) => chain.push(plugin.clone()),
+                Some((_, plugin)) => chain.push(plugin.clone()),
                 // Declared but invalid: its own error is already reported.
                 None if file.plugin.contains_key(name) => ok = false,
                 None => {

@@ -245,6 +245,10 @@ impl Plugin for TokenRateLimit {
         true
     }
 
+    fn survives_reload(&self) -> bool {
+        true
+    }
+
     async fn on_request(&self, cx: &mut RequestCtx) -> Result<Verdict, PluginError> {
         // Plain routes have no body phase. On MCP and LLM routes requests are counted once the
         // body is parsed, so that a refusal can answer the JSON-RPC id (and tokens need
