@@ -351,6 +351,7 @@ Try it:
     -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"curl","version":"1"}}}}}}'
 
   # Anthropic Messages, streamed event by event; the gateway swaps the token for its provider key
+  # and charges the tokens to the caller's budget (see the x-ratelimit-* headers with curl -i)
   curl -sN {base}/anthropic/v1/messages -H "x-api-key: $ALICE_TOKEN" \
     -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
     -d '{{"model":"tollgate-echo-1","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hello gateway"}}]}}'
