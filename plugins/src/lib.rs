@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod jwt;
 pub mod mcp_rbac;
+pub mod prompt_guard;
 pub mod request;
 pub mod secret_injection;
 pub mod secret_source;
@@ -37,6 +38,7 @@ impl PluginRegistry {
         registry.register("secret-injection", secret_injection::SecretInjectionFactory);
         registry.register("jwt", jwt::JwtFactory);
         registry.register("mcp-rbac", mcp_rbac::McpRbacFactory);
+        registry.register("prompt-guard", prompt_guard::PromptGuardFactory);
         registry.register("token-ratelimit", token_ratelimit::TokenRateLimitFactory);
         registry
     }

@@ -1,0 +1,203 @@
+//! Built-in detectors: secrets and personal data that should not reach a model or a tool.
+
+use regex::{Captures, Regex};
+
+/// An extra check of each regex match (Luhn for card numbers, say).
+type MatchCheck = fn(&str) -> bool;
+
+/// A compiled detector: a pattern, and for some an extra check of each match.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// Name used in `<REDACTED:name>` and in messages.
+    pub name: String,
+    regex: Regex,
+    check: Option<MatchCheck>,
+}
+
+/// The built-in detector names.
+pub const BUILTINS: [&str; 9] = [
+    "anthropic_api_key",
+    "openai_api_key",
+    "aws_access_key",
+    "private_key",
+    "jwt",
+    "email",
+    "credit_card",
+    "us_ssn",
+    "phone",
+];
+
+impl Detector {
+    /// A detector from an operator's regex.
+    pub fn custom(name: &str, pattern: &str) -> Result<Self, String> {
+        let regex = Regex::new(pattern).map_err(|e| format!("bad regex: {e}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            regex,
+            check: None,
+        })
+    }
+
+    /// A built-in detector by name.
+    pub fn builtin(name: &str) -> Result<Self, String> {
+        let (pattern, check): (&str, Option<MatchCheck>) = match name {
+            "anthropic_api_key" => (r"sk-ant-[A-Za-z0-9_\-]{20,}", None),
+            "openai_api_key" => (
+                r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}",
+                Some(not_anthropic),
+            ),
+            "aws_access_key" => (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", None),
+            "private_key" => (
+                r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----(?s:.*?)(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)",
+                None,
+            ),
+            "jwt" => (
+                r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+                None,
+            ),
+            "email" => (
+                r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b",
+                None,
+            ),
+            "credit_card" => (r"\b\d(?:[ -]?\d){12,18}\b", Some(luhn)),
+            "us_ssn" => (r"\b\d{3}-\d{2}-\d{4}\b", Some(plausible_ssn)),
+            "phone" => (
+                r"(?:\+\d{1,3}[ .\-]?)?\(?\b\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}\b",
+                None,
+            ),
+            other => {
+                return Err(format!(
+                    "unknown builtin `{other}` (known: {})",
+                    BUILTINS.join(", ")
+                ))
+            }
+        };
+        let regex = Regex::new(pattern).map_err(|e| format!("builtin `{name}`: {e}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            regex,
+            check,
+        })
+    }
+
+    /// Whether `text` holds a match.
+    pub fn found_in(&self, text: &str) -> bool {
+        match self.check {
+            None => self.regex.is_match(text),
+            Some(check) => self.regex.find_iter(text).any(|m| check(m.as_str())),
+        }
+    }
+
+    /// `text` with every match replaced by `<REDACTED:name>`, if anything matched.
+    pub fn mask(&self, text: &str) -> Option<String> {
+        if !self.found_in(text) {
+            return None;
+        }
+        let replacement = format!("<REDACTED:{}>", self.name);
+        let masked = self.regex.replace_all(text, |caps: &Captures<'_>| {
+            let found = caps.get(0).map_or("", |m| m.as_str());
+            if self.check.is_none_or(|check| check(found)) {
+                replacement.clone()
+            } else {
+                found.to_string()
+            }
+        });
+        Some(masked.into_owned())
+    }
+}
+
+fn not_anthropic(found: &str) -> bool {
+    !found.starts_with("sk-ant-")
+}
+
+/// The Luhn checksum of card numbers (separators ignored).
+fn luhn(found: &str) -> bool {
+    let digits: Vec<u32> = found.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// SSNs never start with 000, 666 or 9, nor have a 00 group or 0000 serial.
+fn plausible_ssn(found: &str) -> bool {
+    let parts: Vec<&str> = found.split('-').collect();
+    parts.len() == 3
+        && parts[0] != "000"
+        && parts[0] != "666"
+        && !parts[0].starts_with('9')
+        && parts[1] != "00"
+        && parts[2] != "0000"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect(name: &str, text: &str) -> bool {
+        Detector::builtin(name).unwrap().found_in(text)
+    }
+
+    #[test]
+    fn builtins_find_what_they_should_and_only_that() {
+        assert!(detect(
+            "anthropic_api_key",
+            "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345"
+        ));
+        assert!(detect("openai_api_key", "sk-proj-abcdefghijklmnopqrstuvwx"));
+        assert!(!detect(
+            "openai_api_key",
+            "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"
+        ));
+        assert!(detect("aws_access_key", "AKIAIOSFODNN7EXAMPLE"));
+        assert!(detect(
+            "private_key",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+        ));
+        assert!(detect(
+            "jwt",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXRlc3Q"
+        ));
+        assert!(detect("email", "write to alice@example.com today"));
+        assert!(detect("credit_card", "card 4111 1111 1111 1111 exp"));
+        assert!(
+            !detect("credit_card", "order 4111 1111 1111 1112"),
+            "Luhn fails"
+        );
+        assert!(detect("us_ssn", "ssn 123-45-6789"));
+        assert!(!detect("us_ssn", "ssn 666-45-6789"));
+        assert!(detect("phone", "call +1 415-555-0199"));
+        assert!(Detector::builtin("nope").is_err());
+    }
+
+    #[test]
+    fn masking_keeps_the_rest() {
+        let email = Detector::builtin("email").unwrap();
+        assert_eq!(
+            email.mask("to a@b.io and c@d.org").unwrap(),
+            "to <REDACTED:email> and <REDACTED:email>"
+        );
+        let card = Detector::builtin("credit_card").unwrap();
+        assert_eq!(
+            card.mask("4111111111111111 vs 4111111111111112").unwrap(),
+            "<REDACTED:credit_card> vs 4111111111111112"
+        );
+        assert!(email.mask("nothing here").is_none());
+    }
+}
