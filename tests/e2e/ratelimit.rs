@@ -120,3 +120,65 @@ plugins = ["mcp-calls"]
     assert_eq!(body["error"]["code"], -32003);
     assert_eq!(body["error"]["data"]["reason"], "ratelimit.exceeded");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_one_limit_through_redis_and_fail_as_configured() {
+    let up = TestUpstream::start().await;
+    let mut redis = crate::common::redis::RedisServer::start().await;
+    let config = |failure_mode: &str| {
+        format!(
+            r#"
+[plugin.shared]
+type = "token-ratelimit"
+unit = "requests"
+key = "header:x-user"
+max_tokens = 3
+refill_tokens = 1
+refill_interval = "1h"
+store = {{ redis = "{redis}" }}
+failure_mode = "{failure_mode}"
+store_timeout = "200ms"
+
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api" }}
+upstream = {{ url = "{u}", strip_prefix = true }}
+plugins = ["shared"]
+"#,
+            redis = redis.url(),
+            u = up.url()
+        )
+    };
+    let a = GatewayBuilder::new(&config("closed")).start().await;
+    let b = GatewayBuilder::new(&config("closed")).start().await;
+    let open = GatewayBuilder::new(&config("open")).start().await;
+    let client = client();
+    let call = |gw: &crate::common::gateway::RunningGateway| {
+        client.get(gw.url("/api/x")).header("x-user", "erin").send()
+    };
+
+    // Three requests in all, whichever replica serves them: one limit, not one per replica.
+    let mut statuses = Vec::new();
+    for gw in [&a, &b, &a, &b, &a] {
+        statuses.push(call(gw).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+
+    redis.stop();
+    let resp = call(&a).await.unwrap();
+    assert_eq!(
+        resp.status(),
+        503,
+        "failure_mode = closed refuses while Redis is down"
+    );
+    assert_eq!(resp.headers()["x-tollgate-reason"], "ratelimit.unavailable");
+    assert_eq!(
+        call(&open).await.unwrap().status(),
+        200,
+        "failure_mode = open lets traffic through"
+    );
+    assert!(
+        a.log().matches("rate-limit store unreachable").count() <= 1,
+        "logged once per interval, not per request"
+    );
+}

@@ -7,6 +7,7 @@
 //! unused reservation refunded. See docs/limits.md.
 
 pub mod bucket;
+pub mod redis_store;
 
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ use crate::api::{
 use crate::config::{parse, PluginConfigError};
 use crate::units::DurationStr;
 use bucket::{Admission, Limits, LocalBuckets};
+use redis_store::RedisBuckets;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +39,56 @@ struct RateLimitConfig {
     refill_interval: DurationStr,
     /// Tokens reserved for an LLM request that names no `max_tokens`.
     default_reservation: Option<u64>,
+    /// `{ redis = "redis://..." }` to share buckets across replicas; in-process by default.
+    store: Option<StoreConfig>,
+    /// When the store is unreachable: `closed` (refuse, default) or `open` (let through).
+    #[serde(default)]
+    failure_mode: FailureMode,
+    /// Longest wait for the store (default 250ms).
+    store_timeout: Option<DurationStr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreConfig {
+    redis: String,
+}
+
+/// What to do when the shared store cannot be reached.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Refuse requests (503) while the store is down.
+    #[default]
+    Closed,
+    /// Let requests through unlimited while the store is down.
+    Open,
+}
+
+/// Where the buckets live.
+#[derive(Debug)]
+enum Store {
+    Local(LocalBuckets),
+    Redis(Box<RedisBuckets>),
+}
+
+impl Store {
+    async fn reserve(&self, key: &str, want: f64) -> Result<Admission, String> {
+        match self {
+            Store::Local(buckets) => Ok(buckets.reserve(key, want)),
+            Store::Redis(buckets) => buckets.reserve(key, want).await,
+        }
+    }
+
+    async fn settle(&self, key: &str, reserved: f64, actual: f64) -> Result<(), String> {
+        match self {
+            Store::Local(buckets) => {
+                buckets.settle(key, reserved, actual);
+                Ok(())
+            }
+            Store::Redis(buckets) => buckets.settle(key, reserved, actual).await,
+        }
+    }
 }
 
 fn default_key() -> String {
@@ -135,7 +189,12 @@ pub struct TokenRateLimit {
     name: String,
     unit: Unit,
     key: KeySource,
-    buckets: LocalBuckets,
+    store: Store,
+    limits: Limits,
+    failure_mode: FailureMode,
+    /// Seconds since `created` of the last store-failure log line (rate-limits the logging).
+    last_failure_log: AtomicU64,
+    created: Instant,
     default_reservation: u64,
     remaining_header: HeaderName,
     reset_header: HeaderName,
@@ -161,14 +220,30 @@ impl PluginFactory for TokenRateLimitFactory {
             ),
             Unit::Tokens => ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
         };
+        let limits = Limits {
+            max: cfg.max_tokens as f64,
+            rate,
+        };
+        let store = match &cfg.store {
+            None => Store::Local(LocalBuckets::new(limits)),
+            Some(store) => {
+                let timeout = cfg
+                    .store_timeout
+                    .map_or(Duration::from_millis(250), |d| d.0);
+                let buckets = RedisBuckets::new(&store.redis, name, limits, timeout)
+                    .map_err(|e| PluginConfigError::at("store", e))?;
+                Store::Redis(Box::new(buckets))
+            }
+        };
         Ok(Arc::new(TokenRateLimit {
             name: name.to_string(),
             unit: cfg.unit,
             key,
-            buckets: LocalBuckets::new(Limits {
-                max: cfg.max_tokens as f64,
-                rate,
-            }),
+            store,
+            limits,
+            failure_mode: cfg.failure_mode,
+            last_failure_log: AtomicU64::new(u64::MAX),
+            created: Instant::now(),
             default_reservation: cfg.default_reservation.unwrap_or(1024),
             remaining_header: HeaderName::from_static(remaining),
             reset_header: HeaderName::from_static(reset),
@@ -177,9 +252,13 @@ impl PluginFactory for TokenRateLimitFactory {
 }
 
 impl TokenRateLimit {
-    fn admit(&self, cx: &mut RequestCtx, want: f64) -> Verdict {
+    async fn admit(&self, cx: &mut RequestCtx, want: f64) -> Verdict {
         let key = self.key.key(cx);
-        match self.buckets.reserve(&key, want) {
+        let admission = match self.store.reserve(&key, want).await {
+            Ok(admission) => admission,
+            Err(error) => return self.store_failed(&error),
+        };
+        match admission {
             Admission::Admitted {
                 reserved,
                 remaining,
@@ -212,6 +291,28 @@ impl TokenRateLimit {
                         .with_header(self.reset_header.clone(), HeaderValue::from(seconds));
                 Verdict::Reject(rejection)
             }
+        }
+    }
+
+    /// The store is unreachable: refuse or let through as configured; logged once a minute.
+    fn store_failed(&self, error: &str) -> Verdict {
+        let now = self.created.elapsed().as_secs();
+        let last = self.last_failure_log.load(Ordering::Relaxed);
+        if last == u64::MAX || now.saturating_sub(last) >= 60 {
+            self.last_failure_log.store(now, Ordering::Relaxed);
+            tracing::warn!(plugin = %self.name, %error, failure_mode = ?self.failure_mode, "rate-limit store unreachable");
+        }
+        match self.failure_mode {
+            FailureMode::Open => Verdict::Continue,
+            FailureMode::Closed => Verdict::Reject(
+                Rejection::new(
+                    RejectKind::Api,
+                    "ratelimit.unavailable",
+                    "the rate limit cannot be checked right now",
+                )
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+            ),
         }
     }
 
@@ -254,7 +355,7 @@ impl Plugin for TokenRateLimit {
         // body is parsed, so that a refusal can answer the JSON-RPC id (and tokens need
         // `max_tokens`).
         if cx.route.kind == RouteKind::Http {
-            return Ok(self.admit(cx, 1.0));
+            return Ok(self.admit(cx, 1.0).await);
         }
         Ok(Verdict::Continue)
     }
@@ -268,7 +369,7 @@ impl Plugin for TokenRateLimit {
             (Unit::Tokens, RouteKind::Llm) => self.estimate(cx, body),
             _ => 1.0,
         };
-        Ok(self.admit(cx, want))
+        Ok(self.admit(cx, want).await)
     }
 
     async fn on_response(
@@ -277,7 +378,7 @@ impl Plugin for TokenRateLimit {
         resp: &mut ResponseHead,
     ) -> Result<(), PluginError> {
         if let Some(reservation) = self.mine(cx) {
-            let limits = self.buckets.limits();
+            let limits = self.limits;
             let remaining = reservation.remaining.max(0.0).floor() as u64;
             let reset = limits
                 .seconds_for(limits.max - reservation.remaining)
@@ -302,7 +403,15 @@ impl Plugin for TokenRateLimit {
             }
             Unit::Tokens => 0.0,
         };
-        self.buckets
-            .settle(&reservation.key, reservation.reserved, actual);
+        // Requests were charged in full at admission; only tokens need settling.
+        if self.unit == Unit::Tokens {
+            if let Err(error) = self
+                .store
+                .settle(&reservation.key, reservation.reserved, actual)
+                .await
+            {
+                tracing::debug!(plugin = %self.name, %error, "could not settle a reservation");
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod keys;
 pub mod python;
+pub mod redis;
 pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener};
