@@ -13,6 +13,7 @@ pub mod prompt_guard;
 pub mod request;
 pub mod secret_injection;
 pub mod secret_source;
+pub mod sse;
 pub mod token_ratelimit;
 pub mod units;
 

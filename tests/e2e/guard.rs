@@ -127,3 +127,79 @@ plugins = ["guard"]
         json!({"to": ["<REDACTED:email>"], "n": 3})
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_are_masked_json_and_stream_event_by_event() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        r#"
+[plugin.guard]
+type = "prompt-guard"
+rules = [{{ builtin = "email", action = "mask" }}]
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["guard"]
+"#,
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let client = client();
+    let say = "Sure. The owner of that account is dana.smith@example.com, who you can reach today.";
+    let request = |stream: bool| json!({"model": "m", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "who?"}]});
+
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", say)
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["content"][0]["text"],
+        say.replace("dana.smith@example.com", "<REDACTED:email>")
+    );
+
+    // Streamed: the address arrives split over several 5-character deltas, 300 ms apart.
+    let mut resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", say)
+        .json(&request(true))
+        .send()
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    let mut first_delta_at = None;
+    let started = std::time::Instant::now();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        raw.push_str(&String::from_utf8_lossy(&chunk));
+        if first_delta_at.is_none() && raw.contains("content_block_delta") {
+            first_delta_at = Some(started.elapsed());
+        }
+    }
+    let text: String = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|j| j["type"] == "content_block_delta")
+        .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        text,
+        say.replace("dana.smith@example.com", "<REDACTED:email>"),
+        "{raw}"
+    );
+    assert!(
+        !raw.contains("dana.smith"),
+        "no piece of the address slipped through"
+    );
+    assert!(raw.contains("message_stop"));
+    // Events still flow while the stream runs (it lasts ~5 s): the first delta is not held to the end.
+    assert!(
+        first_delta_at.unwrap() < std::time::Duration::from_secs(3),
+        "{first_delta_at:?}"
+    );
+}

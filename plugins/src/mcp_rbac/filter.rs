@@ -88,7 +88,7 @@ impl ListFilter {
                 let complete = if end {
                     self.buffer.len()
                 } else {
-                    last_event_end(&self.buffer)
+                    crate::sse::complete_events_len(&self.buffer)
                 };
                 let events = self.buffer.split_to(complete).freeze();
                 if events.is_empty() {
@@ -194,12 +194,4 @@ impl ListFilter {
             _ => false,
         }
     }
-}
-
-/// Length of the prefix of `buffer` made of complete SSE events.
-fn last_event_end(buffer: &[u8]) -> usize {
-    buffer
-        .windows(2)
-        .rposition(|w| w == b"\n\n")
-        .map_or(0, |i| i + 2)
 }

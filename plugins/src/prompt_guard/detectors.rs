@@ -88,6 +88,14 @@ impl Detector {
         }
     }
 
+    /// Byte ranges of the matches in `text`.
+    pub fn spans<'t>(&'t self, text: &'t str) -> impl Iterator<Item = std::ops::Range<usize>> + 't {
+        self.regex
+            .find_iter(text)
+            .filter(|m| self.check.is_none_or(|check| check(m.as_str())))
+            .map(|m| m.range())
+    }
+
     /// `text` with every match replaced by `<REDACTED:name>`, if anything matched.
     pub fn mask(&self, text: &str) -> Option<String> {
         if !self.found_in(text) {

@@ -3,6 +3,7 @@
 //! `tools/call` arguments), before the upstream sees it. See docs/guard.md.
 
 pub mod detectors;
+pub mod response;
 
 use std::sync::Arc;
 
@@ -15,8 +16,10 @@ use crate::api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx, RouteKind,
     Verdict,
 };
+use crate::api::{ResponseChunk, ResponseHead};
 use crate::config::{parse, PluginConfigError};
 use detectors::Detector;
+use response::ResponseMasker;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +58,8 @@ struct Rule {
 pub struct PromptGuard {
     name: String,
     rules: Vec<Rule>,
+    /// The detectors of the `mask` rules, for answers.
+    maskers: Vec<Detector>,
 }
 
 /// Factory for `type = "prompt-guard"`.
@@ -86,9 +91,15 @@ impl PluginFactory for PromptGuardFactory {
                 action: rule.action,
             });
         }
+        let maskers = rules
+            .iter()
+            .filter(|r| r.action == Action::Mask)
+            .map(|r| r.detector.clone())
+            .collect();
         Ok(Arc::new(PromptGuard {
             name: name.to_string(),
             rules,
+            maskers,
         }))
     }
 }
@@ -209,6 +220,35 @@ impl Plugin for PromptGuard {
                 *target = probe;
             }
         }
+        // Mask rules also apply to the model's answer.
+        if route == RouteKind::Llm && !self.maskers.is_empty() {
+            cx.extensions.insert(ResponseMasker::default());
+        }
         Ok(Verdict::Continue)
+    }
+
+    async fn on_response(
+        &self,
+        cx: &mut RequestCtx,
+        resp: &mut ResponseHead,
+    ) -> Result<(), PluginError> {
+        let content_type = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
+            if masker.start(&content_type) {
+                resp.headers.remove(http::header::CONTENT_LENGTH);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
+        if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
+            chunk.data = masker.chunk(&chunk.data, chunk.end_of_stream, &self.maskers);
+        }
     }
 }

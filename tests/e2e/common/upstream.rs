@@ -105,7 +105,7 @@ async fn handle(
             sse(rec, events, EVENT_GAP, &[("mcp-session-id", "sess-123")])
         }
         ("DELETE", "/mcp") => StatusCode::OK.into_response(),
-        ("POST", "/v1/messages") => anthropic(rec, &body),
+        ("POST", "/v1/messages") => anthropic(rec, &headers, &body),
         (_, "/slow") => {
             let mut guard = SlowGuard {
                 rec,
@@ -206,17 +206,22 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
     }
 }
 
-fn anthropic(rec: Arc<Recorder>, body: &Bytes) -> Response {
+fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let model = json
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("test-model")
         .to_string();
+    // `x-test-say` makes the model say that text (streamed in 5-character deltas).
+    let said = headers
+        .get("x-test-say")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if json.get("stream").and_then(Value::as_bool) != Some(true) {
         let answer = json!({
             "id": "msg_test", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "stop_sequence": null,
+            "content": [{"type": "text", "text": said.as_deref().unwrap_or("hi")}], "stop_reason": "end_turn", "stop_sequence": null,
             "usage": {"input_tokens": 12, "output_tokens": 3}
         });
         return ([("content-type", "application/json")], answer.to_string()).into_response();
@@ -226,7 +231,19 @@ fn anthropic(rec: Arc<Recorder>, body: &Bytes) -> Response {
         format!("event: message_start\ndata: {message_start}\n\n"),
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
     ];
-    for word in ["one ", "two ", "three"] {
+    let words: Vec<String> = match &said {
+        Some(text) => text
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(5)
+            .map(|c| c.iter().collect())
+            .collect(),
+        None => ["one ", "two ", "three"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
+    };
+    for word in &words {
         events.push(format!(
             "event: content_block_delta\ndata: {}\n\n",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})

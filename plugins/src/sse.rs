@@ -1,0 +1,44 @@
+//! Small helpers for plugins that rewrite Server-Sent Events streams.
+
+/// Length of the prefix of `buffer` made of complete events (each ends with a blank line).
+pub fn complete_events_len(buffer: &[u8]) -> usize {
+    buffer
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .map_or(0, |i| i + 2)
+}
+
+/// The `event:` name and the joined `data:` lines of one complete event.
+pub fn event_parts(event: &str) -> (Option<&str>, String) {
+    let mut name = None;
+    let mut data: Vec<&str> = Vec::new();
+    for line in event.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            name = Some(value.trim());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    (name, data.join("\n"))
+}
+
+/// One event in wire form.
+pub fn format_event(name: Option<&str>, data: &str) -> String {
+    match name {
+        Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+        None => format!("data: {data}\n\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_formats() {
+        assert_eq!(complete_events_len(b"data: a\n\ndata: b"), 9);
+        let (name, data) = event_parts("event: x\ndata: 1\ndata: 2\n\n");
+        assert_eq!((name, data.as_str()), (Some("x"), "1\n2"));
+        assert_eq!(format_event(Some("x"), "{}"), "event: x\ndata: {}\n\n");
+    }
+}
