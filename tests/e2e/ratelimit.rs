@@ -182,3 +182,92 @@ plugins = ["shared"]
         "logged once per interval, not per request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_are_charged_from_the_stream_also_when_the_client_leaves() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        r#"
+[plugin.budget]
+type = "token-ratelimit"
+unit = "tokens"
+key = "header:x-user"
+max_tokens = 1000
+refill_tokens = 1
+refill_interval = "1h"
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["budget"]
+"#,
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let client = client();
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let remaining = |resp: &reqwest::Response| -> i64 {
+        resp.headers()["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    // A: a whole stream; message_start reports 12 input and message_delta 3 output tokens.
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-user", "fay")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let rem_a = remaining(&resp);
+    resp.text().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // B: the client leaves after a few 5-character deltas, before message_delta.
+    let mut resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-user", "fay")
+        .header(
+            "x-test-say",
+            "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789",
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let rem_b = remaining(&resp);
+    let mut seen = String::new();
+    while seen.matches("content_block_delta").count() < 3 {
+        seen.push_str(&String::from_utf8_lossy(
+            &resp.chunk().await.unwrap().unwrap(),
+        ));
+    }
+    drop(resp);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-user", "fay")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let rem_c = remaining(&resp);
+    resp.text().await.unwrap();
+
+    // Each request reserved the same estimate, so the differences are the settled charges.
+    assert_eq!(
+        rem_a - rem_b,
+        15,
+        "a whole stream is charged what message_start and message_delta reported"
+    );
+    let charged_b = rem_b - rem_c;
+    assert!(
+        (14..=25).contains(&charged_b),
+        "the abandoned stream was charged {charged_b}: 12 input + the streamed part"
+    );
+}
