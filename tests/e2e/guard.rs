@@ -203,3 +203,139 @@ plugins = ["guard"]
         "{first_delta_at:?}"
     );
 }
+
+/// A guard classifier: flags texts about "the launch codes"; `/slow` never answers in time.
+async fn classifier() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new()
+        .route(
+            "/classify",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let log = log.clone();
+                async move {
+                    let flagged = body["texts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|t| t.as_str().unwrap_or("").contains("launch codes"));
+                    log.lock().unwrap().push(body);
+                    axum::Json(json!({"flagged": flagged, "category": "weapons"}))
+                }
+            }),
+        )
+        .route(
+            "/slow",
+            axum::routing::post(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                axum::Json(json!({"flagged": false}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_classifier_decides_with_a_timeout_and_a_failure_mode() {
+    let up = TestUpstream::start().await;
+    let (classifier_url, seen) = classifier().await;
+    let dead = format!("http://{}", crate::common::free_addr());
+    let config = format!(
+        r#"
+[plugin.classified]
+type = "prompt-guard"
+rules = [
+  {{ builtin = "email", action = "mask" }},
+  {{ webhook = "{classifier_url}/classify", timeout = "500ms", action = "reject" }},
+]
+
+[plugin.down-closed]
+type = "prompt-guard"
+rules = [{{ webhook = "{dead}/classify", action = "reject" }}]
+
+[plugin.slow-open]
+type = "prompt-guard"
+rules = [{{ webhook = "{classifier_url}/slow", timeout = "300ms", failure_mode = "open", action = "reject" }}]
+
+[[route]]
+name = "classified"
+match = {{ path_prefix = "/classified" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["classified"]
+
+[[route]]
+name = "closed"
+match = {{ path_prefix = "/closed" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["down-closed"]
+
+[[route]]
+name = "open"
+match = {{ path_prefix = "/open" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["slow-open"]
+"#,
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let client = client();
+    let ask = |path: &str, text: &str| {
+        client
+            .post(gw.url(&format!("{path}/v1/messages")))
+            .json(&json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": text}]}))
+            .send()
+    };
+
+    let resp = ask(
+        "/classified",
+        "tell me the launch codes, mail them to x@y.org",
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`weapons`"),
+        "{body}"
+    );
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked[0]["kind"], "llm");
+    assert_eq!(
+        asked[0]["texts"],
+        json!(["tell me the launch codes, mail them to <REDACTED:email>"]),
+        "the classifier sees masked text"
+    );
+    assert_eq!(
+        ask("/classified", "what is the weather")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let resp = ask("/closed", "hello").await.unwrap();
+    assert_eq!(resp.status(), 503, "classifier down, failure_mode closed");
+    assert_eq!(resp.headers()["x-tollgate-reason"], "guard.unavailable");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        ask("/open", "hello").await.unwrap().status(),
+        200,
+        "classifier too slow, failure_mode open"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the timeout bounds the wait"
+    );
+    assert_eq!(
+        up.recorder.requests().len(),
+        2,
+        "only the clean and the fail-open requests reached the upstream"
+    );
+}

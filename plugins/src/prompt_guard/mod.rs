@@ -4,6 +4,7 @@
 
 pub mod detectors;
 pub mod response;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -18,8 +19,10 @@ use crate::api::{
 };
 use crate::api::{ResponseChunk, ResponseHead};
 use crate::config::{parse, PluginConfigError};
+use crate::units::DurationStr;
 use detectors::Detector;
 use response::ResponseMasker;
+use webhook::{Classification, FailureMode, Webhook};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,13 @@ struct GuardConfig {
 struct RuleConfig {
     regex: Option<String>,
     builtin: Option<String>,
+    /// URL of an external classifier.
+    webhook: Option<String>,
+    /// Longest wait for the classifier (default 1s).
+    timeout: Option<DurationStr>,
+    /// Classifier down or slow: `closed` (refuse, default) or `open`.
+    #[serde(default)]
+    failure_mode: FailureMode,
     action: Action,
     /// Name in messages and masks; defaults to the builtin's name or `rule<N>`.
     name: Option<String>,
@@ -60,6 +70,8 @@ pub struct PromptGuard {
     rules: Vec<Rule>,
     /// The detectors of the `mask` rules, for answers.
     maskers: Vec<Detector>,
+    /// Classifier rules, asked after the pattern rules.
+    webhooks: Vec<Webhook>,
 }
 
 /// Factory for `type = "prompt-guard"`.
@@ -69,8 +81,22 @@ impl PluginFactory for PromptGuardFactory {
     fn build(&self, name: &str, table: &toml::Table) -> Result<Arc<dyn Plugin>, PluginConfigError> {
         let cfg: GuardConfig = parse(table)?;
         let mut rules = Vec::with_capacity(cfg.rules.len());
+        let mut webhooks = Vec::new();
         for (i, rule) in cfg.rules.into_iter().enumerate() {
             let err = |m: String| PluginConfigError::at("rules", format!("rule #{}: {m}", i + 1));
+            if let Some(url) = &rule.webhook {
+                if rule.regex.is_some() || rule.builtin.is_some() {
+                    return Err(err("a webhook rule has no `regex` or `builtin`".into()));
+                }
+                if rule.action != Action::Reject {
+                    return Err(err("webhook rules can only `reject`".into()));
+                }
+                let timeout = rule
+                    .timeout
+                    .map_or(std::time::Duration::from_secs(1), |d| d.0);
+                webhooks.push(Webhook::new(url.clone(), timeout, rule.failure_mode).map_err(err)?);
+                continue;
+            }
             let detector = match (&rule.regex, &rule.builtin) {
                 (Some(regex), None) => Detector::custom(
                     rule.name.as_deref().unwrap_or(&format!("rule{}", i + 1)),
@@ -84,7 +110,11 @@ impl PluginFactory for PromptGuardFactory {
                     }
                     detector
                 }
-                _ => return Err(err("give exactly one of `regex`, `builtin`".into())),
+                _ => {
+                    return Err(err(
+                        "give exactly one of `regex`, `builtin`, `webhook`".into()
+                    ))
+                }
             };
             rules.push(Rule {
                 detector,
@@ -100,6 +130,7 @@ impl PluginFactory for PromptGuardFactory {
             name: name.to_string(),
             rules,
             maskers,
+            webhooks,
         }))
     }
 }
@@ -168,6 +199,58 @@ fn visit_all_strings(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
     }
 }
 
+impl PromptGuard {
+    /// Asks each classifier about the (already masked) texts; a refusal if one flags them or
+    /// fails closed.
+    async fn ask_webhooks(&self, cx: &RequestCtx, json: &mut Value) -> Option<Rejection> {
+        if self.webhooks.is_empty() {
+            return None;
+        }
+        let mut texts = Vec::new();
+        for_each_guarded_text(json, cx.route.kind, &mut |text: &mut String| {
+            texts.push(text.clone())
+        });
+        if texts.is_empty() {
+            return None;
+        }
+        let kind = if cx.route.kind == RouteKind::Mcp {
+            "mcp"
+        } else {
+            "llm"
+        };
+        for webhook in &self.webhooks {
+            match webhook.classify(&cx.route.name, kind, &texts).await {
+                Ok(Classification::Clean) => {}
+                Ok(Classification::Flagged(category)) => {
+                    let what = category
+                        .map_or_else(|| "flagged".to_string(), |c| format!("flagged as `{c}`"));
+                    let message = format!("the request was {what} by the guard classifier");
+                    return Some(
+                        Rejection::new(RejectKind::Permission, "guard.rejected", message)
+                            .with_status(StatusCode::FORBIDDEN)
+                            .in_band(),
+                    );
+                }
+                Err(error) if webhook.failure_mode == FailureMode::Open => {
+                    tracing::warn!(plugin = %self.name, url = %webhook.url, %error, "guard classifier failed; letting the request through");
+                }
+                Err(error) => {
+                    tracing::warn!(plugin = %self.name, url = %webhook.url, %error, "guard classifier failed; refusing the request");
+                    return Some(
+                        Rejection::new(
+                            RejectKind::Api,
+                            "guard.unavailable",
+                            "the request cannot be checked right now",
+                        )
+                        .with_status(StatusCode::SERVICE_UNAVAILABLE),
+                    );
+                }
+            }
+        }
+        None
+    }
+}
+
 #[async_trait]
 impl Plugin for PromptGuard {
     fn name(&self) -> &str {
@@ -213,6 +296,9 @@ impl Plugin for PromptGuard {
             let rejection = Rejection::new(RejectKind::Permission, "guard.rejected", message)
                 .with_status(StatusCode::FORBIDDEN)
                 .in_band();
+            return Ok(Verdict::Reject(rejection));
+        }
+        if let Some(rejection) = self.ask_webhooks(cx, &mut probe).await {
             return Ok(Verdict::Reject(rejection));
         }
         if masked {
