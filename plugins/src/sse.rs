@@ -1,5 +1,31 @@
 //! Small helpers for plugins that rewrite Server-Sent Events streams.
 
+/// How a response body is framed, as far as a rewriting plugin cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyKind {
+    /// Not something the plugin rewrites.
+    #[default]
+    Other,
+    /// One JSON document.
+    Json,
+    /// A Server-Sent Events stream.
+    Sse,
+}
+
+impl BodyKind {
+    /// The kind of a body with this `Content-Type`.
+    pub fn from_content_type(content_type: &str) -> Self {
+        let content_type = content_type.trim_start().to_ascii_lowercase();
+        if content_type.starts_with("application/json") {
+            BodyKind::Json
+        } else if content_type.starts_with("text/event-stream") {
+            BodyKind::Sse
+        } else {
+            BodyKind::Other
+        }
+    }
+}
+
 /// Length of the prefix of `buffer` made of complete events (each ends with a blank line).
 pub fn complete_events_len(buffer: &[u8]) -> usize {
     buffer

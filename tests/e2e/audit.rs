@@ -161,14 +161,7 @@ plugins = ["auth", "key"]
 
     // No secret in anything the gateway wrote: audit log, logs, metrics.
     let audit_text = std::fs::read_to_string(&audit_path).unwrap();
-    let metrics = client
-        .get(format!("http://{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     for (what, text) in [
         ("audit log", &audit_text),
         ("gateway log", &gw.log()),

@@ -24,14 +24,7 @@ fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
 async fn wait_for(gw: &RunningGateway, name_and_labels: &str, want: f64) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let scrape = client()
-            .get(format!("http://{}/metrics", gw.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let scrape = gw.metrics().await;
         if sample(&scrape, name_and_labels) == Some(want) {
             return scrape;
         }

@@ -35,14 +35,7 @@ async fn wait_status(gw: &RunningGateway, path: &str, want: u16, within: Duratio
 }
 
 async fn reloads(gw: &RunningGateway, result: &str) -> f64 {
-    let scrape = client()
-        .get(format!("http://{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = gw.metrics().await;
     let series = format!("tollgate_config_reloads_total{{result=\"{result}\"}}");
     scrape
         .lines()

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::rules::{Policy, Target};
 use crate::api::Identity;
+use crate::sse::BodyKind;
 
 /// A list request awaiting its answer: the JSON-RPC id and what it lists.
 #[derive(Debug, Clone)]
@@ -22,17 +23,8 @@ pub struct PendingList {
 pub struct ListFilter {
     /// The list requests of this exchange.
     pub pending: Vec<PendingList>,
-    mode: Mode,
+    mode: BodyKind,
     buffer: BytesMut,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-enum Mode {
-    /// Not decided yet / nothing to do.
-    #[default]
-    Off,
-    Json,
-    Sse,
 }
 
 impl ListFilter {
@@ -47,15 +39,8 @@ impl ListFilter {
     /// Picks the mode from the response's content type; returns whether the body will change
     /// (so its `Content-Length` must go).
     pub fn start(&mut self, content_type: &str) -> bool {
-        let content_type = content_type.to_ascii_lowercase();
-        self.mode = if content_type.starts_with("application/json") {
-            Mode::Json
-        } else if content_type.starts_with("text/event-stream") {
-            Mode::Sse
-        } else {
-            Mode::Off
-        };
-        self.mode != Mode::Off
+        self.mode = BodyKind::from_content_type(content_type);
+        self.mode != BodyKind::Other
     }
 
     /// Processes one chunk, returning the bytes to send now.
@@ -67,8 +52,8 @@ impl ListFilter {
         identity: Option<&Identity>,
     ) -> Bytes {
         match self.mode {
-            Mode::Off => data.clone(),
-            Mode::Json => {
+            BodyKind::Other => data.clone(),
+            BodyKind::Json => {
                 self.buffer.extend_from_slice(data);
                 if !end {
                     return Bytes::new();
@@ -83,7 +68,7 @@ impl ListFilter {
                     body
                 }
             }
-            Mode::Sse => {
+            BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
                 let complete = if end {
                     self.buffer.len()

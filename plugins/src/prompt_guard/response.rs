@@ -8,23 +8,15 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
-use crate::sse::{complete_events_len, event_parts, format_event};
+use crate::sse::{complete_events_len, event_parts, format_event, BodyKind};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
 
-#[derive(Debug, Default, PartialEq, Eq)]
-enum Mode {
-    #[default]
-    Off,
-    Json,
-    Sse,
-}
-
 /// Per-request masking state, kept in the request's extensions.
 #[derive(Debug, Default)]
 pub struct ResponseMasker {
-    mode: Mode,
+    mode: BodyKind,
     buffer: BytesMut,
     /// Streamed text not yet sent, per content block index.
     pending: HashMap<u64, String>,
@@ -40,22 +32,15 @@ fn mask_all(text: &str, detectors: &[Detector]) -> String {
 impl ResponseMasker {
     /// Picks the mode from the content type; returns whether the body may change length.
     pub fn start(&mut self, content_type: &str) -> bool {
-        let content_type = content_type.to_ascii_lowercase();
-        self.mode = if content_type.starts_with("application/json") {
-            Mode::Json
-        } else if content_type.starts_with("text/event-stream") {
-            Mode::Sse
-        } else {
-            Mode::Off
-        };
-        self.mode != Mode::Off
+        self.mode = BodyKind::from_content_type(content_type);
+        self.mode != BodyKind::Other
     }
 
     /// Processes one chunk, returning what to send now.
     pub fn chunk(&mut self, data: &Bytes, end: bool, detectors: &[Detector]) -> Bytes {
         match self.mode {
-            Mode::Off => data.clone(),
-            Mode::Json => {
+            BodyKind::Other => data.clone(),
+            BodyKind::Json => {
                 self.buffer.extend_from_slice(data);
                 if !end {
                     return Bytes::new();
@@ -80,7 +65,7 @@ impl ResponseMasker {
                     body
                 }
             }
-            Mode::Sse => {
+            BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
                 let complete = complete_events_len(&self.buffer);
                 let events = self.buffer.split_to(complete).freeze();

@@ -194,6 +194,18 @@ impl RunningGateway {
         assert!(status.success());
     }
 
+    /// A scrape of the admin listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        super::client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("scrape body")
+    }
+
     /// The gateway's stderr so far.
     pub fn log(&self) -> String {
         let mut text = String::new();
