@@ -48,6 +48,51 @@ impl Settings {
     }
 }
 
+/// A `redis-server` for the Redis limiter scenario, if one is installed; killed on drop.
+struct RedisProcess {
+    child: Child,
+    url: String,
+}
+
+impl RedisProcess {
+    fn start() -> Option<Self> {
+        let addr = free_addr();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &addr.port().to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self {
+            child,
+            url: format!("redis://{addr}"),
+        })
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The gateway process; killed on drop.
 struct Gateway {
     child: Child,
@@ -66,7 +111,7 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-async fn start_gateway(llm: SocketAddr, threads: usize) -> Gateway {
+async fn start_gateway(llm: SocketAddr, threads: usize, redis: Option<&str>) -> Gateway {
     let (listen, admin) = (free_addr(), free_addr());
     let config = format!(
         r#"
@@ -87,7 +132,41 @@ name = "llm"
 match = {{ path_prefix = "/anthropic" }}
 upstream = {{ url = "http://{llm}", kind = "llm", provider = "anthropic", strip_prefix = true }}
 plugins = ["key"]
-"#
+
+[plugin.guard]
+type = "prompt-guard"
+rules = [
+  {{ regex = "(?i)ignore (previous|all) instructions", action = "reject" }},
+  {{ builtin = "anthropic_api_key", action = "reject" }},
+  {{ builtin = "private_key", action = "reject" }},
+  {{ builtin = "email", action = "mask" }},
+  {{ builtin = "credit_card", action = "mask" }},
+]
+
+[[route]]
+name = "guarded"
+match = {{ path_prefix = "/guarded" }}
+upstream = {{ url = "http://{llm}", kind = "llm", provider = "anthropic", strip_prefix = true }}
+plugins = ["guard", "key"]
+
+[plugin.limit-local]
+type = "token-ratelimit"
+unit = "tokens"
+key = "header:x-user"
+max_tokens = 1000000000
+refill_tokens = 1000000000
+refill_interval = "1s"
+
+[[route]]
+name = "limited-local"
+match = {{ path_prefix = "/limited-local" }}
+upstream = {{ url = "http://{llm}", kind = "llm", provider = "anthropic", strip_prefix = true }}
+plugins = ["limit-local", "key"]
+{redis_part}"#,
+        redis_part = redis
+            .map(redis_routes)
+            .unwrap_or_default()
+            .replace("LLM", &llm.to_string())
     );
     let path = std::env::temp_dir().join(format!("tollgate-bench-{}.toml", std::process::id()));
     std::fs::write(&path, config).expect("write config");
@@ -115,11 +194,41 @@ plugins = ["key"]
     gateway
 }
 
-/// Where the load goes and with which key.
+/// Where the load goes, with which key and body.
 #[derive(Clone)]
 struct Target {
     url: String,
     key: &'static str,
+    body: String,
+}
+
+/// The Redis-backed limiter plugin and route (`LLM` stands for the upstream address).
+fn redis_routes(redis: &str) -> String {
+    format!(
+        r#"
+[plugin.limit-redis]
+type = "token-ratelimit"
+unit = "tokens"
+key = "header:x-user"
+max_tokens = 1000000000
+refill_tokens = 1000000000
+refill_interval = "1s"
+store = {{ redis = "{redis}" }}
+
+[[route]]
+name = "limited-redis"
+match = {{ path_prefix = "/limited-redis" }}
+upstream = {{ url = "http://LLM", kind = "llm", provider = "anthropic", strip_prefix = true }}
+plugins = ["limit-redis", "key"]
+"#
+    )
+}
+
+/// A prompt of about `bytes` bytes of prose with nothing for the guard to find.
+fn prompt_body(bytes: usize) -> String {
+    let sentence = "The quarterly report covers revenue, churn and the hiring plan for next year. ";
+    let text = sentence.repeat(bytes / sentence.len() + 1);
+    json!({"model": "tollgate-echo-1", "max_tokens": 16, "messages": [{"role": "user", "content": text}]}).to_string()
 }
 
 fn request_body(stream: bool) -> Value {
@@ -158,7 +267,7 @@ impl Figures {
 
 /// Closed loop: each connection sends its next request when the previous answer is read.
 async fn closed_loop(target: &Target, settings: &Settings) -> Figures {
-    let body = request_body(false).to_string();
+    let body = target.body.clone();
     let run = |duration: Duration, record: bool| {
         let workers: Vec<_> = (0..settings.connections)
             .map(|_| {
@@ -176,6 +285,7 @@ async fn closed_loop(target: &Target, settings: &Settings) -> Figures {
                         let result = client
                             .post(&target.url)
                             .header("x-api-key", target.key)
+                            .header("x-user", "bench")
                             .header("content-type", "application/json")
                             .body(body.clone())
                             .send()
@@ -285,24 +395,74 @@ fn main() {
         expected_api_key: Some(PROVIDER_KEY.into()),
     };
     let demo = DemoUpstreams::start(any, any, echo).expect("demo upstreams");
+    let redis = RedisProcess::start();
     let result = runtime.block_on(async {
-        let gateway = start_gateway(demo.llm_addr(), settings.threads).await;
+        let redis_url = redis.as_ref().map(|r| r.url.clone());
+        let gateway = start_gateway(demo.llm_addr(), settings.threads, redis_url.as_deref()).await;
+        let small = request_body(false).to_string();
+        let target = |path: &str, key: &'static str, body: &str| Target {
+            url: format!("http://{}{path}", gateway.listen),
+            key,
+            body: body.to_string(),
+        };
         let direct = Target {
             url: format!("http://{}/v1/messages", demo.llm_addr()),
             key: PROVIDER_KEY,
+            body: small.clone(),
         };
-        let through = Target {
-            url: format!("http://{}/anthropic/v1/messages", gateway.listen),
-            key: "client-key",
-        };
+        let through = target("/anthropic/v1/messages", "client-key", &small);
         let json_direct = closed_loop(&direct, &settings).await;
         let json_gateway = closed_loop(&through, &settings).await;
         let stream_direct = first_event_latency(&direct, &settings).await;
         let stream_gateway = first_event_latency(&through, &settings).await;
+        // Plugin costs: the same route with and without the plugin.
+        let big = prompt_body(100 * 1024);
+        let mut plugins = vec![
+            (
+                "100 KB prompt, no plugin",
+                closed_loop(
+                    &target("/anthropic/v1/messages", "client-key", &big),
+                    &settings,
+                )
+                .await,
+            ),
+            (
+                "100 KB prompt, prompt-guard (5 rules)",
+                closed_loop(
+                    &target("/guarded/v1/messages", "client-key", &big),
+                    &settings,
+                )
+                .await,
+            ),
+            (
+                "small prompt, token-ratelimit local",
+                closed_loop(
+                    &target("/limited-local/v1/messages", "client-key", &small),
+                    &settings,
+                )
+                .await,
+            ),
+        ];
+        if redis.is_some() {
+            plugins.push((
+                "small prompt, token-ratelimit Redis",
+                closed_loop(
+                    &target("/limited-redis/v1/messages", "client-key", &small),
+                    &settings,
+                )
+                .await,
+            ));
+        }
         drop(gateway);
-        (json_direct, json_gateway, stream_direct, stream_gateway)
+        (
+            json_direct,
+            json_gateway,
+            stream_direct,
+            stream_gateway,
+            plugins,
+        )
     });
-    let (json_direct, json_gateway, stream_direct, stream_gateway) = result;
+    let (json_direct, json_gateway, stream_direct, stream_gateway, plugins) = result;
     println!(
         "\nSmall JSON POST, closed loop, {} connections, {} s, gateway threads {}:\n",
         settings.connections,
@@ -335,10 +495,19 @@ fn main() {
         json_gateway.rps() / json_direct.rps() * 100.0,
         added(&stream_gateway, &stream_direct, 0.5)
     );
+    println!("\nPlugin costs (same closed loop; compare with the gateway rows above and with each other):\n");
+    println!("| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|");
+    for (name, figures) in &plugins {
+        println!("{}", row(name, figures));
+    }
+    if redis.is_none() {
+        println!("(redis-server not found: the Redis limiter was not measured)");
+    }
     let report = json!({
         "connections": settings.connections, "seconds": settings.measure.as_secs(), "gateway_threads": settings.threads,
         "json_post": {"direct": json_direct.json(), "gateway": json_gateway.json()},
         "first_event": {"direct": stream_direct.json(), "gateway": stream_gateway.json()},
+        "plugins": plugins.iter().map(|(name, f)| json!({"scenario": name, "figures": f.json()})).collect::<Vec<_>>(),
     });
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     if std::fs::create_dir_all(&out).is_ok() {
@@ -348,8 +517,12 @@ fn main() {
         );
     }
     demo.shutdown();
-    let errors =
-        json_direct.errors + json_gateway.errors + stream_direct.errors + stream_gateway.errors;
+    let errors = json_direct.errors
+        + json_gateway.errors
+        + stream_direct.errors
+        + stream_gateway.errors
+        + plugins.iter().map(|(_, f)| f.errors).sum::<usize>();
+    drop(redis);
     if errors > 0 {
         eprintln!("{errors} requests failed");
         std::process::exit(1);

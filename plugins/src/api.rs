@@ -173,6 +173,9 @@ pub struct Rejection {
     pub in_band: bool,
     /// Extra response headers (`retry-after`, `www-authenticate`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What the audit log records besides the reason (a rule name); never sent to the client,
+    /// never a secret or matched text.
+    pub detail: Option<String>,
 }
 
 impl Rejection {
@@ -197,6 +200,7 @@ impl Rejection {
             jsonrpc_code: None,
             in_band: false,
             headers: Vec::new(),
+            detail: None,
         }
     }
 
@@ -215,6 +219,12 @@ impl Rejection {
     /// Sets the JSON-RPC error code used on MCP routes.
     pub fn with_jsonrpc_code(mut self, code: i64) -> Self {
         self.jsonrpc_code = Some(code);
+        self
+    }
+
+    /// Sets the audit detail (e.g. the rule that matched).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
         self
     }
 
@@ -380,6 +390,10 @@ pub struct RequestCtx {
     pub usage: Usage,
     /// When the first generated token (first text delta of a stream) passed through.
     pub first_token_at: Option<Instant>,
+    /// Degradations plugins report for this request (a store or classifier was unreachable and
+    /// the request went on in fail-open mode): reason codes, counted in
+    /// `tollgate_plugin_warnings_total`.
+    pub warnings: Vec<&'static str>,
     /// Plugins' own per-request state.
     pub extensions: Extensions,
 }
@@ -401,6 +415,7 @@ impl RequestCtx {
             response_model: None,
             usage: Usage::default(),
             first_token_at: None,
+            warnings: Vec::new(),
             extensions: Extensions::default(),
         }
     }
@@ -503,6 +518,8 @@ pub enum Decision {
         plugin: String,
         /// Its reason code.
         reason: String,
+        /// The rejection's audit detail (a rule name), if any.
+        detail: Option<String>,
     },
     /// The gateway refused it before the chain (bad JSON, too large).
     Invalid {

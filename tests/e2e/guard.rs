@@ -135,7 +135,7 @@ async fn answers_are_masked_json_and_stream_event_by_event() {
         r#"
 [plugin.guard]
 type = "prompt-guard"
-rules = [{{ builtin = "email", action = "mask" }}]
+rules = [{{ builtin = "email", action = "mask" }}, {{ builtin = "anthropic_api_key", action = "mask" }}]
 
 [[route]]
 name = "llm"
@@ -147,7 +147,13 @@ plugins = ["guard"]
     );
     let gw = GatewayBuilder::new(&config).start().await;
     let client = client();
-    let say = "Sure. The owner of that account is dana.smith@example.com, who you can reach today.";
+    let say = "Sure. The owner of that account is dana.smith@example.com, key sk-ant-api03-ZZZZyyyyXXXXwwww0123456789, reach them today.";
+    let masked = say
+        .replace("dana.smith@example.com", "<REDACTED:email>")
+        .replace(
+            "sk-ant-api03-ZZZZyyyyXXXXwwww0123456789",
+            "<REDACTED:anthropic_api_key>",
+        );
     let request = |stream: bool| json!({"model": "m", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "who?"}]});
 
     let resp = client
@@ -158,10 +164,7 @@ plugins = ["guard"]
         .await
         .unwrap();
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(
-        body["content"][0]["text"],
-        say.replace("dana.smith@example.com", "<REDACTED:email>")
-    );
+    assert_eq!(body["content"][0]["text"], masked);
 
     // Streamed: the address arrives split over several 5-character deltas, 300 ms apart.
     let mut resp = client
@@ -187,14 +190,26 @@ plugins = ["guard"]
         .filter(|j| j["type"] == "content_block_delta")
         .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(
-        text,
-        say.replace("dana.smith@example.com", "<REDACTED:email>"),
-        "{raw}"
-    );
+    assert_eq!(text, masked, "{raw}");
     assert!(
-        !raw.contains("dana.smith"),
-        "no piece of the address slipped through"
+        !raw.contains("dana.smith") && !raw.contains("ZZZZyyyy"),
+        "no piece of the address or key slipped through"
+    );
+
+    // The same rules mask the request: the upstream never sees the key the user pasted.
+    let pasted = json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "my key is sk-ant-api03-PPPPqqqqRRRRssss0123456789"}]});
+    let before = up.recorder.requests().len();
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .json(&pasted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent: Value = serde_json::from_slice(&up.recorder.requests()[before].body).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "my key is <REDACTED:anthropic_api_key>"
     );
     assert!(raw.contains("message_stop"));
     // Events still flow while the stream runs (it lasts ~5 s): the first delta is not held to the end.

@@ -181,6 +181,35 @@ plugins = ["shared"]
         a.log().matches("rate-limit store unreachable").count() <= 1,
         "logged once per interval, not per request"
     );
+    // Both failure modes are counted: refusals as rejections, fail-open passes as warnings.
+    for _ in 0..2 {
+        call(&a).await.unwrap();
+        call(&open).await.unwrap();
+    }
+    let sample = |scrape: &str, series: &str| {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let closed_scrape = a.metrics().await;
+    assert_eq!(
+        sample(
+            &closed_scrape,
+            r#"tollgate_plugin_rejections_total{plugin="shared",reason="ratelimit.unavailable",route="api"}"#
+        ),
+        Some(3.0),
+        "{closed_scrape}"
+    );
+    let open_scrape = open.metrics().await;
+    assert_eq!(
+        sample(
+            &open_scrape,
+            r#"tollgate_plugin_warnings_total{reason="ratelimit.store_unavailable",route="api"}"#
+        ),
+        Some(3.0),
+        "{open_scrape}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,4 +299,70 @@ plugins = ["budget"]
         (14..=25).contains(&charged_b),
         "the abandoned stream was charged {charged_b}: 12 input + the streamed part"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_load_on_two_replicas_stays_within_one_shared_token_budget() {
+    let up = TestUpstream::start().await;
+    let redis = crate::common::redis::RedisServer::start().await;
+    let config = format!(
+        r#"
+[plugin.team]
+type = "token-ratelimit"
+unit = "tokens"
+key = "route"
+max_tokens = 600
+refill_tokens = 1
+refill_interval = "1h"
+store = {{ redis = "{redis}" }}
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["team"]
+"#,
+        redis = redis.url(),
+        u = up.url()
+    );
+    let a = GatewayBuilder::new(&config).start().await;
+    let b = GatewayBuilder::new(&config).start().await;
+    let urls = [
+        a.url("/anthropic/v1/messages"),
+        b.url("/anthropic/v1/messages"),
+    ];
+    const WORKERS: usize = 8;
+    let body =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let reservation = (10 + body.to_string().len() / 4) as u64;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let (urls, body) = (urls.clone(), body.clone());
+            tokio::spawn(async move {
+                let client = client();
+                let (mut admitted, mut refused) = (0u64, 0);
+                let mut n = i;
+                while refused < 3 {
+                    let resp = client.post(&urls[n % 2]).json(&body).send().await.unwrap();
+                    match resp.status().as_u16() {
+                        200 => admitted += 1,
+                        429 => refused += 1,
+                        other => panic!("unexpected status {other}"),
+                    }
+                    resp.bytes().await.unwrap();
+                    n += 1;
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for worker in workers {
+        admitted += worker.await.unwrap();
+    }
+    // Every answer costs 15 tokens (12 in, 3 out).
+    let used = admitted * 15;
+    let bound = 600 + WORKERS as u64 * reservation;
+    assert!(used <= bound, "{admitted} requests used {used} tokens, more than the budget plus one reservation per worker ({bound})");
+    assert!(used >= 600 - 15, "the budget was used up ({used} tokens)");
 }

@@ -127,6 +127,7 @@ async fn parse_and_decide(
         let decision = Decision::Rejected {
             plugin: stop.plugin,
             reason: stop.rejection.reason.to_string(),
+            detail: stop.rejection.detail.clone(),
         };
         ctx.reject(session, decision, &stop.rejection).await?;
         return Ok(None);

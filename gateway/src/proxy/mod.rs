@@ -204,6 +204,7 @@ impl ProxyHttp for TollgateProxy {
             let decision = Decision::Rejected {
                 plugin: stop.plugin,
                 reason: stop.rejection.reason.to_string(),
+                detail: stop.rejection.detail.clone(),
             };
             ctx.reject(session, decision, &stop.rejection).await?;
             return Ok(true);

@@ -154,16 +154,24 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> Value {
         );
     }
     r.insert("status".into(), json!(facts.status));
-    let (decision, plugin, reason) = match facts.decision {
-        Decision::Allowed => ("allowed", None, None),
-        Decision::Rejected { plugin, reason } => {
-            ("rejected", Some(plugin.as_str()), Some(reason.as_str()))
-        }
-        Decision::Invalid { reason } => ("invalid", None, Some(reason.as_str())),
+    let (decision, plugin, reason, detail) = match facts.decision {
+        Decision::Allowed => ("allowed", None, None, None),
+        Decision::Rejected {
+            plugin,
+            reason,
+            detail,
+        } => (
+            "rejected",
+            Some(plugin.as_str()),
+            Some(reason.as_str()),
+            detail.as_deref(),
+        ),
+        Decision::Invalid { reason } => ("invalid", None, Some(reason.as_str()), None),
     };
     r.insert("decision".into(), json!(decision));
     r.insert("plugin".into(), json!(plugin));
     r.insert("reason".into(), json!(reason));
+    r.insert("detail".into(), json!(detail));
     r.insert("error".into(), json!(facts.error));
     r.insert("duration_ms".into(), json!(millis(cx.started.elapsed())));
     r.insert("upstream_ms".into(), json!(facts.upstream.map(millis)));

@@ -44,6 +44,7 @@ pub struct Metrics {
     tokens: IntCounterVec,
     time_to_first_token: HistogramVec,
     config_reloads: IntCounterVec,
+    plugin_warnings: IntCounterVec,
     audit_dropped: IntCounter,
     models: LabelFilter,
     tools: LabelFilter,
@@ -134,6 +135,7 @@ impl Metrics {
                 "Configuration loads by result",
                 &["result"],
             )?,
+            plugin_warnings: counter(&registry, "plugin_warnings_total", "Requests a plugin let through degraded (store or classifier unreachable, fail-open)", &["route", "reason"])?,
             audit_dropped: {
                 let metric = IntCounter::new(
                     "audit_dropped_total",
@@ -180,7 +182,12 @@ impl Metrics {
                 .with_label_values(&[route])
                 .observe(upstream.as_secs_f64());
         }
-        if let Decision::Rejected { plugin, reason } = report.decision {
+        for reason in &cx.warnings {
+            self.plugin_warnings
+                .with_label_values(&[route, reason])
+                .inc();
+        }
+        if let Decision::Rejected { plugin, reason, .. } = report.decision {
             self.plugin_rejections
                 .with_label_values(&[route, plugin, reason])
                 .inc();

@@ -202,7 +202,7 @@ fn visit_all_strings(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
 impl PromptGuard {
     /// Asks each classifier about the (already masked) texts; a refusal if one flags them or
     /// fails closed.
-    async fn ask_webhooks(&self, cx: &RequestCtx, json: &mut Value) -> Option<Rejection> {
+    async fn ask_webhooks(&self, cx: &mut RequestCtx, json: &mut Value) -> Option<Rejection> {
         if self.webhooks.is_empty() {
             return None;
         }
@@ -222,16 +222,19 @@ impl PromptGuard {
             match webhook.classify(&cx.route.name, kind, &texts).await {
                 Ok(Classification::Clean) => {}
                 Ok(Classification::Flagged(category)) => {
+                    let detail = format!("webhook {}", category.as_deref().unwrap_or("flagged"));
                     let what = category
                         .map_or_else(|| "flagged".to_string(), |c| format!("flagged as `{c}`"));
                     let message = format!("the request was {what} by the guard classifier");
                     return Some(
                         Rejection::new(RejectKind::Permission, "guard.rejected", message)
+                            .with_detail(detail)
                             .with_status(StatusCode::FORBIDDEN)
                             .in_band(),
                     );
                 }
                 Err(error) if webhook.failure_mode == FailureMode::Open => {
+                    cx.warnings.push("guard.classifier_unavailable");
                     tracing::warn!(plugin = %self.name, url = %webhook.url, %error, "guard classifier failed; letting the request through");
                 }
                 Err(error) => {
@@ -294,6 +297,7 @@ impl Plugin for PromptGuard {
             // The rule's name, never the matched text.
             let message = format!("the request was blocked by prompt-guard rule `{rule}`");
             let rejection = Rejection::new(RejectKind::Permission, "guard.rejected", message)
+                .with_detail(format!("rule {rule}"))
                 .with_status(StatusCode::FORBIDDEN)
                 .in_band();
             return Ok(Verdict::Reject(rejection));

@@ -256,7 +256,12 @@ impl TokenRateLimit {
         let key = self.key.key(cx);
         let admission = match self.store.reserve(&key, want).await {
             Ok(admission) => admission,
-            Err(error) => return self.store_failed(&error),
+            Err(error) => {
+                if self.failure_mode == FailureMode::Open {
+                    cx.warnings.push("ratelimit.store_unavailable");
+                }
+                return self.store_failed(&error);
+            }
         };
         match admission {
             Admission::Admitted {
