@@ -366,3 +366,45 @@ plugins = ["team"]
     assert!(used <= bound, "{admitted} requests used {used} tokens, more than the budget plus one reservation per worker ({bound})");
     assert!(used >= 600 - 15, "the budget was used up ({used} tokens)");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_user_and_per_team_limits_stack_on_one_route() {
+    let up = TestUpstream::start().await;
+    let limit = |name: &str, key: &str, max: u32| {
+        format!("[plugin.{name}]\ntype = \"token-ratelimit\"\nunit = \"requests\"\nkey = \"{key}\"\nmax_tokens = {max}\nrefill_tokens = 1\nrefill_interval = \"1h\"\n\n")
+    };
+    let config = format!(
+        "{}{}[[route]]\nname = \"api\"\nmatch = {{ path_prefix = \"/api\" }}\nupstream = {{ url = \"{}\", strip_prefix = true }}\nplugins = [\"per-user\", \"per-team\"]\n",
+        limit("per-user", "header:x-user", 3),
+        limit("per-team", "header:x-team", 4),
+        up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let call = |user: &'static str| {
+        client()
+            .get(gw.url("/api/x"))
+            .header("x-user", user)
+            .header("x-team", "blue")
+            .send()
+    };
+    let mut alice = Vec::new();
+    for _ in 0..4 {
+        alice.push(call("alice").await.unwrap().status().as_u16());
+    }
+    assert_eq!(alice, [200, 200, 200, 429], "alice's own limit is 3");
+    assert_eq!(
+        call("bob").await.unwrap().status(),
+        200,
+        "the team's fourth request"
+    );
+    let resp = call("bob").await.unwrap();
+    assert_eq!(
+        resp.status(),
+        429,
+        "the team's limit of 4 is spent although bob made one request"
+    );
+    assert!(
+        resp.text().await.unwrap().contains("per-team"),
+        "the refusal names the limit that was hit"
+    );
+}
