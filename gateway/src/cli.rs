@@ -37,35 +37,7 @@ enum Command {
     /// Validate a configuration file and exit (status 1 when invalid).
     Check(ConfigArg),
     /// Mint a signed JWT from a local key (for tutorials and tests), printed on stdout.
-    Token {
-        /// PEM private key file (RS*, PS*, ES*, EdDSA).
-        #[arg(long, conflicts_with = "secret_env")]
-        key: Option<PathBuf>,
-        /// Environment variable holding an HMAC secret (HS*).
-        #[arg(long)]
-        secret_env: Option<String>,
-        /// Signing algorithm.
-        #[arg(long, default_value = "RS256")]
-        alg: String,
-        /// `sub` claim.
-        #[arg(long)]
-        sub: String,
-        /// `iss` claim.
-        #[arg(long)]
-        iss: Option<String>,
-        /// `aud` claim.
-        #[arg(long)]
-        aud: Option<String>,
-        /// `kid` header.
-        #[arg(long)]
-        kid: Option<String>,
-        /// Lifetime (`"1h"`, `"15m"`).
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-        /// Extra claim `name=value` (commas make an array: `groups=a,b`); repeatable.
-        #[arg(long = "claim", value_name = "NAME=VALUE")]
-        claims: Vec<String>,
-    },
+    Token(TokenArgs),
     /// Run the gateway with a built-in configuration and in-process demo upstreams.
     Demo {
         /// Proxy listener.
@@ -94,39 +66,39 @@ pub fn main(gateway: Gateway) -> ExitCode {
         Command::Run(arg) => run(&gateway, &arg.config),
         Command::Check(arg) => check(&gateway, &arg.config),
         Command::Demo { listen, admin } => demo(&gateway, &listen, &admin),
-        Command::Token {
-            key,
-            secret_env,
-            alg,
-            sub,
-            iss,
-            aud,
-            kid,
-            ttl,
-            claims,
-        } => token(TokenArgs {
-            key,
-            secret_env,
-            alg,
-            sub,
-            iss,
-            aud,
-            kid,
-            ttl,
-            claims,
-        }),
+        Command::Token(args) => token(args),
     }
 }
 
+/// Arguments of `tollgate token`.
+#[derive(Debug, clap::Args)]
 struct TokenArgs {
+    /// PEM private key file (RS*, PS*, ES*, EdDSA).
+    #[arg(long, conflicts_with = "secret_env")]
     key: Option<PathBuf>,
+    /// Environment variable holding an HMAC secret (HS*).
+    #[arg(long)]
     secret_env: Option<String>,
+    /// Signing algorithm.
+    #[arg(long, default_value = "RS256")]
     alg: String,
+    /// `sub` claim.
+    #[arg(long)]
     sub: String,
+    /// `iss` claim.
+    #[arg(long)]
     iss: Option<String>,
+    /// `aud` claim.
+    #[arg(long)]
     aud: Option<String>,
+    /// `kid` header.
+    #[arg(long)]
     kid: Option<String>,
+    /// Lifetime (`"1h"`, `"15m"`).
+    #[arg(long, default_value = "1h")]
     ttl: String,
+    /// Extra claim `name=value` (commas make an array: `groups=a,b`); repeatable.
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
     claims: Vec<String>,
 }
 

@@ -26,6 +26,31 @@ impl BodyKind {
     }
 }
 
+/// Holds a JSON body in `buffer` until its last chunk, then lets `rewrite` change it; returns
+/// what to send now (nothing before the end; the original bytes if it is not JSON or unchanged).
+pub fn rewrite_json_at_end(
+    buffer: &mut bytes::BytesMut,
+    data: &[u8],
+    end: bool,
+    rewrite: impl FnOnce(&mut serde_json::Value) -> bool,
+) -> bytes::Bytes {
+    buffer.extend_from_slice(data);
+    if !end {
+        return bytes::Bytes::new();
+    }
+    let body = buffer.split().freeze();
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    if rewrite(&mut json) {
+        serde_json::to_vec(&json)
+            .map(bytes::Bytes::from)
+            .unwrap_or(body)
+    } else {
+        body
+    }
+}
+
 /// Length of the prefix of `buffer` made of complete events (each ends with a blank line).
 pub fn complete_events_len(buffer: &[u8]) -> usize {
     buffer

@@ -54,19 +54,10 @@ impl ListFilter {
         match self.mode {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
-                self.buffer.extend_from_slice(data);
-                if !end {
-                    return Bytes::new();
-                }
-                let body = self.buffer.split().freeze();
-                let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
-                    return body;
-                };
-                if self.filter_message(&mut json, policy, identity) {
-                    serde_json::to_vec(&json).map(Bytes::from).unwrap_or(body)
-                } else {
-                    body
-                }
+                let pending = &self.pending;
+                crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
+                    filter_message(pending, json, policy, identity)
+                })
             }
             BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
@@ -146,37 +137,47 @@ impl ListFilter {
         policy: &Policy,
         identity: Option<&Identity>,
     ) -> bool {
-        match json {
-            Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
-                self.filter_message(item, policy, identity) | changed
-            }),
-            Value::Object(object) => {
-                let Some(pending) = object
-                    .get("id")
-                    .and_then(|id| self.pending.iter().find(|p| p.id == *id))
-                else {
-                    return false;
-                };
-                let (key, field) = match pending.target {
-                    Target::Tool => ("tools", "name"),
-                    Target::Prompt => ("prompts", "name"),
-                    Target::Resource => ("resources", "uri"),
-                };
-                let Some(Value::Array(entries)) =
-                    object.get_mut("result").and_then(|r| r.get_mut(key))
-                else {
-                    return false;
-                };
-                let before = entries.len();
-                entries.retain(|entry| {
-                    entry
-                        .get(field)
-                        .and_then(Value::as_str)
-                        .is_some_and(|name| policy.allows(identity, pending.target, name))
-                });
-                entries.len() != before
-            }
-            _ => false,
+        filter_message(&self.pending, json, policy, identity)
+    }
+}
+
+/// Filters the answers to the `pending` list requests in a JSON-RPC response (or batch);
+/// returns whether anything changed.
+fn filter_message(
+    pending_lists: &[PendingList],
+    json: &mut Value,
+    policy: &Policy,
+    identity: Option<&Identity>,
+) -> bool {
+    match json {
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            filter_message(pending_lists, item, policy, identity) | changed
+        }),
+        Value::Object(object) => {
+            let Some(pending) = object
+                .get("id")
+                .and_then(|id| pending_lists.iter().find(|p| p.id == *id))
+            else {
+                return false;
+            };
+            let (key, field) = match pending.target {
+                Target::Tool => ("tools", "name"),
+                Target::Prompt => ("prompts", "name"),
+                Target::Resource => ("resources", "uri"),
+            };
+            let Some(Value::Array(entries)) = object.get_mut("result").and_then(|r| r.get_mut(key))
+            else {
+                return false;
+            };
+            let before = entries.len();
+            entries.retain(|entry| {
+                entry
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| policy.allows(identity, pending.target, name))
+            });
+            entries.len() != before
         }
+        _ => false,
     }
 }

@@ -41,29 +41,19 @@ impl ResponseMasker {
         match self.mode {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
-                self.buffer.extend_from_slice(data);
-                if !end {
-                    return Bytes::new();
-                }
-                let body = self.buffer.split().freeze();
-                let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
-                    return body;
-                };
-                let mut changed = false;
-                if let Some(Value::Array(blocks)) = json.get_mut("content") {
-                    for block in blocks {
-                        if let Some(Value::String(text)) = block.get_mut("text") {
-                            let masked = mask_all(text, detectors);
-                            changed |= masked != *text;
-                            *text = masked;
+                crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
+                    let mut changed = false;
+                    if let Some(Value::Array(blocks)) = json.get_mut("content") {
+                        for block in blocks {
+                            if let Some(Value::String(text)) = block.get_mut("text") {
+                                let masked = mask_all(text, detectors);
+                                changed |= masked != *text;
+                                *text = masked;
+                            }
                         }
                     }
-                }
-                if changed {
-                    serde_json::to_vec(&json).map(Bytes::from).unwrap_or(body)
-                } else {
-                    body
-                }
+                    changed
+                })
             }
             BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
