@@ -1,5 +1,5 @@
-//! The admin listener: `/healthz` (the process answers), `/readyz` (configuration loaded and
-//! the proxy listener accepting connections) and `/metrics` (Prometheus text format).
+//! The admin listener: `/healthz` (the process answers), `/readyz` (configuration loaded, the
+//! proxy listener accepting connections, not shutting down) and `/metrics` (Prometheus text).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::lifecycle::Lifecycle;
 use crate::telemetry::Metrics;
 
 /// The admin HTTP application.
@@ -18,11 +19,12 @@ pub struct AdminApp {
     /// Where readiness probes the proxy listener.
     proxy_addr: Option<SocketAddr>,
     metrics: Arc<Metrics>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl AdminApp {
     /// An admin app probing the proxy listener at `listen` (an unspecified IP probes loopback).
-    pub fn new(listen: &str, metrics: Arc<Metrics>) -> Self {
+    pub fn new(listen: &str, metrics: Arc<Metrics>, lifecycle: Arc<Lifecycle>) -> Self {
         let proxy_addr = listen.parse::<SocketAddr>().ok().map(|mut addr| {
             if addr.ip().is_unspecified() {
                 addr.set_ip(if addr.is_ipv4() {
@@ -36,6 +38,7 @@ impl AdminApp {
         Self {
             proxy_addr,
             metrics,
+            lifecycle,
         }
     }
 
@@ -86,6 +89,9 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.lifecycle.is_draining() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            }
             "/readyz" if self.proxy_accepting().await => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::demo::{DemoUpstreams, EchoOptions};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, ServeOptions};
 
 /// tollgate: a programmable gateway for AI-agent traffic (MCP and LLM APIs).
 #[derive(Debug, Parser)]
@@ -33,7 +33,14 @@ struct ConfigArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway with a configuration file.
-    Run(ConfigArg),
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Take over the listening sockets of the running gateway, which is then sent SIGQUIT
+        /// (zero-downtime upgrade; see docs/operations.md).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate a configuration file and exit (status 1 when invalid).
     Check(ConfigArg),
     /// Mint a signed JWT from a local key (for tutorials and tests), printed on stdout.
@@ -63,7 +70,7 @@ pub fn main(gateway: Gateway) -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Run(arg) => run(&gateway, &arg.config),
+        Command::Run { config, upgrade } => run(&gateway, &config.config, upgrade),
         Command::Check(arg) => check(&gateway, &arg.config),
         Command::Demo { listen, admin } => demo(&gateway, &listen, &admin),
         Command::Token(args) => token(args),
@@ -191,7 +198,7 @@ fn check(gateway: &Gateway, path: &Path) -> ExitCode {
     }
 }
 
-fn run(gateway: &Gateway, path: &Path) -> ExitCode {
+fn run(gateway: &Gateway, path: &Path, upgrade: bool) -> ExitCode {
     let config = match gateway.load(path) {
         Ok(config) => config,
         Err(errors) => {
@@ -201,7 +208,11 @@ fn run(gateway: &Gateway, path: &Path) -> ExitCode {
     };
     let listen = config.server.listen.clone();
     let admin = config.server.admin.clone();
-    match gateway.build_server(config, Some(path)) {
+    let options = ServeOptions {
+        watch: Some(path.to_path_buf()),
+        upgrade,
+    };
+    match gateway.build_server(config, &options) {
         Ok(server) => {
             tracing::info!(listen, admin = admin.as_deref().unwrap_or("off"), config = %path.display(), "tollgate starting");
             server.run_forever()
@@ -258,7 +269,7 @@ fn demo(gateway: &Gateway, listen: &str, admin: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match gateway.build_server(config, None) {
+    let server = match gateway.build_server(config, &ServeOptions::default()) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");

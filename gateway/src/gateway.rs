@@ -1,23 +1,26 @@
 //! The `Gateway`: the plugin registry plus the code that turns a configuration into running
 //! Pingora services. The stock binary and an operator's own binary both use it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 use tollgate_plugins::{PluginFactory, PluginRegistry};
 
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigErrors, RuntimeConfig};
+use crate::lifecycle::{exit_when_drained, ExitHook, Lifecycle, SignalWatch};
 use crate::proxy::TollgateProxy;
 use crate::reload::Reloader;
 use crate::telemetry::{AuditLog, Metrics};
+use crate::tls::{listener_settings, CertSlot};
 
 /// A gateway under construction: register plugin types, then load a configuration and run.
 #[derive(Debug, Clone)]
@@ -84,21 +87,28 @@ impl Gateway {
         config::load_file(path, &self.registry)
     }
 
-    /// Builds the Pingora server for `config`; with `watch`, that configuration file is reloaded
-    /// when it (or a file it names) changes and on SIGHUP. Call `run_forever` on the result.
+    /// Builds the server for `config`. With `options.watch`, that configuration file is
+    /// reloaded when it (or a file it names) changes and on SIGHUP; with `options.upgrade`, the
+    /// listening sockets are taken over from a running gateway (`[server] upgrade_sock`). Call
+    /// `run_forever` on the result.
     pub fn build_server(
         &self,
         config: RuntimeConfig,
-        watch: Option<&Path>,
-    ) -> Result<Server, StartError> {
+        options: &ServeOptions,
+    ) -> Result<TollgateServer, StartError> {
         let settings = config.server.clone();
         let conf = ServerConf {
             threads: settings.threads,
             grace_period_seconds: Some(settings.grace_period.as_secs()),
             graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
+            upgrade_sock: settings.upgrade_sock.clone(),
             ..Default::default()
         };
-        let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+        let opt = Opt {
+            upgrade: options.upgrade,
+            ..Default::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(opt, conf);
         server.bootstrap();
 
         let telemetry = &config.telemetry;
@@ -111,48 +121,101 @@ impl Gateway {
         metrics.config_reload(true);
         let audit =
             AuditLog::start(&telemetry.audit).map_err(|e| StartError::Audit(e.to_string()))?;
+        let cert_slot = settings
+            .tls
+            .as_ref()
+            .map(|tls| CertSlot::new(tls.certified.clone()));
         let watch_interval = config.server.watch_interval;
         let shared = Arc::new(ArcSwap::from_pointee(config));
-        if let Some(path) = watch {
+        if let Some(path) = &options.watch {
             let reloader = Reloader::new(
-                path.to_path_buf(),
+                path.clone(),
                 self.registry.clone(),
                 shared.clone(),
                 metrics.clone(),
                 watch_interval,
-            );
+            )
+            .with_cert_slot(cert_slot.clone());
             reloader
                 .spawn()
                 .map_err(|e| StartError::Reload(e.to_string()))?;
         }
-        let proxy = TollgateProxy::new(shared, metrics.clone(), audit);
-        let mut options = HttpServerOptions::default();
-        options.h2c = settings.h2c;
+        let lifecycle = Lifecycle::new();
+        let proxy = TollgateProxy::new(shared, metrics.clone(), audit.clone(), lifecycle.clone());
+        let mut http_options = HttpServerOptions::default();
+        http_options.h2c = settings.h2c;
         let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
             .name("tollgate proxy")
-            .server_options(options)
+            .server_options(http_options)
             .build();
-        match &settings.tls {
-            Some((cert, key)) => {
-                service
-                    .add_tls(&settings.listen, cert, key)
-                    .map_err(|e| StartError::Listener {
+        match (&settings.tls, cert_slot) {
+            (Some(tls), Some(slot)) => {
+                let tls_settings =
+                    listener_settings(tls, slot).map_err(|e| StartError::Listener {
                         addr: settings.listen.clone(),
                         message: e.to_string(),
-                    })?
+                    })?;
+                service.add_tls_with_settings(&settings.listen, None, tls_settings);
             }
-            None => service.add_tcp(&settings.listen),
+            _ => service.add_tcp(&settings.listen),
         }
         server.add_service(service);
 
         if let Some(admin) = &settings.admin {
             let mut admin_service = Service::new(
                 "tollgate admin".into(),
-                HttpServer::new_app(AdminApp::new(&settings.listen, metrics)),
+                HttpServer::new_app(AdminApp::new(&settings.listen, metrics, lifecycle.clone())),
             );
             admin_service.add_tcp(admin);
             server.add_service(admin_service);
         }
-        Ok(server)
+        let flush_audit: ExitHook = Box::new(move || audit.flush(Duration::from_secs(2)));
+        Ok(TollgateServer {
+            server,
+            lifecycle,
+            drain_delay: settings.drain_delay,
+            exit_hooks: vec![flush_audit],
+        })
+    }
+}
+
+/// How `build_server` runs the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Reload from this file when it or a file it names changes, and on SIGHUP.
+    pub watch: Option<PathBuf>,
+    /// Take the listening sockets over from the gateway that receives SIGQUIT.
+    pub upgrade: bool,
+}
+
+/// A built gateway: Pingora's server plus the shutdown sequence around it.
+pub struct TollgateServer {
+    server: Server,
+    lifecycle: Arc<Lifecycle>,
+    drain_delay: Duration,
+    exit_hooks: Vec<ExitHook>,
+}
+
+impl TollgateServer {
+    /// Readiness and in-flight state, e.g. for an embedding program's own probes.
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.lifecycle
+    }
+
+    /// Runs until shut down (see [`crate::lifecycle`] for the signals), then exits the process.
+    pub fn run_forever(self) -> ! {
+        let hooks = Arc::new(self.exit_hooks);
+        let drain_hooks = hooks.clone();
+        let phases = self.server.watch_execution_phase();
+        let run_hooks: ExitHook = Box::new(move || drain_hooks.iter().for_each(|hook| hook()));
+        if let Err(e) = exit_when_drained(self.lifecycle.clone(), phases, vec![run_hooks]) {
+            tracing::warn!(error = %e, "cannot watch the drain; shutdown waits the whole grace period");
+        }
+        let watch = SignalWatch::new(self.lifecycle.clone(), self.drain_delay);
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(watch),
+        });
+        hooks.iter().for_each(|hook| hook());
+        std::process::exit(0)
     }
 }

@@ -16,10 +16,12 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod lifecycle;
 pub mod protocol;
 pub mod proxy;
 pub mod reload;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 
 pub use gateway::{Gateway, StartError};

@@ -15,6 +15,7 @@ use tollgate_plugins::PluginRegistry;
 use crate::config;
 use crate::proxy::SharedConfig;
 use crate::telemetry::Metrics;
+use crate::tls::CertSlot;
 
 /// Watches one configuration file and swaps in its new versions.
 pub struct Reloader {
@@ -23,6 +24,11 @@ pub struct Reloader {
     shared: SharedConfig,
     metrics: Arc<Metrics>,
     interval: Option<Duration>,
+    cert_slot: Option<Arc<CertSlot>>,
+}
+
+fn tls_files(config: &config::RuntimeConfig) -> Option<&crate::tls::TlsFiles> {
+    config.server.tls.as_ref().map(|tls| &tls.files)
 }
 
 impl Reloader {
@@ -40,7 +46,14 @@ impl Reloader {
             shared,
             metrics,
             interval,
+            cert_slot: None,
         }
+    }
+
+    /// Also swaps the listener's certificate when a reload brings a new one.
+    pub fn with_cert_slot(mut self, slot: Option<Arc<CertSlot>>) -> Self {
+        self.cert_slot = slot;
+        self
     }
 
     /// Starts the watcher on its own thread (file reads never run on the proxy's runtimes).
@@ -84,9 +97,13 @@ impl Reloader {
                 if new.server.listen != old.server.listen
                     || new.server.admin != old.server.admin
                     || new.server.threads != old.server.threads
-                    || new.server.tls != old.server.tls
+                    || tls_files(&new) != tls_files(&old)
                 {
-                    tracing::warn!("changes to [server] listeners, threads or TLS take effect at the next restart");
+                    tracing::warn!("changes to [server] listeners, threads or TLS files take effect at the next restart");
+                }
+                if let (Some(slot), Some(tls)) = (&self.cert_slot, &new.server.tls) {
+                    // Same files, maybe new contents (a renewed certificate).
+                    slot.store(tls.certified.clone());
                 }
                 let routes = new.routes.routes().len();
                 self.shared.store(Arc::new(new));
@@ -151,6 +168,7 @@ pub fn referenced_files(file: &config::schema::ConfigFile) -> Vec<PathBuf> {
     if let Some(tls) = &file.server.tls {
         out.push(PathBuf::from(&tls.cert));
         out.push(PathBuf::from(&tls.key));
+        out.extend(tls.client_ca.iter().map(PathBuf::from));
     }
     out
 }

@@ -16,5 +16,6 @@ mod metrics;
 mod ratelimit;
 mod rbac;
 mod reload;
+mod shutdown;
 mod streaming;
 mod tls;

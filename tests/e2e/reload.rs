@@ -166,3 +166,72 @@ async fn rate_limit_buckets_survive_reloads_that_leave_the_instance_unchanged() 
     wait_status(&gw, "/other/x", 404, Duration::from_secs(5)).await;
     assert_eq!(call().await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_under_load_fails_no_request() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+        .server_line("watch_interval = \"100ms\"")
+        .start()
+        .await;
+    // Four clients loop on `/a` (present in every valid version) for the whole test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, url) = (stop.clone(), gw.url("/a/x"));
+            tokio::spawn(async move {
+                let client = client();
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client.get(&url).send().await {
+                        Ok(resp) if resp.status() == 200 => ok += 1,
+                        Ok(resp) => failed.push(resp.status().to_string()),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+
+    // 1: a route is added.
+    let with_b = format!("{}{}", route("/a", &up.url()), route("/b", &up.url()));
+    gw.rewrite_config(&with_b);
+    wait_status(&gw, "/b/x", 200, Duration::from_secs(5)).await;
+    // 2: invalid; reported, the last good configuration stays.
+    gw.rewrite_config(&format!("{with_b}[[route]]\nname = 7\n"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reloads(&gw, "error").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "invalid config not reported:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&gw, "/b/x").await, 200);
+    // 3: `/b` goes away, `/c` arrives.
+    let with_c = format!("{}{}", route("/a", &up.url()), route("/c", &up.url()));
+    gw.rewrite_config(&with_c);
+    wait_status(&gw, "/c/x", 200, Duration::from_secs(5)).await;
+    assert_eq!(status(&gw, "/b/x").await, 404);
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for handle in loops {
+        let (ok, failed) = handle.await.unwrap();
+        assert!(failed.is_empty(), "failed during reloads: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 20, "only {total} requests during the reloads");
+    assert_eq!(
+        reloads(&gw, "ok").await,
+        3.0,
+        "initial load + 2 valid reloads"
+    );
+    assert!(
+        gw.log().contains("tollgate.toml:"),
+        "error located:\n{}",
+        gw.log()
+    );
+}

@@ -2,7 +2,11 @@
 //! TLS listener on the gateway itself. The HTTPS upstream is a second tollgate with `[server.tls]`
 //! in front of the plain test upstream.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
 
 use serde_json::Value;
 
@@ -11,72 +15,123 @@ use crate::common::gateway::GatewayBuilder;
 use crate::common::keys::openssl;
 use crate::common::upstream::TestUpstream;
 
-/// Makes a CA and a `localhost` server certificate signed by it, with the `openssl` CLI.
+const EC: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// Makes a CA (`ca.pem`, `ca.key`) and a `localhost` server certificate signed by it
+/// (`leaf.pem`, `leaf.key`), with the `openssl` CLI.
 fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| openssl(dir, args);
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
+    openssl(
+        dir,
         &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=tollgate test CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
+            &["req", "-x509"][..],
+            &EC,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+            &["-subj", "/CN=tollgate test CA"],
+        ]
+        .concat(),
+    );
+    make_leaf(dir, "leaf", "localhost", "serverAuth");
+}
+
+/// A certificate `<name>.pem` + `<name>.key` for `cn` signed by the CA in `dir`, for `usage`
+/// (`serverAuth` or `clientAuth`).
+fn make_leaf(dir: &Path, name: &str, cn: &str, usage: &str) {
+    let (key, csr, pem, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
         &[
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    ]
-    .concat());
+            &["req"][..],
+            &EC,
+            &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")],
+        ]
+        .concat(),
+    );
     std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        dir.join(&ext),
+        format!("subjectAltName=DNS:{cn}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
     )
     .expect("write ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-    ]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+fn temp_dir(label: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-{label}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// DER bytes of the first certificate in a PEM file.
+fn der_of(pem_path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(pem_path).unwrap();
+    let b64: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+/// A client trusting only the test CA in `dir`, with `identity` (a PEM file holding a client
+/// certificate and its key) if given; a fresh connection pool, so every call handshakes.
+fn tls_client(dir: &Path, identity: Option<&str>) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .tls_info(true)
+        .timeout(Duration::from_secs(10));
+    if let Some(name) = identity {
+        let mut pem = std::fs::read(dir.join(format!("{name}.pem"))).unwrap();
+        pem.extend(std::fs::read(dir.join(format!("{name}.key"))).unwrap());
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn echo_route(upstream: &str) -> String {
+    format!("[[route]]\nname = \"all\"\nmatch = {{ path_prefix = \"/\" }}\nupstream = {{ url = \"{upstream}\" }}\n")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_upstream_with_private_ca_sni_and_verification() {
-    let dir = std::env::temp_dir().join(format!("tollgate-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("tls");
     make_certificates(&dir);
     let d = dir.display();
 
@@ -142,4 +197,135 @@ async fn https_upstream_with_private_ca_sni_and_verification() {
         "only the verified exchange reached the upstream"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The certificate a fresh handshake with the gateway gets.
+async fn served_certificate(client: &reqwest::Client, port: u16) -> Vec<u8> {
+    let resp = client
+        .get(format!("https://localhost:{port}/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("peer certificate")
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listener_certificate_is_reloaded_when_its_files_change() {
+    let dir = temp_dir("tls-reload");
+    make_certificates(&dir);
+    let d = dir.display();
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&echo_route(&up.url()))
+        .server_line(&format!(
+            "tls = {{ cert = \"{d}/leaf.pem\", key = \"{d}/leaf.key\" }}\nwatch_interval = \"100ms\""
+        ))
+        .start()
+        .await;
+    let port = gw.addr.port();
+    let first = der_of(&dir.join("leaf.pem"));
+    assert_eq!(
+        served_certificate(&tls_client(&dir, None), port).await,
+        first
+    );
+
+    // Renewal: new key and certificate written over the old files.
+    make_leaf(&dir, "renewed", "localhost", "serverAuth");
+    std::fs::copy(dir.join("renewed.key"), dir.join("leaf.key")).unwrap();
+    std::fs::copy(dir.join("renewed.pem"), dir.join("leaf.pem")).unwrap();
+    let renewed = der_of(&dir.join("renewed.pem"));
+    assert_ne!(first, renewed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while served_certificate(&tls_client(&dir, None), port).await != renewed {
+        assert!(
+            Instant::now() < deadline,
+            "certificate not reloaded:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken certificate is refused; the renewed one keeps being served.
+    std::fs::write(dir.join("leaf.pem"), "not a certificate").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log().contains("configuration not reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "broken certificate not reported:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gw.log().contains("no certificate in"), "{}", gw.log());
+    assert_eq!(
+        served_certificate(&tls_client(&dir, None), port).await,
+        renewed
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_are_required_or_optional() {
+    let dir = temp_dir("mtls");
+    make_certificates(&dir);
+    make_leaf(&dir, "client", "agent-1", "clientAuth");
+    // A client certificate from a CA the gateway does not trust.
+    let other = temp_dir("mtls-other");
+    make_certificates(&other);
+    make_leaf(&other, "client", "intruder", "clientAuth");
+    std::fs::copy(other.join("client.pem"), dir.join("intruder.pem")).unwrap();
+    std::fs::copy(other.join("client.key"), dir.join("intruder.key")).unwrap();
+    let d = dir.display();
+    let up = TestUpstream::start().await;
+    let tls_line = |auth: &str| {
+        format!("tls = {{ cert = \"{d}/leaf.pem\", key = \"{d}/leaf.key\", client_ca = \"{d}/ca.pem\"{auth} }}")
+    };
+
+    let required = GatewayBuilder::new(&echo_route(&up.url()))
+        .server_line(&tls_line(""))
+        .start()
+        .await;
+    let url = format!("https://localhost:{}/x", required.addr.port());
+    let with_cert = tls_client(&dir, Some("client")).get(&url).send().await;
+    assert_eq!(with_cert.unwrap().status(), 200);
+    assert!(
+        tls_client(&dir, None).get(&url).send().await.is_err(),
+        "no certificate let in"
+    );
+    assert!(
+        tls_client(&dir, Some("intruder"))
+            .get(&url)
+            .send()
+            .await
+            .is_err(),
+        "untrusted certificate let in"
+    );
+
+    let optional = GatewayBuilder::new(&echo_route(&up.url()))
+        .server_line(&tls_line(", client_auth = \"optional\""))
+        .start()
+        .await;
+    let url = format!("https://localhost:{}/x", optional.addr.port());
+    let anonymous = tls_client(&dir, None).get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 200);
+    let with_cert = tls_client(&dir, Some("client"))
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_cert.status(), 200);
+    assert!(
+        tls_client(&dir, Some("intruder"))
+            .get(&url)
+            .send()
+            .await
+            .is_err(),
+        "an untrusted certificate is refused even when certificates are optional"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
 }

@@ -33,14 +33,18 @@ pub struct ServerSettings {
     pub admin: Option<String>,
     /// Proxy worker threads.
     pub threads: usize,
-    /// TLS certificate and key paths for the proxy listener.
-    pub tls: Option<(String, String)>,
+    /// TLS on the proxy listener, loaded.
+    pub tls: Option<crate::tls::ListenerTls>,
     /// Accept h2c.
     pub h2c: bool,
-    /// Shutdown grace period.
+    /// After SIGTERM, how long readiness fails while the gateway still serves.
+    pub drain_delay: Duration,
+    /// After the listeners stop, how long requests in flight may take.
     pub grace_period: Duration,
-    /// Shutdown timeout for in-flight requests.
+    /// After the grace period, how long the runtimes get to stop.
     pub shutdown_timeout: Duration,
+    /// Socket for listener handover to a new process.
+    pub upgrade_sock: String,
     /// Configuration polling interval; `None`: only on SIGHUP.
     pub watch_interval: Option<Duration>,
 }
@@ -196,15 +200,56 @@ impl Builder<'_> {
             listen: s.listen.clone(),
             admin: (!s.admin.is_empty()).then(|| s.admin.clone()),
             threads: s.threads.max(1),
-            tls: s.tls.as_ref().map(|t| (t.cert.clone(), t.key.clone())),
+            tls: self.listener_tls(s.tls.as_ref()),
             h2c: s.h2c,
-            grace_period: s.grace_period.map_or(Duration::from_secs(5), |d| d.0),
-            shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
+            drain_delay: s.drain_delay.map_or(Duration::ZERO, |d| d.0),
+            grace_period: s.grace_period.map_or(Duration::from_secs(30), |d| d.0),
+            shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(5), |d| d.0),
+            upgrade_sock: s.upgrade_sock.clone(),
             watch_interval: match s.watch_interval {
                 None => Some(Duration::from_secs(2)),
                 Some(d) if d.0.is_zero() => None,
                 Some(d) => Some(d.0),
             },
+        }
+    }
+
+    fn listener_tls(
+        &mut self,
+        section: Option<&schema::TlsSection>,
+    ) -> Option<crate::tls::ListenerTls> {
+        use crate::tls::{ClientAuth, ListenerTls, TlsFiles};
+        let t = section?;
+        let files = TlsFiles {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            client_ca: t.client_ca.clone(),
+            client_auth: match t.client_auth {
+                Some(schema::ClientAuthSetting::Optional) => ClientAuth::Optional,
+                _ => ClientAuth::Required,
+            },
+        };
+        if t.client_auth.is_some() && t.client_ca.is_none() {
+            self.error(
+                &[
+                    Step::Key("server"),
+                    Step::Key("tls"),
+                    Step::Key("client_auth"),
+                ],
+                "client_auth needs client_ca (the CAs that sign client certificates)",
+                None,
+            );
+        }
+        match ListenerTls::load(files) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                self.error(
+                    &[Step::Key("server"), Step::Key("tls"), Step::Key(e.field)],
+                    &e.message,
+                    None,
+                );
+                None
+            }
         }
     }
 

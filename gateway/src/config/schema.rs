@@ -44,10 +44,15 @@ pub struct ServerSection {
     pub h2c: bool,
     /// Default request body limit for MCP and LLM routes.
     pub max_body: Option<ByteSize>,
-    /// How long a shutting-down gateway keeps accepting before it stops.
+    /// After SIGTERM: how long `/readyz` fails while the gateway still serves.
+    pub drain_delay: Option<DurationStr>,
+    /// After the listeners stop: how long requests and streams in flight may take.
     pub grace_period: Option<DurationStr>,
-    /// How long in-flight requests may take to finish at shutdown.
+    /// After the grace period: how long the runtimes get to stop.
     pub shutdown_timeout: Option<DurationStr>,
+    /// Unix socket for handing listeners to a new process (`tollgate run --upgrade`).
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
     /// How often the configuration file (and the files it names) is checked for changes;
     /// `"0s"`: only on SIGHUP.
     pub watch_interval: Option<DurationStr>,
@@ -62,8 +67,10 @@ impl Default for ServerSection {
             tls: None,
             h2c: false,
             max_body: None,
+            drain_delay: None,
             grace_period: None,
             shutdown_timeout: None,
+            upgrade_sock: default_upgrade_sock(),
             watch_interval: None,
         }
     }
@@ -71,6 +78,10 @@ impl Default for ServerSection {
 
 fn default_listen() -> String {
     "0.0.0.0:8080".into()
+}
+
+fn default_upgrade_sock() -> String {
+    "/tmp/tollgate_upgrade.sock".into()
 }
 
 fn default_admin() -> String {
@@ -122,6 +133,20 @@ pub struct TlsSection {
     pub cert: String,
     /// PEM private key.
     pub key: String,
+    /// PEM bundle of CAs whose client certificates are accepted (mutual TLS).
+    pub client_ca: Option<String>,
+    /// `"required"` (default with `client_ca`) or `"optional"`.
+    pub client_auth: Option<ClientAuthSetting>,
+}
+
+/// `client_auth` of the listener's TLS table.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthSetting {
+    /// Reject clients without a valid certificate.
+    Required,
+    /// Verify a certificate when given; let clients without one in.
+    Optional,
 }
 
 /// One `[[route]]`.

@@ -31,6 +31,7 @@ use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, RouteKind};
 
 use crate::config::RuntimeConfig;
+use crate::lifecycle::{InFlight, Lifecycle};
 use crate::protocol::errors::{self, ErrorStyle};
 use crate::protocol::observer::ResponseObserver;
 use crate::telemetry::audit::{self, AuditFacts};
@@ -46,15 +47,22 @@ pub struct TollgateProxy {
     connector: Connector,
     metrics: Arc<Metrics>,
     audit: AuditLog,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl TollgateProxy {
-    /// A proxy serving from `config`.
-    pub fn new(config: SharedConfig, metrics: Arc<Metrics>, audit: AuditLog) -> Self {
+    /// A proxy serving from `config`, counting its requests in `lifecycle`.
+    pub fn new(
+        config: SharedConfig,
+        metrics: Arc<Metrics>,
+        audit: AuditLog,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Self {
         Self {
             config,
             metrics,
             audit,
+            lifecycle,
             connector: Connector::new(None),
         }
     }
@@ -71,6 +79,8 @@ pub struct ProxyCtx {
     request_body_bytes: usize,
     /// When the gateway started contacting the upstream.
     upstream_started: Option<std::time::Instant>,
+    /// Keeps the request counted until the context is dropped (shutdown waits for it).
+    _in_flight: InFlight,
 }
 
 impl ProxyCtx {
@@ -143,10 +153,15 @@ impl ProxyHttp for TollgateProxy {
             observer: ResponseObserver::Ignore,
             request_body_bytes: 0,
             upstream_started: None,
+            _in_flight: self.lifecycle.track(),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
+        if self.lifecycle.is_draining() {
+            // Send keep-alive clients to another replica for their next request.
+            session.set_keepalive(None);
+        }
         let config = self.config.load();
         if let Some(doc) = well_known::protected_resource(&config, session.req_header()) {
             respond::send_json(session, StatusCode::OK, &doc).await?;

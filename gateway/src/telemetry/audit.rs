@@ -37,7 +37,15 @@ impl AuditSink {
 /// The sending side of the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    sender: Option<SyncSender<Value>>,
+    sender: Option<SyncSender<Message>>,
+}
+
+/// What the writer thread receives.
+#[derive(Debug)]
+enum Message {
+    Record(Value),
+    /// Flush the file, then answer.
+    Flush(SyncSender<()>),
 }
 
 /// Errors opening the audit log.
@@ -56,18 +64,22 @@ impl AuditLog {
                     .open(path)?,
             ),
         };
-        let (sender, receiver) = sync_channel::<Value>(QUEUE_CAPACITY);
+        let (sender, receiver) = sync_channel::<Message>(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("tollgate-audit".into())
             .spawn(move || {
                 let mut buffered = std::io::BufWriter::new(&mut out);
                 loop {
                     match receiver.recv_timeout(Duration::from_millis(200)) {
-                        Ok(record) => {
+                        Ok(Message::Record(record)) => {
                             let line = record.to_string();
                             if writeln!(buffered, "{line}").is_err() {
                                 tracing::warn!("cannot write the audit log");
                             }
+                        }
+                        Ok(Message::Flush(done)) => {
+                            let _ = buffered.flush();
+                            let _ = done.send(());
                         }
                         // Idle: make what was written visible.
                         Err(RecvTimeoutError::Timeout) => {
@@ -83,6 +95,17 @@ impl AuditLog {
         })
     }
 
+    /// Writes out everything queued so far, waiting at most `timeout` (used before exiting).
+    pub fn flush(&self, timeout: Duration) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let (done, finished) = sync_channel(1);
+        if sender.send(Message::Flush(done)).is_ok() {
+            let _ = finished.recv_timeout(timeout);
+        }
+    }
+
     /// Whether records are written at all.
     pub fn enabled(&self) -> bool {
         self.sender.is_some()
@@ -92,7 +115,7 @@ impl AuditLog {
     pub fn submit(&self, record: Value) -> bool {
         match &self.sender {
             None => true,
-            Some(sender) => match sender.try_send(record) {
+            Some(sender) => match sender.try_send(Message::Record(record)) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
             },

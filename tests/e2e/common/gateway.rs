@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -120,8 +120,14 @@ impl GatewayBuilder {
         let addr = free_addr();
         let admin = free_addr();
         let dir = tempdir::Dir::new();
+        // Tests stop gateways by killing them; short shutdown settings unless a test sets its own.
+        let shutdown = if self.server_extra.contains("grace_period") {
+            ""
+        } else {
+            "grace_period = \"0s\"\nshutdown_timeout = \"1s\"\n"
+        };
         let server_header = format!(
-            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n{}\n",
+            "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\n{shutdown}{}\n",
             self.server_extra
         );
         let config = format!("{server_header}{}", self.body);
@@ -213,6 +219,29 @@ impl RunningGateway {
             let _ = file.read_to_string(&mut text);
         }
         text
+    }
+
+    /// Waits up to `within` for the process to exit; its exit code (`None`: still running or
+    /// killed by a signal).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The configuration file's path.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tollgate.toml")
+    }
+
+    /// A directory that lives as long as the gateway (for extra files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Whether the process is still running.

@@ -115,6 +115,12 @@ async fn handle(
             guard.finished = true;
             "late".into_response()
         }
+        // `/events/N`: N events, 100 ms apart.
+        (_, p) if p.starts_with("/events/") => {
+            let n: usize = p["/events/".len()..].parse().unwrap_or(1);
+            let events = (1..=n).map(|i| format!("data: {i}\n\n")).collect();
+            sse(rec, events, Duration::from_millis(100), &[])
+        }
         (_, "/stream-forever") => {
             let events = (0..300).map(|i| format!("data: {i}\n\n")).collect();
             sse(rec, events, Duration::from_millis(100), &[])
