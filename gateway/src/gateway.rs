@@ -19,7 +19,7 @@ use crate::config::{self, ConfigErrors, RuntimeConfig};
 use crate::lifecycle::{exit_when_drained, ExitHook, Lifecycle, SignalWatch};
 use crate::proxy::TollgateProxy;
 use crate::reload::Reloader;
-use crate::telemetry::{AuditLog, Metrics};
+use crate::telemetry::{AuditLog, Metrics, Tracing};
 use crate::tls::{listener_settings, CertSlot};
 
 /// A gateway under construction: register plugin types, then load a configuration and run.
@@ -46,6 +46,9 @@ pub enum StartError {
     /// The audit log could not be opened.
     #[error("cannot open the audit log: {0}")]
     Audit(String),
+    /// Trace export could not start.
+    #[error("{0}")]
+    Traces(String),
     /// The metrics registry could not be built.
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
@@ -121,6 +124,8 @@ impl Gateway {
         metrics.config_reload(true);
         let audit =
             AuditLog::start(&telemetry.audit).map_err(|e| StartError::Audit(e.to_string()))?;
+        let tracing = Tracing::start(&telemetry.traces, metrics.clone())
+            .map_err(|e| StartError::Traces(e.to_string()))?;
         let cert_slot = settings
             .tls
             .as_ref()
@@ -141,7 +146,13 @@ impl Gateway {
                 .map_err(|e| StartError::Reload(e.to_string()))?;
         }
         let lifecycle = Lifecycle::new();
-        let proxy = TollgateProxy::new(shared, metrics.clone(), audit.clone(), lifecycle.clone());
+        let proxy = TollgateProxy::new(
+            shared,
+            metrics.clone(),
+            audit.clone(),
+            lifecycle.clone(),
+            tracing.clone(),
+        );
         let mut http_options = HttpServerOptions::default();
         http_options.h2c = settings.h2c;
         let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
@@ -170,11 +181,15 @@ impl Gateway {
             server.add_service(admin_service);
         }
         let flush_audit: ExitHook = Box::new(move || audit.flush(Duration::from_secs(2)));
+        let mut exit_hooks = vec![flush_audit];
+        if let Some(tracing) = tracing {
+            exit_hooks.push(Box::new(move || tracing.flush()));
+        }
         Ok(TollgateServer {
             server,
             lifecycle,
             drain_delay: settings.drain_delay,
-            exit_hooks: vec![flush_audit],
+            exit_hooks,
         })
     }
 }

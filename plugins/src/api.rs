@@ -396,6 +396,8 @@ pub struct RequestCtx {
     pub warnings: Vec<&'static str>,
     /// Plugins' own per-request state.
     pub extensions: Extensions,
+    /// The request's trace context: plugins start spans for their I/O with `trace.io_span`.
+    pub trace: crate::trace::TraceCtx,
 }
 
 impl RequestCtx {
@@ -417,6 +419,7 @@ impl RequestCtx {
             first_token_at: None,
             warnings: Vec::new(),
             extensions: Extensions::default(),
+            trace: crate::trace::TraceCtx::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod secret_injection;
 pub mod secret_source;
 pub mod sse;
 pub mod token_ratelimit;
+pub mod trace;
 pub mod units;
 
 pub use api::{

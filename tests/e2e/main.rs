@@ -19,3 +19,4 @@ mod reload;
 mod shutdown;
 mod streaming;
 mod tls;
+mod traces;

@@ -58,6 +58,10 @@ pub struct TelemetrySettings {
     pub metric_tools: Vec<String>,
     /// Where audit records go.
     pub audit: crate::telemetry::AuditSink,
+    /// Whether audit records carry prompts and tool arguments (as forwarded, i.e. masked).
+    pub audit_bodies: bool,
+    /// Trace export.
+    pub traces: crate::telemetry::TraceSettings,
 }
 
 /// A loaded, validated configuration: what the proxy serves from.
@@ -176,6 +180,8 @@ impl Builder<'_> {
             metric_models: file.telemetry.metric_models.clone(),
             metric_tools: file.telemetry.metric_tools.clone(),
             audit: crate::telemetry::AuditSink::parse(&file.telemetry.audit_log),
+            audit_bodies: file.telemetry.audit_bodies,
+            traces: self.trace_settings(&file.telemetry),
         };
         let watched_files = crate::reload::referenced_files(&file);
         Ok(RuntimeConfig {
@@ -211,6 +217,51 @@ impl Builder<'_> {
                 Some(d) if d.0.is_zero() => None,
                 Some(d) => Some(d.0),
             },
+        }
+    }
+
+    fn trace_settings(&mut self, t: &schema::TelemetrySection) -> crate::telemetry::TraceSettings {
+        use crate::telemetry::traces::OtlpProtocol;
+        let at = |key| [Step::Key("telemetry"), Step::Key(key)];
+        if let Some(endpoint) = &t.otlp_endpoint {
+            let scheme_ok = endpoint
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.scheme_str().map(|s| s == "http" || s == "https"))
+                .unwrap_or(false);
+            if !scheme_ok {
+                self.error(
+                    &at("otlp_endpoint"),
+                    format!("`{endpoint}` is not an http:// or https:// URL"),
+                    Some("e.g. \"http://otel-collector:4317\" (gRPC) or \"http://otel-collector:4318\" (HTTP)".into()),
+                );
+            }
+        }
+        let otlp_protocol = match t.otlp_protocol.as_deref() {
+            None => None,
+            Some("grpc") => Some(OtlpProtocol::Grpc),
+            Some("http/protobuf") | Some("http") => Some(OtlpProtocol::HttpProtobuf),
+            Some(other) => {
+                self.error(
+                    &at("otlp_protocol"),
+                    format!("unknown OTLP protocol `{other}`"),
+                    Some("use \"grpc\" or \"http/protobuf\"".into()),
+                );
+                None
+            }
+        };
+        if !(0.0..=1.0).contains(&t.trace_sample_ratio) {
+            self.error(
+                &at("trace_sample_ratio"),
+                "trace_sample_ratio must be between 0.0 and 1.0",
+                None,
+            );
+        }
+        crate::telemetry::TraceSettings {
+            otlp_endpoint: t.otlp_endpoint.clone(),
+            otlp_protocol,
+            service_name: t.service_name.clone(),
+            sample_ratio: t.trace_sample_ratio.clamp(0.0, 1.0),
         }
     }
 

@@ -105,6 +105,22 @@ pub struct TelemetrySection {
     /// Audit log: `"stdout"`, `"off"` or a file path (JSON lines).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
+    /// Also write prompts and tool arguments to the audit log (after `prompt-guard` masking).
+    #[serde(default)]
+    pub audit_bodies: bool,
+    /// `service.name` of exported spans.
+    pub service_name: Option<String>,
+    /// OTLP collector (base URL); tracing is off without it and without `OTEL_EXPORTER_OTLP_*`.
+    pub otlp_endpoint: Option<String>,
+    /// `"grpc"` or `"http/protobuf"`.
+    pub otlp_protocol: Option<String>,
+    /// Share of new traces recorded, 0.0 to 1.0.
+    #[serde(default = "default_sample_ratio")]
+    pub trace_sample_ratio: f64,
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
 }
 
 fn default_audit_log() -> String {
@@ -117,6 +133,11 @@ impl Default for TelemetrySection {
             metric_models: any_value(),
             metric_tools: any_value(),
             audit_log: default_audit_log(),
+            audit_bodies: false,
+            service_name: None,
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            trace_sample_ratio: default_sample_ratio(),
         }
     }
 }

@@ -25,6 +25,7 @@ use super::client_watch::ClientWatch;
 use super::{chain, classify_failure, gateway_rejection, headers, invalid, ProxyCtx, Route};
 use crate::protocol::observer::ResponseObserver;
 use crate::protocol::{anthropic, mcp};
+use crate::telemetry::audit;
 
 /// How many times a request is resent when a pooled connection turns out to be dead.
 const STALE_CONNECTION_RETRIES: usize = 2;
@@ -132,6 +133,12 @@ async fn parse_and_decide(
         ctx.reject(session, decision, &stop.rejection).await?;
         return Ok(None);
     }
+    // Only what passed the whole chain is recorded: as forwarded, i.e. after any masking.
+    if ctx.audit_bodies {
+        ctx.audit_body = body
+            .json()
+            .and_then(|json| audit::body_excerpt(route.info.kind, json));
+    }
     Ok(Some(body.into_bytes()))
 }
 
@@ -154,6 +161,8 @@ async fn send_request(
     let mut request = session.req_header().clone();
     headers::rewrite_request(&mut request, route, cx)?;
     headers::set_body_length(&mut request, body.len())?;
+    ctx.start_upstream(route);
+    ctx.propagate(&mut request);
     let peer = match route.upstream.peer().await {
         Ok(peer) => peer,
         Err(e) => {
@@ -171,7 +180,6 @@ async fn send_request(
     };
     let mut attempt = 0;
     let mut watch = ClientWatch::default();
-    ctx.upstream_started = Some(std::time::Instant::now());
     loop {
         let attempt_result =
             watch.guard(session, try_send(connector, &peer, route, &request, &body));

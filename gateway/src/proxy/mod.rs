@@ -23,11 +23,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::StatusCode;
+use opentelemetry::{Context, KeyValue};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
+use tollgate_plugins::trace::TraceCtx;
 use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, RouteKind};
 
 use crate::config::RuntimeConfig;
@@ -35,6 +37,8 @@ use crate::lifecycle::{InFlight, Lifecycle};
 use crate::protocol::errors::{self, ErrorStyle};
 use crate::protocol::observer::ResponseObserver;
 use crate::telemetry::audit::{self, AuditFacts};
+use crate::telemetry::semconv;
+use crate::telemetry::traces::{self, Tracing};
 use crate::telemetry::{AuditLog, ExchangeReport, Metrics};
 use route::{NoRoute, Route};
 
@@ -48,6 +52,7 @@ pub struct TollgateProxy {
     metrics: Arc<Metrics>,
     audit: AuditLog,
     lifecycle: Arc<Lifecycle>,
+    tracing: Option<Arc<Tracing>>,
 }
 
 impl TollgateProxy {
@@ -57,12 +62,14 @@ impl TollgateProxy {
         metrics: Arc<Metrics>,
         audit: AuditLog,
         lifecycle: Arc<Lifecycle>,
+        tracing: Option<Arc<Tracing>>,
     ) -> Self {
         Self {
             config,
             metrics,
             audit,
             lifecycle,
+            tracing,
             connector: Connector::new(None),
         }
     }
@@ -81,9 +88,35 @@ pub struct ProxyCtx {
     upstream_started: Option<std::time::Instant>,
     /// Keeps the request counted until the context is dropped (shutdown waits for it).
     _in_flight: InFlight,
+    /// The trace pipeline, when tracing is on.
+    tracing: Option<Arc<Tracing>>,
+    /// The request's server span, when tracing is on.
+    span: Option<Context>,
+    /// The upstream call's client span.
+    upstream_span: Option<Context>,
+    /// Whether the audit record carries the forwarded prompt or tool arguments.
+    audit_bodies: bool,
+    /// Prompt or tool arguments as forwarded (after masking), for the audit record.
+    audit_body: Option<serde_json::Value>,
 }
 
 impl ProxyCtx {
+    /// Marks the start of the upstream call (and its client span).
+    fn start_upstream(&mut self, route: &Route) {
+        self.upstream_started = Some(std::time::Instant::now());
+        if let (Some(tracing), Some(parent)) = (&self.tracing, &self.span) {
+            let name = format!("upstream {}", route.info.name);
+            self.upstream_span = Some(tracing.upstream_span(parent, name));
+        }
+    }
+
+    /// Writes the upstream span's context into the upstream request (`traceparent`).
+    fn propagate(&self, request: &mut RequestHeader) {
+        if let (Some(tracing), Some(span)) = (&self.tracing, &self.upstream_span) {
+            tracing.inject(span, request);
+        }
+    }
+
     fn style(&self) -> ErrorStyle {
         self.route
             .as_ref()
@@ -154,6 +187,11 @@ impl ProxyHttp for TollgateProxy {
             request_body_bytes: 0,
             upstream_started: None,
             _in_flight: self.lifecycle.track(),
+            tracing: self.tracing.clone(),
+            span: None,
+            upstream_span: None,
+            audit_bodies: false,
+            audit_body: None,
         }
     }
 
@@ -162,7 +200,12 @@ impl ProxyHttp for TollgateProxy {
             // Send keep-alive clients to another replica for their next request.
             session.set_keepalive(None);
         }
+        if let Some(tracing) = &self.tracing {
+            let req = session.req_header();
+            ctx.span = Some(tracing.server_span(req.method.as_str(), &req.headers));
+        }
         let config = self.config.load();
+        ctx.audit_bodies = config.telemetry.audit_bodies && self.audit.enabled();
         if let Some(doc) = well_known::protected_resource(&config, session.req_header()) {
             respond::send_json(session, StatusCode::OK, &doc).await?;
             ctx.status = 200;
@@ -203,6 +246,9 @@ impl ProxyHttp for TollgateProxy {
             req.headers.clone(),
         );
         cx.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
+        if let Some(span) = &ctx.span {
+            cx.trace = TraceCtx::new(span.clone());
+        }
         ctx.route = Some(route.clone());
 
         if let Some(len) = declared_length(req) {
@@ -236,11 +282,11 @@ impl ProxyHttp for TollgateProxy {
         _session: &mut Session,
         ctx: &mut ProxyCtx,
     ) -> Result<Box<HttpPeer>> {
-        ctx.upstream_started = Some(std::time::Instant::now());
         let route = ctx
             .route
-            .as_ref()
+            .clone()
             .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        ctx.start_upstream(&route);
         let peer =
             route.upstream.peer().await.map_err(|e| {
                 Error::because(ErrorType::ConnectNoRoute, "resolving the upstream", e)
@@ -255,9 +301,13 @@ impl ProxyHttp for TollgateProxy {
         ctx: &mut ProxyCtx,
     ) -> Result<()> {
         match (&ctx.route, &ctx.cx) {
-            (Some(route), Some(cx)) => headers::rewrite_request(req, route, cx),
-            _ => Error::e_explain(ErrorType::InternalError, "no route in the upstream phase"),
+            (Some(route), Some(cx)) => headers::rewrite_request(req, route, cx)?,
+            _ => {
+                return Error::e_explain(ErrorType::InternalError, "no route in the upstream phase")
+            }
         }
+        ctx.propagate(req);
+        Ok(())
     }
 
     async fn request_body_filter(
@@ -351,6 +401,10 @@ impl ProxyHttp for TollgateProxy {
         let (Some(route), Some(cx)) = (&ctx.route, &ctx.cx) else {
             self.metrics.unrouted(ctx.status);
             self.audit_unrouted(session, ctx);
+            if let Some(span) = &ctx.span {
+                let status = KeyValue::new("http.response.status_code", i64::from(ctx.status));
+                traces::end_span(span, None, vec![status], None);
+            }
             return;
         };
         self.metrics.exchange(&ExchangeReport {
@@ -369,12 +423,14 @@ impl ProxyHttp for TollgateProxy {
             error,
         };
         chain::on_complete(route, cx, &outcome).await;
+        self.end_spans(ctx, route, cx, &outcome);
         if self.audit.enabled() {
             let facts = AuditFacts {
                 status: ctx.status,
                 decision: &ctx.decision,
                 error: outcome.error.as_deref(),
                 upstream: ctx.upstream_started.map(|t| t.elapsed()),
+                body: ctx.audit_body.as_ref(),
             };
             if !self.audit.submit(audit::record(cx, &facts)) {
                 self.metrics.audit_dropped();
@@ -393,6 +449,31 @@ impl ProxyHttp for TollgateProxy {
 }
 
 impl TollgateProxy {
+    /// Ends the upstream and server spans with what the exchange came to.
+    fn end_spans(&self, ctx: &ProxyCtx, route: &Route, cx: &RequestCtx, outcome: &Outcome) {
+        let failed = outcome.error.clone().map(|e| Cow::Owned(e.into_owned()));
+        let server_error = failed
+            .clone()
+            .or_else(|| (outcome.status >= 500).then(|| Cow::Owned(outcome.status.to_string())));
+        if let Some(upstream) = &ctx.upstream_span {
+            let mut attributes = vec![
+                KeyValue::new("server.address", route.upstream.authority().to_string()),
+                KeyValue::new("http.request.method", cx.method.as_str().to_string()),
+            ];
+            if outcome.status != 0 {
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(outcome.status),
+                ));
+            }
+            traces::end_span(upstream, None, attributes, failed);
+        }
+        if let Some(span) = &ctx.span {
+            let (name, attributes) = semconv::server_span(cx, outcome.status, &outcome.decision);
+            traces::end_span(span, Some(name), attributes, server_error);
+        }
+    }
+
     /// Audits a request no route took (it has no request context).
     fn audit_unrouted(&self, session: &Session, ctx: &ProxyCtx) {
         if !self.audit.enabled() {

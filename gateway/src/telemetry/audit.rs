@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tollgate_plugins::{Decision, RequestCtx};
+use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
 /// Records waiting for the writer at most.
 pub const QUEUE_CAPACITY: usize = 16_384;
@@ -134,6 +134,8 @@ pub struct AuditFacts<'a> {
     pub error: Option<&'a str>,
     /// Time spent on the upstream, if contacted.
     pub upstream: Option<Duration>,
+    /// Prompt or tool arguments as forwarded (`audit_bodies`).
+    pub body: Option<&'a Value>,
 }
 
 /// The audit record of one exchange.
@@ -198,6 +200,9 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> Value {
     r.insert("error".into(), json!(facts.error));
     r.insert("duration_ms".into(), json!(millis(cx.started.elapsed())));
     r.insert("upstream_ms".into(), json!(facts.upstream.map(millis)));
+    if let Some(body) = facts.body {
+        r.insert("body".into(), body.clone());
+    }
     Value::Object(r)
 }
 
@@ -205,10 +210,37 @@ fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// The W3C trace id of the client's `traceparent`, if it sent a valid one.
-fn trace_id(cx: &RequestCtx) -> Option<&str> {
+/// The trace id: the request span's when tracing is on, else the client's `traceparent`'s.
+fn trace_id(cx: &RequestCtx) -> Option<String> {
+    if let Some(id) = cx.trace.trace_id() {
+        return Some(id);
+    }
     let header = cx.headers.get("traceparent")?.to_str().ok()?;
     let mut parts = header.split('-');
     let (_version, id) = (parts.next()?, parts.next()?);
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
+}
+
+/// What `audit_bodies` records of a forwarded body: an LLM request's system prompt and
+/// messages; the `params` of each MCP request (tool arguments, prompt arguments, URIs).
+pub fn body_excerpt(kind: RouteKind, json: &Value) -> Option<Value> {
+    match kind {
+        RouteKind::Llm => {
+            let mut excerpt = Map::new();
+            for key in ["system", "messages"] {
+                if let Some(value) = json.get(key) {
+                    excerpt.insert(key.into(), value.clone());
+                }
+            }
+            Some(Value::Object(excerpt))
+        }
+        RouteKind::Mcp => {
+            let params = |m: &Value| json!({"method": m.get("method"), "params": m.get("params")});
+            match json {
+                Value::Array(batch) => Some(Value::Array(batch.iter().map(params).collect())),
+                single => Some(params(single)),
+            }
+        }
+        RouteKind::Http => None,
+    }
 }

@@ -46,6 +46,7 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     plugin_warnings: IntCounterVec,
     audit_dropped: IntCounter,
+    trace_spans: IntCounterVec,
     models: LabelFilter,
     tools: LabelFilter,
 }
@@ -144,6 +145,12 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            trace_spans: counter(
+                &registry,
+                "trace_spans_total",
+                "Spans handed to the OTLP collector (exported) or lost because it failed (dropped)",
+                &["result"],
+            )?,
             registry,
             models: LabelFilter::new(models, LABEL_CAP),
             tools: LabelFilter::new(tools, LABEL_CAP),
@@ -234,6 +241,13 @@ impl Metrics {
                     .observe(ttft.as_secs_f64());
             }
         }
+    }
+
+    /// Counts a batch of `count` spans the collector took (`exported`) or did not.
+    pub fn spans_exported(&self, count: u64, exported: bool) {
+        self.trace_spans
+            .with_label_values(&[if exported { "exported" } else { "dropped" }])
+            .inc_by(count);
     }
 
     /// Counts an audit record dropped on a full queue.

@@ -1,8 +1,11 @@
-//! Telemetry: Prometheus metrics with bounded labels, and the audit log.
+//! Telemetry: Prometheus metrics with bounded labels, OpenTelemetry traces, and the audit log.
 
 pub mod audit;
 pub mod labels;
 pub mod metrics;
+pub mod semconv;
+pub mod traces;
 
 pub use audit::{AuditLog, AuditSink};
 pub use metrics::{ExchangeReport, Metrics};
+pub use traces::{TraceSettings, Tracing};

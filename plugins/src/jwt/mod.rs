@@ -9,6 +9,7 @@ pub mod keys;
 pub mod provider;
 pub mod verify;
 
+use crate::trace::TraceCtx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -205,11 +206,11 @@ impl Jwt {
         None
     }
 
-    async fn verify(&self, token: &str) -> Result<Map<String, Value>, Rejection> {
+    async fn verify(&self, token: &str, trace: &TraceCtx) -> Result<Map<String, Value>, Rejection> {
         let (alg, kid) = self.verifier.header(token).map_err(|f| self.reject(f))?;
         let keys = match &self.keys {
             KeyProvider::Static(keys) => keys.clone(),
-            KeyProvider::Remote(remote) => match remote.keys().await {
+            KeyProvider::Remote(remote) => match remote.keys(trace).await {
                 Some(keys) => keys,
                 None => return Err(keys_unavailable()),
             },
@@ -218,7 +219,7 @@ impl Jwt {
             Err(f) if f == verify::UNKNOWN_KID => {
                 // Rotation: the IdP may have published a new key since the last fetch.
                 if let KeyProvider::Remote(remote) = &self.keys {
-                    if let Some(fresh) = remote.refetch_for_unknown_kid().await {
+                    if let Some(fresh) = remote.refetch_for_unknown_kid(trace).await {
                         return self
                             .verifier
                             .verify(token, alg, kid.as_deref(), &fresh)
@@ -344,7 +345,7 @@ impl Plugin for Jwt {
             return Ok(Verdict::Reject(rejection));
         };
         let source = source.clone();
-        let outcome = match self.verify(token).await {
+        let outcome = match self.verify(token, &cx.trace).await {
             Ok(claims) => self.apply_identity(cx, claims, &source),
             Err(rejection) => Err(rejection),
         };

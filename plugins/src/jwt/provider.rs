@@ -2,6 +2,7 @@
 //! fetched in the background, refreshed on a schedule and on an unknown `kid`. When the identity
 //! provider is down, the last good key set stays in use.
 
+use crate::trace::TraceCtx;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,9 +66,10 @@ impl RemoteJwks {
 
     /// The current key set, fetching it on first use and refreshing it in the background once
     /// it is older than the refresh interval.
-    pub async fn keys(self: &Arc<Self>) -> Option<Arc<KeySet>> {
+    pub async fn keys(self: &Arc<Self>, trace: &TraceCtx) -> Option<Arc<KeySet>> {
         match self.current.load_full() {
             None => {
+                let _span = trace.io_span("jwks fetch");
                 self.fetch().await;
                 self.current.load_full().map(|s| s.keys.clone())
             }
@@ -85,10 +87,11 @@ impl RemoteJwks {
 
     /// Refetches because a token names a `kid` the set lacks; rate-limited. Returns the new set
     /// if a fetch happened.
-    pub async fn refetch_for_unknown_kid(&self) -> Option<Arc<KeySet>> {
+    pub async fn refetch_for_unknown_kid(&self, trace: &TraceCtx) -> Option<Arc<KeySet>> {
         if !self.may_attempt(self.min_refetch) {
             return None;
         }
+        let _span = trace.io_span("jwks fetch");
         self.fetch().await;
         self.current.load_full().map(|s| s.keys.clone())
     }

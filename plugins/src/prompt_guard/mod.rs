@@ -219,7 +219,13 @@ impl PromptGuard {
             "llm"
         };
         for webhook in &self.webhooks {
-            match webhook.classify(&cx.route.name, kind, &texts).await {
+            let mut span = cx.trace.io_span("guard webhook");
+            let verdict = webhook.classify(&cx.route.name, kind, &texts).await;
+            if verdict.is_err() {
+                span.fail("webhook.unavailable");
+            }
+            drop(span);
+            match verdict {
                 Ok(Classification::Clean) => {}
                 Ok(Classification::Flagged(category)) => {
                     let detail = format!("webhook {}", category.as_deref().unwrap_or("flagged"));

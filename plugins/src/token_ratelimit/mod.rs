@@ -9,6 +9,7 @@
 pub mod bucket;
 pub mod redis_store;
 
+use crate::trace::{IoSpan, TraceCtx};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -73,6 +74,18 @@ enum Store {
 }
 
 impl Store {
+    /// A span for a store round trip; only the shared store does I/O.
+    fn span(&self, trace: &TraceCtx, name: &'static str) -> IoSpan {
+        match self {
+            Store::Local(_) => TraceCtx::default().io_span(name),
+            Store::Redis(_) => {
+                let mut span = trace.io_span(name);
+                span.set_attribute("db.system.name", "redis");
+                span
+            }
+        }
+    }
+
     async fn reserve(&self, key: &str, want: f64) -> Result<Admission, String> {
         match self {
             Store::Local(buckets) => Ok(buckets.reserve(key, want)),
@@ -254,7 +267,13 @@ impl PluginFactory for TokenRateLimitFactory {
 impl TokenRateLimit {
     async fn admit(&self, cx: &mut RequestCtx, want: f64) -> Verdict {
         let key = self.key.key(cx);
-        let admission = match self.store.reserve(&key, want).await {
+        let mut span = self.store.span(&cx.trace, "redis reserve");
+        let reserved = self.store.reserve(&key, want).await;
+        if reserved.is_err() {
+            span.fail("redis.unavailable");
+        }
+        drop(span);
+        let admission = match reserved {
             Ok(admission) => admission,
             Err(error) => {
                 if self.failure_mode == FailureMode::Open {
@@ -410,11 +429,13 @@ impl Plugin for TokenRateLimit {
         };
         // Requests were charged in full at admission; only tokens need settling.
         if self.unit == Unit::Tokens {
+            let mut span = self.store.span(&cx.trace, "redis settle");
             if let Err(error) = self
                 .store
                 .settle(&reservation.key, reservation.reserved, actual)
                 .await
             {
+                span.fail("redis.unavailable");
                 tracing::debug!(plugin = %self.name, %error, "could not settle a reservation");
             }
         }

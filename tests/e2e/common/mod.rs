@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod keys;
+pub mod otlp;
 pub mod python;
 pub mod redis;
 pub mod upstream;
