@@ -111,7 +111,27 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-async fn start_gateway(llm: SocketAddr, threads: usize, redis: Option<&str>) -> Gateway {
+/// An OTLP/HTTP endpoint that takes every batch and throws it away (the collector of the
+/// telemetry-on scenario).
+async fn start_span_sink() -> SocketAddr {
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|_body: axum::body::Bytes| async { Vec::<u8>::new() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind sink");
+    let addr = listener.local_addr().expect("sink addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    addr
+}
+
+async fn start_gateway(
+    llm: SocketAddr,
+    threads: usize,
+    redis: Option<&str>,
+    telemetry: &str,
+) -> Gateway {
     let (listen, admin) = (free_addr(), free_addr());
     let config = format!(
         r#"
@@ -121,6 +141,9 @@ admin = "{admin}"
 threads = {threads}
 grace_period = "0s"
 shutdown_timeout = "1s"
+
+[telemetry]
+{telemetry}
 
 [plugin.key]
 type = "secret-injection"
@@ -168,7 +191,11 @@ plugins = ["limit-local", "key"]
             .unwrap_or_default()
             .replace("LLM", &llm.to_string())
     );
-    let path = std::env::temp_dir().join(format!("tollgate-bench-{}.toml", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "tollgate-bench-{}-{}.toml",
+        std::process::id(),
+        listen.port()
+    ));
     std::fs::write(&path, config).expect("write config");
     let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["run", "-c"])
@@ -398,7 +425,13 @@ fn main() {
     let redis = RedisProcess::start();
     let result = runtime.block_on(async {
         let redis_url = redis.as_ref().map(|r| r.url.clone());
-        let gateway = start_gateway(demo.llm_addr(), settings.threads, redis_url.as_deref()).await;
+        let gateway = start_gateway(
+            demo.llm_addr(),
+            settings.threads,
+            redis_url.as_deref(),
+            "audit_log = \"off\"",
+        )
+        .await;
         let small = request_body(false).to_string();
         let target = |path: &str, key: &'static str, body: &str| Target {
             url: format!("http://{}{path}", gateway.listen),
@@ -453,7 +486,35 @@ fn main() {
                 .await,
             ));
         }
+        plugins.push((
+            "small prompt, telemetry off (metrics only)",
+            closed_loop(&through, &settings).await,
+        ));
         drop(gateway);
+        // Telemetry on: audit records to a file and every request traced to an OTLP endpoint.
+        let sink = start_span_sink().await;
+        let audit = std::env::temp_dir().join(format!("tollgate-bench-audit-{}.jsonl", std::process::id()));
+        let observed = start_gateway(
+            demo.llm_addr(),
+            settings.threads,
+            None,
+            &format!(
+                "audit_log = \"{}\"\notlp_endpoint = \"http://{sink}\"\notlp_protocol = \"http/protobuf\"",
+                audit.display()
+            ),
+        )
+        .await;
+        let traced = Target {
+            url: format!("http://{}/anthropic/v1/messages", observed.listen),
+            key: "client-key",
+            body: small.clone(),
+        };
+        plugins.push((
+            "small prompt, telemetry on (metrics + audit file + OTLP traces)",
+            closed_loop(&traced, &settings).await,
+        ));
+        drop(observed);
+        let _ = std::fs::remove_file(audit);
         (
             json_direct,
             json_gateway,

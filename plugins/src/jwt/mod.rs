@@ -4,6 +4,7 @@
 //! PEM public key, or an HMAC secret. Every key is bound to the algorithms of its type, so `none`
 //! and algorithm-confusion tokens are refused. See docs/auth.md.
 
+pub mod cache;
 pub mod config;
 pub mod keys;
 pub mod provider;
@@ -24,6 +25,7 @@ use crate::api::{
 };
 use crate::config::{parse, PluginConfigError};
 use config::{JwtConfig, Mode, ResourceMetadataConfig};
+use cache::VerifiedTokens;
 use keys::KeySet;
 use provider::{KeyProvider, RemoteJwks};
 use verify::{Failure, Verifier, MISSING_CLAIM};
@@ -39,6 +41,7 @@ pub struct Jwt {
     claims_to_headers: Vec<(String, HeaderName)>,
     forward_token: bool,
     resource: Option<ResourceMetadataConfig>,
+    verified: VerifiedTokens<KeySet>,
 }
 
 impl std::fmt::Debug for Jwt {
@@ -95,6 +98,7 @@ impl PluginFactory for JwtFactory {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(Jwt {
+            verified: VerifiedTokens::new(leeway),
             name: name.to_string(),
             keys,
             verifier,
@@ -207,7 +211,6 @@ impl Jwt {
     }
 
     async fn verify(&self, token: &str, trace: &TraceCtx) -> Result<Map<String, Value>, Rejection> {
-        let (alg, kid) = self.verifier.header(token).map_err(|f| self.reject(f))?;
         let keys = match &self.keys {
             KeyProvider::Static(keys) => keys.clone(),
             KeyProvider::Remote(remote) => match remote.keys(trace).await {
@@ -215,20 +218,39 @@ impl Jwt {
                 None => return Err(keys_unavailable()),
             },
         };
+        if let Some(claims) = self.verified.get(token, &keys) {
+            return Ok(Map::clone(&claims));
+        }
+        let verified = self.verify_signature(token, keys, trace).await;
+        if let Ok((claims, keys)) = &verified {
+            self.verified.insert(token, keys, Arc::new(claims.clone()));
+        }
+        verified.map(|(claims, _)| claims)
+    }
+
+    /// Checks the signature and claims; returns the claims and the key set that verified them.
+    async fn verify_signature(
+        &self,
+        token: &str,
+        keys: Arc<KeySet>,
+        trace: &TraceCtx,
+    ) -> Result<(Map<String, Value>, Arc<KeySet>), Rejection> {
+        let (alg, kid) = self.verifier.header(token).map_err(|f| self.reject(f))?;
         match self.verifier.verify(token, alg, kid.as_deref(), &keys) {
             Err(f) if f == verify::UNKNOWN_KID => {
                 // Rotation: the IdP may have published a new key since the last fetch.
                 if let KeyProvider::Remote(remote) = &self.keys {
                     if let Some(fresh) = remote.refetch_for_unknown_kid(trace).await {
-                        return self
-                            .verifier
-                            .verify(token, alg, kid.as_deref(), &fresh)
-                            .map_err(|f| self.reject(f));
+                        return match self.verifier.verify(token, alg, kid.as_deref(), &fresh) {
+                            Ok(claims) => Ok((claims, fresh)),
+                            Err(f) => Err(self.reject(f)),
+                        };
                     }
                 }
                 Err(self.reject(f))
             }
-            other => other.map_err(|f| self.reject(f)),
+            Ok(claims) => Ok((claims, keys)),
+            Err(f) => Err(self.reject(f)),
         }
     }
 
