@@ -124,7 +124,10 @@ mod tests {
         cache.insert("t1", &one, claims(Some(unix_now() + 300)));
         assert!(cache.get("t1", &one).is_some());
         assert!(cache.get("t1", &two).is_none(), "another key set");
-        assert!(cache.get("t1", &one).is_none(), "a miss evicts the stale entry");
+        assert!(
+            cache.get("t1", &one).is_none(),
+            "a miss evicts the stale entry"
+        );
         cache.insert("t2", &one, claims(Some(unix_now() - 5)));
         assert!(cache.get("t2", &one).is_none(), "expired");
         let lenient = VerifiedTokens::new(60);

@@ -24,8 +24,8 @@ use crate::api::{
     Verdict,
 };
 use crate::config::{parse, PluginConfigError};
-use config::{JwtConfig, Mode, ResourceMetadataConfig};
 use cache::VerifiedTokens;
+use config::{JwtConfig, Mode, ResourceMetadataConfig};
 use keys::KeySet;
 use provider::{KeyProvider, RemoteJwks};
 use verify::{Failure, Verifier, MISSING_CLAIM};
