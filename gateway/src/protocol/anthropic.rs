@@ -21,6 +21,89 @@ pub fn describe_request(json: &Value) -> LlmRequest {
     }
 }
 
+/// The same facts as [`describe_request`], read straight from the body without building a JSON
+/// tree (for routes where no plugin reads the body: a 100 KB prompt is scanned, not copied).
+/// `None` when the body is not a JSON object.
+pub fn describe_raw(raw: &[u8]) -> Option<LlmRequest> {
+    let first = raw.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    let head: RequestHead = serde_json::from_slice(raw).ok()?;
+    Some(LlmRequest {
+        model: head.model.and_then(|m| match m {
+            Value::String(s) => Some(s),
+            _ => None,
+        }),
+        stream: head.stream.and_then(|v| v.as_bool()).unwrap_or(false),
+        max_tokens: head.max_tokens.and_then(|v| v.as_u64()),
+        message_count: head.messages.map_or(0, |m| m.0),
+    })
+}
+
+/// The fields of a Messages request the gateway reads; everything else is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct RequestHead {
+    model: Option<Value>,
+    stream: Option<Value>,
+    max_tokens: Option<Value>,
+    messages: Option<ElementCount>,
+}
+
+/// The number of elements when the value is an array (0 otherwise), counted without keeping them.
+struct ElementCount(usize);
+
+impl<'de> serde::Deserialize<'de> for ElementCount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = ElementCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ElementCount, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(ElementCount(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ElementCount, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(ElementCount(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ElementCount, E> {
+                Ok(ElementCount(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ElementCount, E> {
+                Ok(ElementCount(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ElementCount, E> {
+                Ok(ElementCount(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<ElementCount, E> {
+                Ok(ElementCount(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ElementCount, E> {
+                Ok(ElementCount(0))
+            }
+            fn visit_unit<E>(self) -> Result<ElementCount, E> {
+                Ok(ElementCount(0))
+            }
+        }
+        deserializer.deserialize_any(Counter)
+    }
+}
+
 /// Records usage and model from a whole (non-streamed) response body.
 pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
     if let Some(model) = json.get("model").and_then(Value::as_str) {
@@ -187,5 +270,27 @@ mod tests {
         assert!(req.stream);
         assert_eq!(req.max_tokens, Some(64));
         assert_eq!(req.message_count, 1);
+    }
+}
+
+#[cfg(test)]
+mod raw_description_tests {
+    use super::*;
+
+    #[test]
+    fn raw_description_matches_the_tree_one() {
+        for body in [
+            r#"{"model":"claude-x","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi \"there\""},{"role":"assistant","content":[{"type":"text","text":"ok"}]}],"system":"s"}"#,
+            r#"{"model":7,"stream":"yes","max_tokens":-1,"messages":{"a":1}}"#,
+            r#"  {"messages":[]}"#,
+            r#"{}"#,
+        ] {
+            let tree = describe_request(&serde_json::from_str(body).unwrap());
+            let raw = describe_raw(body.as_bytes()).unwrap();
+            assert_eq!(format!("{tree:?}"), format!("{raw:?}"), "{body}");
+        }
+        for bad in ["[1,2]", "\"text\"", "{\"model\":", "", "null"] {
+            assert!(describe_raw(bad.as_bytes()).is_none(), "{bad}");
+        }
     }
 }

@@ -106,6 +106,29 @@ async fn parse_and_decide(
                     return Ok(None);
                 }
             },
+            // No plugin reads the body and it is not audited: read the few facts the gateway
+            // needs without building the JSON tree.
+            RouteKind::Llm
+                if !ctx.audit_bodies && !route.chain.iter().any(|p| p.inspects_body()) =>
+            {
+                match anthropic::describe_raw(&raw) {
+                    Some(request) => {
+                        cx.llm = Some(request);
+                        None
+                    }
+                    None => {
+                        let message = "the request body must be a JSON object";
+                        let rejection = Rejection::new(
+                            RejectKind::InvalidRequest,
+                            "request.invalid_json",
+                            message,
+                        );
+                        ctx.reject(session, invalid("request.invalid_json"), &rejection)
+                            .await?;
+                        return Ok(None);
+                    }
+                }
+            }
             RouteKind::Llm => match serde_json::from_slice::<serde_json::Value>(&raw) {
                 Ok(json) if json.is_object() => {
                     cx.llm = Some(anthropic::describe_request(&json));
