@@ -514,6 +514,25 @@ fn main() {
             closed_loop(&traced, &settings).await,
         ));
         drop(observed);
+        // The two halves on their own.
+        for (name, telemetry) in [
+            (
+                "small prompt, audit file only",
+                format!("audit_log = \"{}\"", audit.display()),
+            ),
+            (
+                "small prompt, OTLP traces only",
+                format!("audit_log = \"off\"\notlp_endpoint = \"http://{sink}\"\notlp_protocol = \"http/protobuf\""),
+            ),
+        ] {
+            let gateway = start_gateway(demo.llm_addr(), settings.threads, None, &telemetry).await;
+            let target = Target {
+                url: format!("http://{}/anthropic/v1/messages", gateway.listen),
+                key: "client-key",
+                body: small.clone(),
+            };
+            plugins.push((name, closed_loop(&target, &settings).await));
+        }
         let _ = std::fs::remove_file(audit);
         (
             json_direct,

@@ -493,7 +493,7 @@ impl TollgateProxy {
             "decision": "invalid",
             "reason": reason,
         });
-        if !self.audit.submit(record) {
+        if !self.audit.submit(record.to_string()) {
             self.metrics.audit_dropped();
         }
     }
