@@ -397,6 +397,78 @@ async fn first_event_latency(target: &Target, settings: &Settings) -> Figures {
     figures
 }
 
+/// Resident memory of a process in KiB: (current `VmRSS`, peak `VmHWM`).
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Memory of a gateway idle, then with `streams` SSE streams open at once through it (each to a
+/// model that pauses 200 ms between words). Returns (idle KiB, KiB with the streams open, how
+/// many were open).
+async fn memory(llm: SocketAddr, threads: usize, streams: usize) -> (u64, u64, usize) {
+    let gateway = start_gateway(llm, threads, None, "audit_log = \"off\"").await;
+    let url = format!("http://{}/anthropic/v1/messages", gateway.listen);
+    let client = reqwest::Client::new();
+    let words = "one two three four five six seven eight nine ten ".repeat(4);
+    let body = json!({"model": "tollgate-echo-1", "max_tokens": 40, "stream": true,
+                      "messages": [{"role": "user", "content": words}]})
+    .to_string();
+    // A few requests first, so that idle means "warmed up", not "never used".
+    for _ in 0..10 {
+        let _ = client
+            .post(&url)
+            .header("x-api-key", "client-key")
+            .body(request_body(false).to_string())
+            .send()
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle, _) = rss_kib(gateway.child.id());
+    let (opened, release) = (
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let holders: Vec<_> = (0..streams)
+        .map(|_| {
+            let (client, url, body) = (reqwest::Client::new(), url.clone(), body.clone());
+            let (opened, release) = (opened.clone(), release.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(&url)
+                    .header("x-api-key", "client-key")
+                    .body(body)
+                    .send()
+                    .await;
+                if let Ok(mut response) = response {
+                    if let Ok(Some(_)) = response.chunk().await {
+                        opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        release.notified().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while opened.load(std::sync::atomic::Ordering::Relaxed) < streams && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let open_now = opened.load(std::sync::atomic::Ordering::Relaxed);
+    let (with_streams, _) = rss_kib(gateway.child.id());
+    release.notify_waiters();
+    for holder in holders {
+        let _ = holder.await;
+    }
+    (idle, with_streams, open_now)
+}
+
 fn row(name: &str, f: &Figures) -> String {
     let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
     format!(
@@ -597,6 +669,27 @@ fn main() {
         );
     }
     demo.shutdown();
+    // Memory: idle, and with many streams open at once.
+    let streams = if settings.stream_requests < 200 {
+        50
+    } else {
+        1000
+    };
+    let slow = EchoOptions {
+        event_delay: Duration::from_millis(200),
+        expected_api_key: Some(PROVIDER_KEY.into()),
+    };
+    let slow_model = DemoUpstreams::start(any, any, slow).expect("slow model");
+    let (idle, busy, open) =
+        runtime.block_on(memory(slow_model.llm_addr(), settings.threads, streams));
+    slow_model.shutdown();
+    println!("\nMemory (resident set of the gateway process):\n");
+    println!("| state | RSS MiB |\n|---|---|");
+    println!("| idle, after warm-up | {:.1} |", idle as f64 / 1024.0);
+    println!(
+        "| {open} of {streams} SSE streams open at once | {:.1} |",
+        busy as f64 / 1024.0
+    );
     let errors = json_direct.errors
         + json_gateway.errors
         + stream_direct.errors
