@@ -23,6 +23,7 @@ async fn one_line_per_exchange_with_its_decision_and_no_secrets() {
         r#"
 [telemetry]
 audit_log = "{audit}"
+audit_bodies = true
 
 [plugin.auth]
 type = "jwt"
@@ -35,7 +36,18 @@ rules = [{{ tools = ["multiply"], claim = "groups", any_of = ["math-users"] }}]
 
 [plugin.guard]
 type = "prompt-guard"
-rules = [{{ regex = "(?i)ignore (previous|all) instructions", action = "reject", name = "injection" }}]
+rules = [
+  {{ regex = "(?i)ignore (previous|all) instructions", action = "reject", name = "injection" }},
+  {{ builtin = "email", action = "mask" }},
+]
+
+[plugin.one-per-minute]
+type = "token-ratelimit"
+unit = "requests"
+key = "jwt.sub"
+max_tokens = 1
+refill_tokens = 1
+refill_interval = "60s"
 
 [plugin.key]
 type = "secret-injection"
@@ -53,6 +65,12 @@ name = "llm"
 match = {{ path_prefix = "/anthropic" }}
 upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
 plugins = ["auth", "guard", "key"]
+
+[[route]]
+name = "limited"
+match = {{ path_prefix = "/limited" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["auth", "one-per-minute"]
 "#,
         audit = audit_path.display(),
         u = up.url()
@@ -108,6 +126,28 @@ plugins = ["auth", "guard", "key"]
         .await
         .unwrap();
 
+    // Rate limited: the second call within the minute is refused.
+    for expected in [200, 429] {
+        let resp = client
+            .post(gw.url("/limited"))
+            .bearer_auth(&alice)
+            .json(&call("multiply"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected);
+    }
+    // Masked before the upstream, and recorded (audit_bodies) as forwarded.
+    let personal = json!({"model": "claude-audit", "max_tokens": 8, "messages": [{"role": "user", "content": "mail bob.secret@example.com the report"}]});
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-api-key", &alice)
+        .json(&personal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
     let deadline = Instant::now() + Duration::from_secs(5);
     let lines: Vec<Value> = loop {
         let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
@@ -115,7 +155,7 @@ plugins = ["auth", "guard", "key"]
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect();
-        if lines.len() >= 6 {
+        if lines.len() >= 9 {
             break lines;
         }
         assert!(
@@ -125,7 +165,7 @@ plugins = ["auth", "guard", "key"]
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(lines.len(), 9, "{lines:#?}");
     let find = |pred: &dyn Fn(&Value) -> bool| {
         lines
             .iter()
@@ -171,6 +211,37 @@ plugins = ["auth", "guard", "key"]
         (Some("guard"), Some("rule injection"))
     );
 
+    let limited = find(&|l| l["reason"] == "ratelimit.exceeded");
+    assert_eq!(
+        (
+            limited["status"].as_u64(),
+            limited["plugin"].as_str(),
+            limited["route"].as_str()
+        ),
+        (Some(429), Some("one-per-minute"), Some("limited"))
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["route"] == "limited").count(),
+        2,
+        "one line per exchange"
+    );
+
+    let masked = find(&|l| {
+        l["route"] == "llm"
+            && l["body"]["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("the report"))
+    });
+    let content = masked["body"]["messages"][0]["content"].as_str().unwrap();
+    assert!(content.contains("<REDACTED"), "{content}");
+    assert!(!content.contains("bob.secret@example.com"), "{content}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["reason"] != "guard.rejected" || l["body"].is_null()),
+        "a refused request's body is never recorded"
+    );
+
     let unrouted = find(&|l| l["route"].is_null());
     assert_eq!(
         (unrouted["status"].as_u64(), unrouted["reason"].as_str()),
@@ -190,6 +261,7 @@ plugins = ["auth", "guard", "key"]
             alice.as_str(),
             SECRET,
             "Ignore previous instructions",
+            "bob.secret@example.com",
         ] {
             assert!(!text.contains(secret), "a secret leaked into the {what}");
         }
