@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode};
 use pingora::connectors::http::Connector;
@@ -26,6 +27,9 @@ use super::{chain, classify_failure, gateway_rejection, headers, invalid, ProxyC
 use crate::protocol::observer::ResponseObserver;
 use crate::protocol::{anthropic, mcp};
 use crate::telemetry::audit;
+
+/// Most bytes of already-arrived response chunks sent to the client in one write.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 /// How many times a request is resent when a pooled connection turns out to be dead.
 const STALE_CONNECTION_RETRIES: usize = 2;
@@ -296,6 +300,7 @@ async fn stream_response(
         return Ok(false);
     }
     let mut watch = ClientWatch::default();
+    let mut ended = false;
     loop {
         let Some(next) = watch.guard(session, upstream.read_response_body()).await else {
             ctx.error = Some(Cow::Borrowed("client.disconnected"));
@@ -316,12 +321,49 @@ async fn stream_response(
         };
         let Some(cx) = ctx.cx.as_mut() else { break };
         ctx.observer.chunk(&chunk, cx);
-        let data = chain::on_response_chunk(route, cx, chunk, false);
+        let mut data = chain::on_response_chunk(route, cx, chunk, false);
+        // What the upstream has already delivered goes out in the same write (one syscall, not
+        // one per SSE event, when events arrive in a burst). Nothing waits for more: a chunk
+        // that is not there yet ends the batch, so each event still leaves as it arrives.
+        let mut batch: Option<BytesMut> = None;
+        let mut failure = None;
+        while batch.as_ref().map_or(data.len(), BytesMut::len) < COALESCE_LIMIT {
+            match upstream.read_response_body().now_or_never() {
+                Some(Ok(Some(more))) => {
+                    ctx.observer.chunk(&more, cx);
+                    let more = chain::on_response_chunk(route, cx, more, false);
+                    batch
+                        .get_or_insert_with(|| BytesMut::from(&data[..]))
+                        .extend_from_slice(&more);
+                }
+                Some(Ok(None)) => {
+                    ended = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if let Some(batch) = batch {
+            data = batch.freeze();
+        }
         if let Err(e) = session.write_response_body(Some(data), false).await {
             ctx.error = Some(Cow::Borrowed("client.disconnected"));
             tracing::debug!(error = %e, "client went away mid-response");
             finish_observation(ctx);
             return Ok(false);
+        }
+        if let Some(e) = failure {
+            let reason = classify_failure(&e).1;
+            ctx.error = Some(Cow::Borrowed(reason));
+            tracing::warn!(route = %route.info.name, error = %e, "upstream failed mid-response");
+            return Err(e);
+        }
+        if ended {
+            break;
         }
     }
     finish_observation(ctx);
