@@ -29,8 +29,10 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
-    /// Whether this plugin needs the request body (`on_request_body`). The gateway only buffers
-    /// bodies on MCP and LLM routes; this flag is informative for `http` routes.
+    /// Whether this plugin reads or rewrites the parsed JSON of the request body
+    /// (`RequestBody::json`, `json_mut`). `on_request_body` runs for every plugin on MCP and LLM
+    /// routes with the raw body either way; when no plugin of an `llm` route says `true`, the
+    /// gateway does not build the JSON tree and `body.json()` is `None`.
     fn inspects_body(&self) -> bool {
         false
     }

@@ -366,10 +366,6 @@ impl Plugin for TokenRateLimit {
         &self.name
     }
 
-    fn inspects_body(&self) -> bool {
-        true
-    }
-
     fn survives_reload(&self) -> bool {
         true
     }
