@@ -460,6 +460,18 @@ impl RequestBody {
         self.json.as_mut()
     }
 
+    /// Takes the parsed JSON out to work on it without copying (e.g. decide on the whole
+    /// document, then keep or drop the changes); hand it back with `put_json`.
+    pub fn take_json(&mut self) -> Option<serde_json::Value> {
+        self.json.take()
+    }
+
+    /// Puts back the JSON taken with `take_json`; `changed`: re-serialize it for the upstream.
+    pub fn put_json(&mut self, json: serde_json::Value, changed: bool) {
+        self.json = Some(json);
+        self.json_changed |= changed;
+    }
+
     /// Replaces the whole body; the JSON view is dropped.
     pub fn replace(&mut self, raw: Bytes) {
         self.raw = raw;

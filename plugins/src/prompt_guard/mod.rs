@@ -276,11 +276,11 @@ impl Plugin for PromptGuard {
         body: &mut RequestBody,
     ) -> Result<Verdict, PluginError> {
         let route = cx.route.kind;
-        // Decide on a copy first: a rejected request must not be half-masked.
-        let Some(json) = body.json() else {
+        // Masks are applied while deciding; a rejected request is never forwarded, so a
+        // half-masked document does not matter and no copy of it is needed.
+        let Some(mut probe) = body.take_json() else {
             return Ok(Verdict::Continue);
         };
-        let mut probe = json.clone();
         let mut rejected_by: Option<&str> = None;
         let mut masked = false;
         for_each_guarded_text(&mut probe, route, &mut |text: &mut String| {
@@ -311,11 +311,7 @@ impl Plugin for PromptGuard {
         if let Some(rejection) = self.ask_webhooks(cx, &mut probe).await {
             return Ok(Verdict::Reject(rejection));
         }
-        if masked {
-            if let Some(target) = body.json_mut() {
-                *target = probe;
-            }
-        }
+        body.put_json(probe, masked);
         // Mask rules also apply to the model's answer.
         if route == RouteKind::Llm && !self.maskers.is_empty() {
             cx.extensions.insert(ResponseMasker::default());
