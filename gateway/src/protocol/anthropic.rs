@@ -114,6 +114,30 @@ pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
     }
 }
 
+/// The same as [`observe_json_body`] on a whole response body, without building its JSON tree
+/// (the answer's content is skipped unparsed).
+pub fn observe_json_bytes(raw: &[u8], cx: &mut RequestCtx) {
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return;
+    }
+    let Ok(head) = serde_json::from_slice::<ResponseFacts>(raw) else {
+        return;
+    };
+    if let Some(Value::String(model)) = head.model {
+        cx.response_model = Some(model);
+    }
+    if let Some(usage) = head.usage {
+        apply_usage(&usage, cx);
+    }
+}
+
+/// The fields of a Messages response the gateway reads; the rest is skipped.
+#[derive(serde::Deserialize)]
+struct ResponseFacts {
+    model: Option<Value>,
+    usage: Option<Value>,
+}
+
 /// Records usage from one SSE event of a streamed response.
 pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
     if event.event == "content_block_delta" {
@@ -289,6 +313,41 @@ mod raw_description_tests {
             let raw = describe_raw(body.as_bytes()).unwrap();
             assert_eq!(format!("{tree:?}"), format!("{raw:?}"), "{body}");
         }
+        let mut from_tree = RequestCtx::new(
+            tollgate_plugins::RouteInfo {
+                name: "r".into(),
+                kind: tollgate_plugins::RouteKind::Llm,
+                provider: None,
+                path_prefix: "/".into(),
+            },
+            http::Method::POST,
+            http::Uri::from_static("/"),
+            http::HeaderMap::new(),
+        );
+        let mut from_bytes = RequestCtx::new(
+            from_tree.route.clone(),
+            http::Method::POST,
+            http::Uri::from_static("/"),
+            http::HeaderMap::new(),
+        );
+        let answer = r#"{"id":"m","model":"claude-x","content":[{"type":"text","text":"a \"quoted\" answer"}],"usage":{"input_tokens":12,"cache_read_input_tokens":5,"output_tokens":3}}"#;
+        observe_json_body(&serde_json::from_str(answer).unwrap(), &mut from_tree);
+        observe_json_bytes(answer.as_bytes(), &mut from_bytes);
+        assert_eq!(from_bytes.response_model.as_deref(), Some("claude-x"));
+        assert_eq!(
+            (
+                from_tree.usage.input_tokens,
+                from_tree.usage.output_tokens,
+                from_tree.usage.reported
+            ),
+            (
+                from_bytes.usage.input_tokens,
+                from_bytes.usage.output_tokens,
+                from_bytes.usage.reported
+            )
+        );
+        assert_eq!(from_bytes.usage.input_tokens, 17);
+        observe_json_bytes(b"[1]", &mut from_bytes);
         for bad in ["[1,2]", "\"text\"", "{\"model\":", "", "null"] {
             assert!(describe_raw(bad.as_bytes()).is_none(), "{bad}");
         }

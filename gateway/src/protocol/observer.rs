@@ -56,9 +56,7 @@ impl ResponseObserver {
     /// The body ended.
     pub fn finish(&mut self, cx: &mut RequestCtx) {
         if let ResponseObserver::Json(buffer) = self {
-            if let Ok(json) = serde_json::from_slice(buffer) {
-                anthropic::observe_json_body(&json, cx);
-            }
+            anthropic::observe_json_bytes(buffer, cx);
         }
         *self = ResponseObserver::Ignore;
     }
