@@ -1,6 +1,19 @@
 //! Helpers for plugin factories: typed configuration with errors the gateway can locate.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// What a plugin does when a service it depends on (a shared store, a classifier) cannot
+/// answer: `failure_mode = "closed"` (default) or `"open"`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Refuse the request (503).
+    #[default]
+    Closed,
+    /// Let the request through, counted as a plugin warning.
+    Open,
+}
 
 /// A plugin configuration error. `key` names the offending key inside the plugin's table (if
 /// known) so that the gateway can report `file:line:column`.

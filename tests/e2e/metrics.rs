@@ -7,18 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::client;
 use crate::common::gateway::{GatewayBuilder, RunningGateway};
 use crate::common::keys::hs256_token;
 use crate::common::upstream::TestUpstream;
+use crate::common::{client, sample};
 
 const SECRET: &str = "metrics-test-secret-0123456789abcdef";
-
-fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
-}
 
 /// Scrapes until `name_and_labels` reads `want` (metrics are recorded as each exchange ends).
 async fn wait_for(gw: &RunningGateway, name_and_labels: &str, want: f64) -> String {

@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 
-use crate::common::client;
 use crate::common::gateway::GatewayBuilder;
 use crate::common::upstream::TestUpstream;
+use crate::common::{client, sample};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn budgets_are_charged_real_usage_and_refuse_in_each_protocol() {
@@ -186,11 +186,6 @@ plugins = ["shared"]
         call(&a).await.unwrap();
         call(&open).await.unwrap();
     }
-    let sample = |scrape: &str, series: &str| {
-        scrape
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-    };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let closed_scrape = a.metrics().await;
     assert_eq!(

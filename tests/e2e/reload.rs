@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::client;
 use crate::common::gateway::{GatewayBuilder, RunningGateway};
 use crate::common::upstream::TestUpstream;
+use crate::common::{client, sample, ClientLoop};
 
 fn route(prefix: &str, upstream: &str) -> String {
     format!("[[route]]\nname = \"r{}\"\nmatch = {{ path_prefix = \"{prefix}\" }}\nupstream = {{ url = \"{upstream}\", strip_prefix = true }}\n", prefix.trim_start_matches('/'))
@@ -35,12 +35,8 @@ async fn wait_status(gw: &RunningGateway, path: &str, want: u16, within: Duratio
 }
 
 async fn reloads(gw: &RunningGateway, result: &str) -> f64 {
-    let scrape = gw.metrics().await;
     let series = format!("tollgate_config_reloads_total{{result=\"{result}\"}}");
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    sample(&gw.metrics().await, &series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -175,24 +171,7 @@ async fn reload_under_load_fails_no_request() {
         .start()
         .await;
     // Four clients loop on `/a` (present in every valid version) for the whole test.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let loops: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, url) = (stop.clone(), gw.url("/a/x"));
-            tokio::spawn(async move {
-                let client = client();
-                let (mut ok, mut failed) = (0u32, Vec::new());
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match client.get(&url).send().await {
-                        Ok(resp) if resp.status() == 200 => ok += 1,
-                        Ok(resp) => failed.push(resp.status().to_string()),
-                        Err(e) => failed.push(e.to_string()),
-                    }
-                }
-                (ok, failed)
-            })
-        })
-        .collect();
+    let traffic = ClientLoop::start(&gw.url("/a/x"), 4, true);
 
     // 1: a route is added.
     let with_b = format!("{}{}", route("/a", &up.url()), route("/b", &up.url()));
@@ -216,13 +195,8 @@ async fn reload_under_load_fails_no_request() {
     wait_status(&gw, "/c/x", 200, Duration::from_secs(5)).await;
     assert_eq!(status(&gw, "/b/x").await, 404);
 
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut total = 0;
-    for handle in loops {
-        let (ok, failed) = handle.await.unwrap();
-        assert!(failed.is_empty(), "failed during reloads: {failed:?}");
-        total += ok;
-    }
+    let (total, failed) = traffic.stop().await;
+    assert!(failed.is_empty(), "failed during reloads: {failed:?}");
     assert!(total > 20, "only {total} requests during the reloads");
     assert_eq!(
         reloads(&gw, "ok").await,

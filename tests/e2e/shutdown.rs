@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::client;
 use crate::common::gateway::{tollgate_bin, GatewayBuilder, RunningGateway};
 use crate::common::upstream::TestUpstream;
+use crate::common::{client, ClientLoop};
 
 fn all_to(upstream: &str) -> String {
     format!("[[route]]\nname = \"all\"\nmatch = {{ path_prefix = \"/\" }}\nupstream = {{ url = \"{upstream}\" }}\n")
@@ -115,23 +115,8 @@ async fn sigquit_hands_the_listeners_to_a_new_process_without_failing_requests()
         .start()
         .await;
 
-    // A client loop that must never see a failure.
-    let url = old.url("/loop");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let looping = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match client().get(&url).send().await {
-                    Ok(resp) if resp.status() == 200 => ok += 1,
-                    Ok(resp) => failed.push(resp.status().to_string()),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    // A client loop that must never see a failure, on a new connection per request.
+    let traffic = ClientLoop::start(&old.url("/loop"), 1, false);
 
     // The new process waits for the sockets, then the old one is told to hand them over.
     let log = std::fs::File::create(old.dir().join("new.log")).unwrap();
@@ -150,8 +135,7 @@ async fn sigquit_hands_the_listeners_to_a_new_process_without_failing_requests()
 
     // Only the new process serves now; keep the loop going a moment on it.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = looping.await.unwrap();
+    let (ok, failed) = traffic.stop().await;
     let new_log = std::fs::read_to_string(old.dir().join("new.log")).unwrap_or_default();
     assert!(
         failed.is_empty(),

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::client;
 use crate::common::gateway::{GatewayBuilder, RunningGateway};
 use crate::common::keys::hs256_token;
 use crate::common::otlp::{OtlpReceiver, ReceivedSpan, Rotel};
 use crate::common::upstream::TestUpstream;
+use crate::common::{client, sample};
 
 const JWT_SECRET: &str = "traces-test-jwt-secret-0123456789";
 const PROVIDER_KEY: &str = "sk-ant-api03-traces-test-provider-key-must-never-leak";
@@ -296,11 +296,8 @@ async fn collector_down_costs_no_request_and_dropped_spans_are_counted() {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let scrape = gw.metrics().await;
-        let dropped = scrape
-            .lines()
-            .find_map(|l| l.strip_prefix("tollgate_trace_spans_total{result=\"dropped\"} "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        let dropped =
+            sample(&scrape, "tollgate_trace_spans_total{result=\"dropped\"}").unwrap_or(0.0);
         if dropped >= 10.0 {
             break;
         }

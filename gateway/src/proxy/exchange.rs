@@ -275,6 +275,14 @@ async fn try_send(
     }
 }
 
+/// Records an upstream failure after the response head went out. The error is returned so that
+/// the client's response ends abruptly and the client sees the failure.
+fn failed_mid_response(ctx: &mut ProxyCtx, route: &Route, e: Box<Error>) -> Box<Error> {
+    ctx.error = Some(Cow::Borrowed(classify_failure(&e).1));
+    tracing::warn!(route = %route.info.name, error = %e, "upstream failed mid-response");
+    e
+}
+
 /// Streams the response to the client, chunk by chunk as it arrives. Returns whether the
 /// upstream connection can go back to the pool.
 async fn stream_response(
@@ -311,13 +319,7 @@ async fn stream_response(
         let chunk = match next {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
-            Err(e) => {
-                // Headers are out: end the client's response abruptly so it sees the failure.
-                let reason = classify_failure(&e).1;
-                ctx.error = Some(Cow::Borrowed(reason));
-                tracing::warn!(route = %route.info.name, error = %e, "upstream failed mid-response");
-                return Err(e);
-            }
+            Err(e) => return Err(failed_mid_response(ctx, route, e)),
         };
         let Some(cx) = ctx.cx.as_mut() else { break };
         ctx.observer.chunk(&chunk, cx);
@@ -357,10 +359,7 @@ async fn stream_response(
             return Ok(false);
         }
         if let Some(e) = failure {
-            let reason = classify_failure(&e).1;
-            ctx.error = Some(Cow::Borrowed(reason));
-            tracing::warn!(route = %route.info.name, error = %e, "upstream failed mid-response");
-            return Err(e);
+            return Err(failed_mid_response(ctx, route, e));
         }
         if ended {
             break;

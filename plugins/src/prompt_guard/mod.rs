@@ -18,11 +18,12 @@ use crate::api::{
     Verdict,
 };
 use crate::api::{ResponseChunk, ResponseHead};
+use crate::config::FailureMode;
 use crate::config::{parse, PluginConfigError};
 use crate::units::DurationStr;
 use detectors::Detector;
 use response::ResponseMasker;
-use webhook::{Classification, FailureMode, Webhook};
+use webhook::{Classification, Webhook};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

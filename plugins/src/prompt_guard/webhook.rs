@@ -4,21 +4,11 @@
 //! Request: `POST <url>` with `{"route": ..., "kind": "llm" | "mcp", "texts": [...]}`.
 //! Answer: `{"flagged": true | false, "category": "..."}` (`category` optional, for messages).
 
+use crate::config::FailureMode;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-
-/// What to do when the classifier cannot answer in time.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// Refuse the request (503, `guard.unavailable`).
-    #[default]
-    Closed,
-    /// Let the request through.
-    Open,
-}
 
 /// A classifier endpoint.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 pub mod bucket;
 pub mod redis_store;
 
+use crate::config::FailureMode;
 use crate::trace::{IoSpan, TraceCtx};
 use std::sync::Arc;
 
@@ -53,17 +54,6 @@ struct RateLimitConfig {
 #[serde(deny_unknown_fields)]
 struct StoreConfig {
     redis: String,
-}
-
-/// What to do when the shared store cannot be reached.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// Refuse requests (503) while the store is down.
-    #[default]
-    Closed,
-    /// Let requests through unlimited while the store is down.
-    Open,
 }
 
 /// Where the buckets live.
