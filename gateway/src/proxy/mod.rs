@@ -451,7 +451,7 @@ impl ProxyHttp for TollgateProxy {
 impl TollgateProxy {
     /// Ends the upstream and server spans with what the exchange came to.
     fn end_spans(&self, ctx: &ProxyCtx, route: &Route, cx: &RequestCtx, outcome: &Outcome) {
-        let failed = outcome.error.clone().map(|e| Cow::Owned(e.into_owned()));
+        let failed = outcome.error.clone();
         let server_error = failed
             .clone()
             .or_else(|| (outcome.status >= 500).then(|| Cow::Owned(outcome.status.to_string())));
