@@ -208,6 +208,18 @@ fn run(gateway: &Gateway, path: &Path, upgrade: bool) -> ExitCode {
     };
     let listen = config.server.listen.clone();
     let admin = config.server.admin.clone();
+    if upgrade {
+        // Pingora panics on a socket path it cannot create; say what is wrong instead.
+        let sock = Path::new(&config.server.upgrade_sock);
+        let dir = sock.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            eprintln!(
+                "error: [server] upgrade_sock `{}`: its directory does not exist",
+                sock.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let options = ServeOptions {
         watch: Some(path.to_path_buf()),
         upgrade,

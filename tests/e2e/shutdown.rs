@@ -148,3 +148,24 @@ async fn sigquit_hands_the_listeners_to_a_new_process_without_failing_requests()
     let _ = new.wait();
     let _ = std::fs::remove_file(sock);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrade_with_an_unusable_socket_path_is_a_clear_error() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&all_to(&up.url()))
+        .server_line("upgrade_sock = \"/nonexistent-dir/tollgate.sock\"")
+        .start()
+        .await;
+    let out = std::process::Command::new(tollgate_bin())
+        .args(["run", "--upgrade", "-c"])
+        .arg(gw.config_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("upgrade_sock") && stderr.contains("directory does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
