@@ -83,3 +83,15 @@ fn bad_upstream_url_and_duration() {
     assert_located(&text, &path, 4, "");
     assert!(text.contains("10 parsecs"), "{text}");
 }
+
+#[test]
+fn bad_telemetry_and_listener_tls_settings() {
+    let config = "[server]\ntls = { cert = \"/nonexistent/cert.pem\", key = \"/nonexistent/key.pem\", client_auth = \"optional\" }\n\n[telemetry]\notlp_endpoint = \"otel-collector:4317\"\notlp_protocol = \"thrift\"\ntrace_sample_ratio = 1.5\n";
+    let (code, text, path) = check(&tollgate_bin(), config, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert_located(&text, &path, 2, "cannot read `/nonexistent/cert.pem`");
+    assert_located(&text, &path, 2, "client_auth needs client_ca");
+    assert_located(&text, &path, 5, "is not an http:// or https:// URL");
+    assert_located(&text, &path, 6, "unknown OTLP protocol `thrift`");
+    assert_located(&text, &path, 7, "between 0.0 and 1.0");
+}

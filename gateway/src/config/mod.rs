@@ -173,9 +173,6 @@ impl Builder<'_> {
             }
         }
         let server = self.server_settings(&file);
-        if !self.errors.is_empty() {
-            return Err(ConfigErrors(self.errors));
-        }
         let telemetry = TelemetrySettings {
             metric_models: file.telemetry.metric_models.clone(),
             metric_tools: file.telemetry.metric_tools.clone(),
@@ -183,6 +180,9 @@ impl Builder<'_> {
             audit_bodies: file.telemetry.audit_bodies,
             traces: self.trace_settings(&file.telemetry),
         };
+        if !self.errors.is_empty() {
+            return Err(ConfigErrors(self.errors));
+        }
         let watched_files = crate::reload::referenced_files(&file);
         Ok(RuntimeConfig {
             server,
