@@ -197,6 +197,33 @@ async fn time_claims_are_checked_with_leeway() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cached_token_is_refused_once_it_expires() {
+    let keys = TestKeys::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let config = jwks_config(&up.url(), &jwks.url)
+        .replace("claims_to_headers", "leeway = \"0s\"\nclaims_to_headers");
+    let gw = GatewayBuilder::new(&config).start().await;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&keys.read("rsa1.key")).unwrap();
+    let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let exp = now() + 2;
+    let claims = json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "exp": exp});
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    // Verified, then served from the verified-token cache.
+    assert_eq!(status_and_reason(&gw, Some(&token)).await.0, 200);
+    assert_eq!(status_and_reason(&gw, Some(&token)).await.0, 200);
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status_and_reason(&gw, Some(&token)).await.1,
+        "jwt.expired",
+        "the cache does not outlive the token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn identity_reaches_the_upstream_and_the_token_does_not() {
     let keys = TestKeys::generate();
     let up = TestUpstream::start().await;
