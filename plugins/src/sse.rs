@@ -1,5 +1,7 @@
 //! Small helpers for plugins that rewrite Server-Sent Events streams.
 
+use std::borrow::Cow;
+
 /// How a response body is framed, as far as a rewriting plugin cares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BodyKind {
@@ -59,26 +61,48 @@ pub fn complete_events_len(buffer: &[u8]) -> usize {
         .map_or(0, |i| i + 2)
 }
 
-/// The `event:` name and the joined `data:` lines of one complete event.
-pub fn event_parts(event: &str) -> (Option<&str>, String) {
+/// The `event:` name and the `data:` lines of one complete event, joined; borrowed from `event`
+/// when it has a single `data:` line (the usual case), so the event is not copied.
+pub fn event_parts(event: &str) -> (Option<&str>, Cow<'_, str>) {
     let mut name = None;
-    let mut data: Vec<&str> = Vec::new();
+    let mut data: Option<Cow<'_, str>> = None;
     for line in event.lines() {
         if let Some(value) = line.strip_prefix("event:") {
             name = Some(value.trim());
         } else if let Some(value) = line.strip_prefix("data:") {
-            data.push(value.strip_prefix(' ').unwrap_or(value));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            data = Some(match data {
+                None => Cow::Borrowed(value),
+                Some(joined) => Cow::Owned(format!("{joined}\n{value}")),
+            });
         }
     }
-    (name, data.join("\n"))
+    (name, data.unwrap_or_default())
 }
 
 /// One event in wire form.
 pub fn format_event(name: Option<&str>, data: &str) -> String {
-    match name {
-        Some(name) => format!("event: {name}\ndata: {data}\n\n"),
-        None => format!("data: {data}\n\n"),
+    let mut out = String::with_capacity(data.len() + 32);
+    push_event(&mut out, name, data);
+    out
+}
+
+/// Appends one event in wire form to `out`.
+pub fn push_event(out: &mut String, name: Option<&str>, data: &str) {
+    if let Some(name) = name {
+        out.push_str("event: ");
+        out.push_str(name);
+        out.push('\n');
     }
+    out.push_str("data: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+}
+
+/// Where `inner`, a slice of `outer`, starts in it (`None` if it is not a slice of it).
+pub fn offset_in(outer: &str, inner: &str) -> Option<usize> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    (start + inner.len() <= outer.len()).then_some(start)
 }
 
 #[cfg(test)]
@@ -89,7 +113,16 @@ mod tests {
     fn splits_and_formats() {
         assert_eq!(complete_events_len(b"data: a\n\ndata: b"), 9);
         let (name, data) = event_parts("event: x\ndata: 1\ndata: 2\n\n");
-        assert_eq!((name, data.as_str()), (Some("x"), "1\n2"));
+        assert_eq!((name, &*data), (Some("x"), "1\n2"));
+        let event = "event: y\ndata: {\"a\":1}\n\n";
+        let (name, data) = event_parts(event);
+        assert!(
+            matches!(data, Cow::Borrowed("{\"a\":1}")),
+            "one data line is not copied"
+        );
+        assert_eq!((name, offset_in(event, &data)), (Some("y"), Some(15)));
+        assert_eq!(offset_in(event, &String::from("{}")), None, "not a slice");
         assert_eq!(format_event(Some("x"), "{}"), "event: x\ndata: {}\n\n");
+        assert_eq!(format_event(None, "{}"), "data: {}\n\n");
     }
 }

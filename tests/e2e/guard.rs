@@ -163,7 +163,16 @@ plugins = ["guard"]
         .send()
         .await
         .unwrap();
-    let body: Value = resp.json().await.unwrap();
+    // The rewritten answer is complete before its head goes out: framed by its exact length.
+    assert!(resp.headers().get("transfer-encoding").is_none());
+    let declared: usize = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let raw = resp.bytes().await.unwrap();
+    assert_eq!(declared, raw.len());
+    let body: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(body["content"][0]["text"], masked);
 
     // Streamed: the address arrives split over several 5-character deltas, 300 ms apart.

@@ -96,13 +96,23 @@ pub async fn on_response(
             http::HeaderValue::from_static("chunked"),
         );
     }
-    if head.headers != resp.headers {
-        let names: Vec<_> = resp.headers.keys().cloned().collect();
-        for name in names {
-            resp.remove_header(&name);
-        }
-        for (name, value) in &head.headers {
-            resp.append_header(name.clone(), value.clone())?;
+    // Apply only what the plugins changed: Pingora keeps a case map beside the header map, so
+    // every header goes through its API, and rewriting them all costs more than the plugins.
+    let removed: Vec<_> = resp
+        .headers
+        .keys()
+        .filter(|name| !head.headers.contains_key(*name))
+        .cloned()
+        .collect();
+    for name in removed {
+        resp.remove_header(&name);
+    }
+    for name in head.headers.keys() {
+        if head.headers.get_all(name) != resp.headers.get_all(name) {
+            resp.remove_header(name);
+            for value in head.headers.get_all(name) {
+                resp.append_header(name.clone(), value.clone())?;
+            }
         }
     }
     Ok(())

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use http::header::CONTENT_TYPE;
-use http::{Method, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{HeaderValue, Method, StatusCode};
 use pingora::connectors::http::Connector;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
@@ -285,6 +286,10 @@ fn failed_mid_response(ctx: &mut ProxyCtx, route: &Route, e: Box<Error>) -> Box<
 
 /// Streams the response to the client, chunk by chunk as it arrives. Returns whether the
 /// upstream connection can go back to the pool.
+///
+/// The head goes out together with the body bytes that arrived with it (one write), never
+/// later than that: an answer whose body is complete by then gets an exact `Content-Length`
+/// even when a plugin rewrote it (instead of chunked framing, one more write).
 async fn stream_response(
     session: &mut Session,
     ctx: &mut ProxyCtx,
@@ -302,46 +307,48 @@ async fn stream_response(
     let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     ctx.observer = ResponseObserver::for_response(route.info.kind, content_type);
     ctx.status = head.status.as_u16();
-    if let Err(e) = session.write_response_header(Box::new(head), false).await {
-        ctx.error = Some(Cow::Borrowed("client.disconnected"));
-        tracing::debug!(error = %e, "client went away before the response head");
-        return Ok(false);
-    }
+    let head_request = ctx.cx.as_ref().is_some_and(|cx| cx.method == Method::HEAD);
+    let mut unsent_head = Some(head);
     let mut watch = ClientWatch::default();
     let mut ended = false;
     loop {
-        let Some(next) = watch.guard(session, upstream.read_response_body()).await else {
-            ctx.error = Some(Cow::Borrowed("client.disconnected"));
-            tracing::debug!("client went away between response chunks");
-            finish_observation(ctx);
-            return Ok(false);
+        // The first round takes only what has already arrived, so the head never waits.
+        let mut data = if unsent_head.is_some() {
+            Bytes::new()
+        } else {
+            let Some(next) = watch.guard(session, upstream.read_response_body()).await else {
+                ctx.error = Some(Cow::Borrowed("client.disconnected"));
+                tracing::debug!("client went away between response chunks");
+                finish_observation(ctx);
+                return Ok(false);
+            };
+            match next {
+                Ok(Some(chunk)) => observe_and_filter(ctx, route, chunk),
+                Ok(None) => {
+                    ended = true;
+                    Bytes::new()
+                }
+                Err(e) => return Err(failed_mid_response(ctx, route, e)),
+            }
         };
-        let chunk = match next {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(e) => return Err(failed_mid_response(ctx, route, e)),
-        };
-        let Some(cx) = ctx.cx.as_mut() else { break };
-        ctx.observer.chunk(&chunk, cx);
-        let mut data = chain::on_response_chunk(route, cx, chunk, false);
         // What the upstream has already delivered goes out in the same write (one syscall, not
         // one per SSE event, when events arrive in a burst). Nothing waits for more: a chunk
         // that is not there yet ends the batch, so each event still leaves as it arrives.
         let mut batch: Option<BytesMut> = None;
         let mut failure = None;
-        while batch.as_ref().map_or(data.len(), BytesMut::len) < COALESCE_LIMIT {
+        while !ended && batch.as_ref().map_or(data.len(), BytesMut::len) < COALESCE_LIMIT {
             match upstream.read_response_body().now_or_never() {
                 Some(Ok(Some(more))) => {
-                    ctx.observer.chunk(&more, cx);
-                    let more = chain::on_response_chunk(route, cx, more, false);
-                    batch
-                        .get_or_insert_with(|| BytesMut::from(&data[..]))
-                        .extend_from_slice(&more);
+                    let more = observe_and_filter(ctx, route, more);
+                    if data.is_empty() {
+                        data = more;
+                    } else {
+                        batch
+                            .get_or_insert_with(|| BytesMut::from(&data[..]))
+                            .extend_from_slice(&more);
+                    }
                 }
-                Some(Ok(None)) => {
-                    ended = true;
-                    break;
-                }
+                Some(Ok(None)) => ended = true,
                 Some(Err(e)) => {
                     failure = Some(e);
                     break;
@@ -349,29 +356,72 @@ async fn stream_response(
                 None => break,
             }
         }
+        if ended {
+            finish_observation(ctx);
+            if let Some(cx) = ctx.cx.as_mut() {
+                let tail = chain::on_response_chunk(route, cx, Bytes::new(), true);
+                if !tail.is_empty() {
+                    batch
+                        .get_or_insert_with(|| BytesMut::from(&data[..]))
+                        .extend_from_slice(&tail);
+                }
+            }
+        }
         if let Some(batch) = batch {
             data = batch.freeze();
         }
-        if let Err(e) = session.write_response_body(Some(data), false).await {
-            ctx.error = Some(Cow::Borrowed("client.disconnected"));
-            tracing::debug!(error = %e, "client went away mid-response");
-            finish_observation(ctx);
-            return Ok(false);
+        if let Some(mut head) = unsent_head.take() {
+            if ended && may_have_body(head_request, head.status) {
+                frame_complete_body(&mut head, data.len())?;
+            }
+            if let Err(e) = session.write_response_header(Box::new(head), false).await {
+                ctx.error = Some(Cow::Borrowed("client.disconnected"));
+                tracing::debug!(error = %e, "client went away before the response head");
+                return Ok(false);
+            }
+        }
+        if !data.is_empty() || ended {
+            if let Err(e) = session.write_response_body(Some(data), ended).await {
+                ctx.error = Some(Cow::Borrowed("client.disconnected"));
+                tracing::debug!(error = %e, "client went away mid-response");
+                finish_observation(ctx);
+                return Ok(false);
+            }
         }
         if let Some(e) = failure {
             return Err(failed_mid_response(ctx, route, e));
         }
         if ended {
-            break;
+            return Ok(upstream.response_done());
         }
     }
-    finish_observation(ctx);
-    let tail = match ctx.cx.as_mut() {
-        Some(cx) => chain::on_response_chunk(route, cx, Bytes::new(), true),
-        None => Bytes::new(),
-    };
-    session.write_response_body(Some(tail), true).await?;
-    Ok(upstream.response_done())
+}
+
+/// Whether a response to this request with this status carries a body (RFC 9110 §6.4.1).
+fn may_have_body(head_request: bool, status: StatusCode) -> bool {
+    !head_request
+        && !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED
+}
+
+/// A body that is complete before the head goes out is framed by its exact length, whatever
+/// framing the upstream used or a plugin's rewrite left.
+fn frame_complete_body(head: &mut ResponseHeader, len: usize) -> Result<()> {
+    head.remove_header(&TRANSFER_ENCODING);
+    head.insert_header(CONTENT_LENGTH, HeaderValue::from(len))?;
+    Ok(())
+}
+
+/// Feeds a response chunk to the usage observer and the plugins' chunk phase.
+fn observe_and_filter(ctx: &mut ProxyCtx, route: &Route, chunk: Bytes) -> Bytes {
+    match ctx.cx.as_mut() {
+        Some(cx) => {
+            ctx.observer.chunk(&chunk, cx);
+            chain::on_response_chunk(route, cx, chunk, false)
+        }
+        None => chunk,
+    }
 }
 
 fn finish_observation(ctx: &mut ProxyCtx) {

@@ -7,9 +7,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -198,14 +200,23 @@ impl Tracing {
         parent.with_span(span)
     }
 
-    /// Writes `context` into the upstream request as `traceparent` / `tracestate`.
+    /// Writes `context` into the upstream request as `traceparent` / `tracestate` (W3C Trace
+    /// Context, as the SDK's propagator writes them, without its per-call string formatting).
     pub fn inject(&self, context: &Context, request: &mut RequestHeader) {
-        let mut injector = RequestInjector {
-            request,
-            failed: false,
+        let span = context.span();
+        let span_context = span.span_context();
+        if !span_context.is_valid() {
+            return;
+        }
+        let mut failed = match traceparent(span_context) {
+            Some(value) => request.insert_header(TRACEPARENT, value).is_err(),
+            None => true,
         };
-        self.propagator.inject_context(context, &mut injector);
-        if injector.failed {
+        let state = span_context.trace_state().header();
+        if !state.is_empty() {
+            failed |= request.insert_header(TRACESTATE, state).is_err();
+        }
+        if failed {
             tracing::debug!("could not write traceparent upstream");
         }
     }
@@ -239,17 +250,27 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-struct RequestInjector<'a> {
-    request: &'a mut RequestHeader,
-    failed: bool,
-}
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-impl Injector for RequestInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if self.request.insert_header(key.to_string(), value).is_err() {
-            self.failed = true;
+/// `00-{trace id}-{span id}-{flags}`; only the sampled flag is propagated, as the SDK does.
+fn traceparent(span_context: &SpanContext) -> Option<HeaderValue> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let flags = span_context.trace_flags() & TraceFlags::SAMPLED;
+    let mut value = [b'-'; 55];
+    value[..2].copy_from_slice(b"00");
+    let fields: [(&[u8], usize); 3] = [
+        (&span_context.trace_id().to_bytes(), 3),
+        (&span_context.span_id().to_bytes(), 36),
+        (&[flags.to_u8()], 53),
+    ];
+    for (bytes, at) in fields {
+        for (i, byte) in bytes.iter().enumerate() {
+            value[at + 2 * i] = HEX[usize::from(byte >> 4)];
+            value[at + 2 * i + 1] = HEX[usize::from(byte & 0xf)];
         }
     }
+    HeaderValue::from_bytes(&value).ok()
 }
 
 /// Sets `attributes` on the span of `context`, its status, and ends it.
@@ -295,5 +316,47 @@ impl SpanExporter for CountingExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::propagation::Injector;
+    use opentelemetry::trace::{SpanId, TraceId, TraceState};
+    use std::collections::HashMap;
+
+    struct Headers(HashMap<String, String>);
+
+    impl Injector for Headers {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+    }
+
+    #[test]
+    fn traceparent_is_written_as_the_sdk_propagator_writes_it() {
+        for flags in [
+            TraceFlags::SAMPLED,
+            TraceFlags::default(),
+            TraceFlags::new(0xff),
+        ] {
+            let span_context = SpanContext::new(
+                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+                SpanId::from_hex("b7ad6b7169203331").unwrap(),
+                flags,
+                true,
+                TraceState::from_key_value([("vendor", "x")]).unwrap(),
+            );
+            let context = Context::new().with_remote_span_context(span_context.clone());
+            let mut expected = Headers(HashMap::new());
+            TraceContextPropagator::new().inject_context(&context, &mut expected);
+            let ours = traceparent(&span_context).unwrap();
+            assert_eq!(ours.to_str().unwrap(), expected.0["traceparent"]);
+            assert_eq!(
+                span_context.trace_state().header(),
+                expected.0["tracestate"]
+            );
+        }
     }
 }

@@ -2,13 +2,16 @@
 //! held whole: per text block only the last `HOLDBACK` characters (less if a match ends sooner)
 //! wait for the next delta, because a pattern may still be matching across the boundary.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
-use crate::sse::{complete_events_len, event_parts, format_event, BodyKind};
+use crate::sse::{complete_events_len, event_parts, offset_in, push_event, BodyKind};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
@@ -29,6 +32,72 @@ fn mask_all(text: &str, detectors: &[Detector]) -> String {
         .fold(text.to_string(), |acc, d| d.mask(&acc).unwrap_or(acc))
 }
 
+/// A JSON string, borrowed from the document when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The text blocks of a JSON answer; everything else is skipped without being built.
+#[derive(Deserialize)]
+struct AnswerTexts<'a> {
+    #[serde(borrow, default)]
+    content: Vec<AnswerBlock<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnswerBlock<'a> {
+    #[serde(borrow, default)]
+    text: Option<Text<'a>>,
+}
+
+/// A `content_block_delta` event: its block and its text as it stands in the event (JSON).
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+}
+
+/// Whether a JSON answer has text a detector matches; answers of another shape are handed to
+/// the general path.
+fn answer_needs_masking(body: &[u8], detectors: &[Detector]) -> bool {
+    match serde_json::from_slice::<AnswerTexts<'_>>(body) {
+        Ok(answer) => answer
+            .content
+            .iter()
+            .filter_map(|block| block.text.as_ref())
+            .any(|text| detectors.iter().any(|d| d.found_in(&text.0))),
+        Err(_) => true,
+    }
+}
+
+/// Masks the text blocks of a JSON answer; the original bytes if nothing changed.
+fn mask_answer(body: Bytes, detectors: &[Detector]) -> Bytes {
+    let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let mut changed = false;
+    if let Some(Value::Array(blocks)) = json.get_mut("content") {
+        for block in blocks {
+            if let Some(Value::String(text)) = block.get_mut("text") {
+                let masked = mask_all(text, detectors);
+                changed |= masked != *text;
+                *text = masked;
+            }
+        }
+    }
+    if !changed {
+        return body;
+    }
+    serde_json::to_vec(&json).map_or(body, Bytes::from)
+}
+
 impl ResponseMasker {
     /// Picks the mode from the content type; returns whether the body may change length.
     pub fn start(&mut self, content_type: &str) -> bool {
@@ -41,25 +110,24 @@ impl ResponseMasker {
         match self.mode {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
-                crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
-                    let mut changed = false;
-                    if let Some(Value::Array(blocks)) = json.get_mut("content") {
-                        for block in blocks {
-                            if let Some(Value::String(text)) = block.get_mut("text") {
-                                let masked = mask_all(text, detectors);
-                                changed |= masked != *text;
-                                *text = masked;
-                            }
-                        }
-                    }
-                    changed
-                })
+                self.buffer.extend_from_slice(data);
+                if !end {
+                    return Bytes::new();
+                }
+                let body = self.buffer.split().freeze();
+                // Most answers hold nothing to mask: check the texts in place first and send
+                // the body as it came; only a match pays for the JSON tree.
+                if answer_needs_masking(&body, detectors) {
+                    mask_answer(body, detectors)
+                } else {
+                    body
+                }
             }
             BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
                 let complete = complete_events_len(&self.buffer);
                 let events = self.buffer.split_to(complete).freeze();
-                let mut out = String::new();
+                let mut out = String::with_capacity(events.len() + 64);
                 match std::str::from_utf8(&events) {
                     Ok(text) => {
                         for event in text.split_inclusive("\n\n") {
@@ -85,23 +153,9 @@ impl ResponseMasker {
         let (name, data) = event_parts(event);
         match name {
             Some("content_block_delta") => {
-                let Ok(mut json) = serde_json::from_str::<Value>(&data) else {
+                if !self.text_delta(name, &data, detectors, out) {
                     out.push_str(event);
-                    return;
-                };
-                let index = json.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let Some(Value::String(text)) =
-                    json.get_mut("delta").and_then(|d| d.get_mut("text"))
-                else {
-                    out.push_str(event);
-                    return;
-                };
-                let pending = self.pending.entry(index).or_default();
-                pending.push_str(text);
-                let cut = safe_cut(pending, detectors);
-                let ready: String = pending.drain(..cut).collect();
-                *text = mask_all(&ready, detectors);
-                out.push_str(&format_event(name, &json.to_string()));
+                }
             }
             Some("content_block_stop") => {
                 let index = serde_json::from_str::<Value>(&data)
@@ -115,43 +169,125 @@ impl ResponseMasker {
         }
     }
 
+    /// Sends a text delta with the text that is safe to release now, masked; the event is
+    /// otherwise kept byte for byte (only its `text` string is replaced). `false` if it is not
+    /// a text delta (sent as it came).
+    fn text_delta(
+        &mut self,
+        name: Option<&str>,
+        data: &str,
+        detectors: &[Detector],
+        out: &mut String,
+    ) -> bool {
+        let Ok(DeltaEvent {
+            index,
+            delta: Some(Delta {
+                text: Some(raw_text),
+            }),
+        }) = serde_json::from_str::<DeltaEvent<'_>>(data)
+        else {
+            return false;
+        };
+        let Ok(text) = serde_json::from_str::<Text<'_>>(raw_text.get()) else {
+            return false;
+        };
+        let Some(start) = offset_in(data, raw_text.get()) else {
+            return false;
+        };
+        let pending = self.pending.entry(index).or_default();
+        pending.push_str(&text.0);
+        let (cut, matched) = safe_cut(pending, detectors);
+        let ready = &pending[..cut];
+        let released = if matched {
+            Cow::Owned(mask_all(ready, detectors))
+        } else {
+            Cow::Borrowed(ready)
+        };
+        let Ok(encoded) = serde_json::to_string(&*released) else {
+            return false;
+        };
+        let end = start + raw_text.get().len();
+        let rewritten = [&data[..start], encoded.as_str(), &data[end..]].concat();
+        push_event(out, name, &rewritten);
+        pending.drain(..cut);
+        true
+    }
+
     /// Sends the held-back text of block `index` as one more delta.
     fn flush(&mut self, index: u64, detectors: &[Detector], out: &mut String) {
         let Some(pending) = self.pending.remove(&index).filter(|p| !p.is_empty()) else {
             return;
         };
         let delta = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": mask_all(&pending, detectors)}});
-        out.push_str(&format_event(
-            Some("content_block_delta"),
-            &delta.to_string(),
-        ));
+        push_event(out, Some("content_block_delta"), &delta.to_string());
     }
 }
 
 /// How much of `pending` can be sent: all but the last `HOLDBACK` characters, and never the
-/// start of a match that runs into the held-back part.
-fn safe_cut(pending: &str, detectors: &[Detector]) -> usize {
+/// start of a match that runs into the held-back part; and whether a match starts before that
+/// cut (so the released text needs masking).
+fn safe_cut(pending: &str, detectors: &[Detector]) -> (usize, bool) {
     let chars = pending.chars().count();
     if chars <= HOLDBACK {
-        return 0;
+        return (0, false);
     }
     let mut cut = pending
         .char_indices()
         .nth(chars - HOLDBACK)
         .map_or(0, |(i, _)| i);
+    let mut first_match = usize::MAX;
     for detector in detectors {
         for span in detector.spans(pending) {
+            first_match = first_match.min(span.start);
             if span.start < cut && span.end > cut {
                 cut = span.start;
             }
         }
     }
-    cut
+    (cut, first_match < cut)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::format_event;
+
+    fn email() -> [Detector; 1] {
+        [Detector::builtin("email").unwrap()]
+    }
+
+    #[test]
+    fn a_json_answer_without_matches_is_sent_byte_for_byte() {
+        let body = "{ \"content\": [ {\"type\": \"text\", \"text\": \"hi \\\"there\\\"\"} ],\n  \"usage\": {} }";
+        let mut masker = ResponseMasker::default();
+        masker.start("application/json");
+        let out = masker.chunk(&Bytes::from(body), true, &email());
+        assert_eq!(out, body.as_bytes());
+        let with_mail = body.replace("hi", "mail a@b.io");
+        let out = masker.chunk(&Bytes::from(with_mail), true, &email());
+        let json: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            json["content"][0]["text"],
+            "mail <REDACTED:email> \"there\""
+        );
+    }
+
+    #[test]
+    fn a_delta_keeps_its_other_fields_and_escapes_survive() {
+        let mut masker = ResponseMasker::default();
+        masker.start("text/event-stream");
+        let text = format!("{}\"quoted\"\n\u{e9}", "z".repeat(HOLDBACK));
+        let data = json!({"type": "content_block_delta", "index": 2, "extra": [1, {"k": "v"}], "delta": {"type": "text_delta", "text": text}}).to_string();
+        let event = format_event(Some("content_block_delta"), &data);
+        let out = masker.chunk(&Bytes::from(event), false, &email());
+        let out = std::str::from_utf8(&out).unwrap();
+        let data_line = out.lines().nth(1).unwrap().trim_start_matches("data: ");
+        let sent: Value = serde_json::from_str(data_line).unwrap();
+        assert_eq!(sent["extra"], json!([1, {"k": "v"}]));
+        assert_eq!(sent["index"], 2);
+        let released = sent["delta"]["text"].as_str().unwrap();
+        assert_eq!(format!("{released}{}", masker.pending[&2]), text);
+    }
 
     fn stream(deltas: &[&str]) -> String {
         let detectors = [Detector::builtin("email").unwrap()];
