@@ -167,6 +167,27 @@ pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
     }
 }
 
+/// A `content_block_delta` event, as far as the estimate reads it.
+#[derive(serde::Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    text: Option<JsonText<'a>>,
+    #[serde(borrow)]
+    partial_json: Option<JsonText<'a>>,
+    #[serde(borrow)]
+    thinking: Option<JsonText<'a>>,
+}
+
+/// A JSON string, borrowed from the event when it has no escapes.
+#[derive(serde::Deserialize)]
+struct JsonText<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
 /// Text streamed so far, in characters.
 #[derive(Debug, Default)]
 struct StreamedChars(u64);
@@ -175,23 +196,24 @@ struct StreamedChars(u64);
 /// that a stream the client abandons before `message_delta` is still charged for what was
 /// generated; the exact figure of `message_delta` replaces it when it comes.
 fn estimate_streamed_output(event: &SseEvent, cx: &mut RequestCtx) {
-    let Ok(json) = serde_json::from_str::<Value>(&event.data) else {
+    // A typed, borrowing read: runs once per streamed token, so no JSON tree.
+    let Ok(DeltaEvent { delta: Some(delta) }) = serde_json::from_str::<DeltaEvent<'_>>(&event.data)
+    else {
         return;
     };
-    let delta = json.get("delta");
-    let text = ["text", "partial_json", "thinking"]
-        .iter()
-        .find_map(|k| delta?.get(*k)?.as_str())
-        .unwrap_or("");
+    let chars = [delta.text, delta.partial_json, delta.thinking]
+        .into_iter()
+        .flatten()
+        .next()
+        .map_or(0, |text| text.0.chars().count() as u64);
     let total = match cx.extensions.get_mut::<StreamedChars>() {
         Some(streamed) => {
-            streamed.0 += text.chars().count() as u64;
+            streamed.0 += chars;
             streamed.0
         }
         None => {
-            let count = text.chars().count() as u64;
-            cx.extensions.insert(StreamedChars(count));
-            count
+            cx.extensions.insert(StreamedChars(chars));
+            chars
         }
     };
     let estimate = total.div_ceil(4);

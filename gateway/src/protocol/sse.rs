@@ -66,7 +66,10 @@ impl SseParser {
             if self.has_data && !self.skipping {
                 on_event(&self.current);
             }
-            self.current = SseEvent::default();
+            // Cleared, not replaced: the next event reuses the buffers.
+            self.current.event.clear();
+            self.current.data.clear();
+            self.current.id = None;
             self.has_data = false;
             self.event_bytes = 0;
             self.skipping = false;
@@ -84,7 +87,10 @@ impl SseParser {
             None => (&text[..], ""),
         };
         match field {
-            "event" => self.current.event = value.to_string(),
+            "event" => {
+                self.current.event.clear();
+                self.current.event.push_str(value);
+            }
             "data" => {
                 if self.has_data {
                     self.current.data.push('\n');
