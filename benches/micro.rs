@@ -242,10 +242,12 @@ fn rbac_decision(c: &mut Criterion, config: &RuntimeConfig) {
     .to_string();
     let identity = Identity {
         subject: "alice@example.com".into(),
-        claims: json!({"sub": "alice@example.com", "groups": ["math-users"]})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        claims: std::sync::Arc::new(
+            json!({"sub": "alice@example.com", "groups": ["math-users"]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
     };
     c.bench_function("rbac decision (tools/call, 3 rules)", |b| {
         b.iter(|| {

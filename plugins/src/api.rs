@@ -274,8 +274,9 @@ pub struct RouteInfo {
 pub struct Identity {
     /// The subject (`sub` claim, API key name, ...).
     pub subject: String,
-    /// All claims of the credential.
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// All claims of the credential (shared: a cached token's claims are not copied per
+    /// request).
+    pub claims: Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Header changes to apply to the upstream request, in order. Applied after the chain ran, so a

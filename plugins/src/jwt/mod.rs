@@ -210,7 +210,11 @@ impl Jwt {
         None
     }
 
-    async fn verify(&self, token: &str, trace: &TraceCtx) -> Result<Map<String, Value>, Rejection> {
+    async fn verify(
+        &self,
+        token: &str,
+        trace: &TraceCtx,
+    ) -> Result<Arc<Map<String, Value>>, Rejection> {
         let keys = match &self.keys {
             KeyProvider::Static(keys) => keys.clone(),
             KeyProvider::Remote(remote) => match remote.keys(trace).await {
@@ -219,13 +223,12 @@ impl Jwt {
             },
         };
         if let Some(claims) = self.verified.get(token, &keys) {
-            return Ok(Map::clone(&claims));
+            return Ok(claims);
         }
-        let verified = self.verify_signature(token, keys, trace).await;
-        if let Ok((claims, keys)) = &verified {
-            self.verified.insert(token, keys, Arc::new(claims.clone()));
-        }
-        verified.map(|(claims, _)| claims)
+        let (claims, keys) = self.verify_signature(token, keys, trace).await?;
+        let claims = Arc::new(claims);
+        self.verified.insert(token, &keys, claims.clone());
+        Ok(claims)
     }
 
     /// Checks the signature and claims; returns the claims and the key set that verified them.
@@ -298,7 +301,7 @@ impl Jwt {
     fn apply_identity(
         &self,
         cx: &mut RequestCtx,
-        claims: Map<String, Value>,
+        claims: Arc<Map<String, Value>>,
         source: &HeaderName,
     ) -> Result<(), Rejection> {
         let subject = match claims.get(&self.subject_claim) {

@@ -202,7 +202,7 @@ mod tests {
     use serde_json::json;
 
     fn identity(claims: Value) -> Identity {
-        let claims = claims.as_object().cloned().unwrap_or_default();
+        let claims = std::sync::Arc::new(claims.as_object().cloned().unwrap_or_default());
         Identity {
             subject: "x".into(),
             claims,
