@@ -309,3 +309,54 @@ async fn collector_down_costs_no_request_and_dropped_spans_are_counted() {
     }
     let _ = std::fs::remove_file(audit);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsampled_requests_export_nothing_and_tell_the_upstream() {
+    // Straight to the test's OTLP/HTTP receiver: this test is about sampling, not collectors.
+    let receiver = OtlpReceiver::start().await;
+    let upstream = TestUpstream::start().await;
+    let (gw, audit) = start(
+        &upstream,
+        &format!(
+            "otlp_endpoint = \"http://{}\"\notlp_protocol = \"http/protobuf\"\ntrace_sample_ratio = 0.0",
+            receiver.addr
+        ),
+    )
+    .await;
+    let token = hs256_token(JWT_SECRET, "dave@example.com", "math-users");
+    // A new trace (no traceparent): ratio 0, not recorded.
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-api-key", &token)
+        .json(&json!({"model": "claude-unsampled", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", gw.log());
+    let sent = upstream
+        .recorder
+        .requests()
+        .pop()
+        .expect("upstream request");
+    let header = sent.headers["traceparent"].to_str().unwrap().to_string();
+    assert!(
+        header.starts_with("00-") && header.ends_with("-00"),
+        "the upstream learns the trace is not sampled: {header}"
+    );
+    // A sampled parent is still followed, so export works in this configuration.
+    llm_call(&gw, &token).await;
+    let recorded = receiver
+        .wait_for("the sampled request", |s| s.name == "chat claude-test-1")
+        .await;
+    assert_eq!(recorded.trace_id, CLIENT_TRACE);
+    check_upstream_child(&upstream, &receiver.spans(), &recorded, "/v1/messages");
+    let unsampled_trace = header.split('-').nth(1).unwrap_or_default().to_string();
+    assert!(
+        receiver
+            .spans()
+            .iter()
+            .all(|s| s.trace_id != unsampled_trace && !s.name.contains("claude-unsampled")),
+        "no span of the unsampled request is exported"
+    );
+    let _ = std::fs::remove_file(audit);
+}

@@ -105,7 +105,13 @@ impl ProxyCtx {
     fn start_upstream(&mut self, route: &Route) {
         self.upstream_started = Some(std::time::Instant::now());
         if let (Some(tracing), Some(parent)) = (&self.tracing, &self.span) {
-            let name = format!("upstream {}", route.info.name);
+            // An unsampled request still gets its (non-recording) span: its context carries
+            // the sampling decision upstream in `traceparent`. Only a recorded one needs a name.
+            let name = if traces::is_recording(parent) {
+                Cow::Owned(format!("upstream {}", route.info.name))
+            } else {
+                Cow::Borrowed("upstream")
+            };
             self.upstream_span = Some(tracing.upstream_span(parent, name));
         }
     }
@@ -202,7 +208,7 @@ impl ProxyHttp for TollgateProxy {
         }
         if let Some(tracing) = &self.tracing {
             let req = session.req_header();
-            ctx.span = Some(tracing.server_span(req.method.as_str(), &req.headers));
+            ctx.span = Some(tracing.server_span(&req.method, &req.headers));
         }
         let config = self.config.load();
         ctx.audit_bodies = config.telemetry.audit_bodies && self.audit.enabled();
@@ -455,7 +461,11 @@ impl TollgateProxy {
         let server_error = failed
             .clone()
             .or_else(|| (outcome.status >= 500).then(|| Cow::Owned(outcome.status.to_string())));
-        if let Some(upstream) = &ctx.upstream_span {
+        if let Some(upstream) = ctx
+            .upstream_span
+            .as_ref()
+            .filter(|s| traces::is_recording(s))
+        {
             let mut attributes = vec![
                 KeyValue::new("server.address", route.upstream.authority().to_string()),
                 KeyValue::new("http.request.method", cx.method.as_str().to_string()),
@@ -468,7 +478,7 @@ impl TollgateProxy {
             }
             traces::end_span(upstream, None, attributes, failed);
         }
-        if let Some(span) = &ctx.span {
+        if let Some(span) = ctx.span.as_ref().filter(|s| traces::is_recording(s)) {
             let (name, attributes) = semconv::server_span(cx, outcome.status, &outcome.decision);
             traces::end_span(span, Some(name), attributes, server_error);
         }

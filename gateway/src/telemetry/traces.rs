@@ -180,18 +180,18 @@ impl Tracing {
     }
 
     /// Starts the server span of a request, continuing the client's `traceparent`.
-    pub fn server_span(&self, method: &str, headers: &HeaderMap) -> Context {
+    pub fn server_span(&self, method: &http::Method, headers: &HeaderMap) -> Context {
         let parent = self.propagator.extract(&HeaderExtractor(headers));
         let span = self
             .tracer
-            .span_builder(method.to_string())
+            .span_builder(method_name(method))
             .with_kind(SpanKind::Server)
             .start_with_context(&self.tracer, &parent);
         parent.with_span(span)
     }
 
     /// Starts the client span of the upstream call under `parent`.
-    pub fn upstream_span(&self, parent: &Context, name: String) -> Context {
+    pub fn upstream_span(&self, parent: &Context, name: Cow<'static, str>) -> Context {
         let span = self
             .tracer
             .span_builder(name)
@@ -271,6 +271,26 @@ fn traceparent(span_context: &SpanContext) -> Option<HeaderValue> {
         }
     }
     HeaderValue::from_bytes(&value).ok()
+}
+
+/// Whether the span of `context` is recorded (sampled): only then are its name and attributes
+/// worth building.
+pub fn is_recording(context: &Context) -> bool {
+    context.span().is_recording()
+}
+
+/// The method as a span name, without an allocation for the standard methods.
+fn method_name(method: &http::Method) -> Cow<'static, str> {
+    match method.as_str() {
+        "GET" => Cow::Borrowed("GET"),
+        "POST" => Cow::Borrowed("POST"),
+        "PUT" => Cow::Borrowed("PUT"),
+        "DELETE" => Cow::Borrowed("DELETE"),
+        "PATCH" => Cow::Borrowed("PATCH"),
+        "HEAD" => Cow::Borrowed("HEAD"),
+        "OPTIONS" => Cow::Borrowed("OPTIONS"),
+        other => Cow::Owned(other.to_string()),
+    }
 }
 
 /// Sets `attributes` on the span of `context`, its status, and ends it.
