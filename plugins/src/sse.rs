@@ -87,16 +87,19 @@ pub fn format_event(name: Option<&str>, data: &str) -> String {
     out
 }
 
-/// Appends one event in wire form to `out`.
+/// Appends one event in wire form to `out`; a multi-line `data` becomes one `data:` line each.
 pub fn push_event(out: &mut String, name: Option<&str>, data: &str) {
     if let Some(name) = name {
         out.push_str("event: ");
         out.push_str(name);
         out.push('\n');
     }
-    out.push_str("data: ");
-    out.push_str(data);
-    out.push_str("\n\n");
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
 }
 
 /// Where `inner`, a slice of `outer`, starts in it (`None` if it is not a slice of it).
@@ -124,5 +127,6 @@ mod tests {
         assert_eq!(offset_in(event, &String::from("{}")), None, "not a slice");
         assert_eq!(format_event(Some("x"), "{}"), "event: x\ndata: {}\n\n");
         assert_eq!(format_event(None, "{}"), "data: {}\n\n");
+        assert_eq!(format_event(None, "{\n}"), "data: {\ndata: }\n\n");
     }
 }

@@ -13,6 +13,9 @@ use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 /// Records waiting for the writer at most.
 pub const QUEUE_CAPACITY: usize = 16_384;
 
+/// Bytes of records the writer gathers before a `write` call.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// How long the idle writer sleeps before looking at the queue again.
 const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -73,14 +76,18 @@ impl AuditLog {
         std::thread::Builder::new()
             .name("tollgate-audit".into())
             .spawn(move || {
-                let mut buffered = std::io::BufWriter::new(&mut out);
+                // 64 KiB: at thousands of records a second, one write per ~150 records.
+                let mut buffered = std::io::BufWriter::with_capacity(WRITE_BUFFER, &mut out);
                 // Polls instead of blocking on the queue: a blocked reader would have to be woken
                 // by every request (a futex wake and a context switch each); a sleeping one is
                 // not, and records are written in batches at most WRITE_INTERVAL late.
                 loop {
                     match receiver.try_recv() {
                         Ok(Message::Record(line)) => {
-                            if writeln!(buffered, "{line}").is_err() {
+                            let written = buffered
+                                .write_all(line.as_bytes())
+                                .and_then(|()| buffered.write_all(b"\n"));
+                            if written.is_err() {
                                 tracing::warn!("cannot write the audit log");
                             }
                         }
@@ -201,7 +208,12 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
         upstream_ms: facts.upstream.map(millis),
         body: facts.body,
     };
-    serde_json::to_string(&record).unwrap_or_default()
+    // Sized for a usual record, so that serializing does not grow the buffer two or three times.
+    let mut out = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut out, &record).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The fields of an audit line, in output order (docs/observability.md).

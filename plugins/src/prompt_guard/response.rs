@@ -257,6 +257,23 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_split_over_data_lines_stays_valid_sse() {
+        let mut masker = ResponseMasker::default();
+        masker.start("text/event-stream");
+        let text = "w".repeat(HOLDBACK + 10);
+        let event = format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\ndata: \"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n");
+        let out = masker.chunk(&Bytes::from(event), false, &email());
+        let out = std::str::from_utf8(&out).unwrap();
+        let data: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        assert_eq!(data.len(), 2, "each line keeps its data: prefix: {out}");
+        let sent: Value = serde_json::from_str(&data.join("\n")).unwrap();
+        assert_eq!(sent["delta"]["text"].as_str().unwrap().len(), 10);
+    }
+
+    #[test]
     fn a_json_answer_without_matches_is_sent_byte_for_byte() {
         let body = "{ \"content\": [ {\"type\": \"text\", \"text\": \"hi \\\"there\\\"\"} ],\n  \"usage\": {} }";
         let mut masker = ResponseMasker::default();
