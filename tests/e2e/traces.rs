@@ -324,10 +324,12 @@ async fn unsampled_requests_export_nothing_and_tell_the_upstream() {
     )
     .await;
     let token = hs256_token(JWT_SECRET, "dave@example.com", "math-users");
-    // A new trace (no traceparent): ratio 0, not recorded.
+    // A new trace (no traceparent): ratio 0, not recorded. A lone `tracestate` belongs to no
+    // trace of ours and must not go upstream.
     let resp = client()
         .post(gw.url("/anthropic/v1/messages"))
         .header("x-api-key", &token)
+        .header("tracestate", "rogue=1")
         .json(&json!({"model": "claude-unsampled", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
@@ -342,6 +344,10 @@ async fn unsampled_requests_export_nothing_and_tell_the_upstream() {
     assert!(
         header.starts_with("00-") && header.ends_with("-00"),
         "the upstream learns the trace is not sampled: {header}"
+    );
+    assert!(
+        !sent.headers.contains_key("tracestate"),
+        "a new trace starts without the client's tracestate"
     );
     // A sampled parent is still followed, so export works in this configuration.
     llm_call(&gw, &token).await;

@@ -377,6 +377,7 @@ async fn stream_response(
             if let Err(e) = session.write_response_header(Box::new(head), false).await {
                 ctx.error = Some(Cow::Borrowed("client.disconnected"));
                 tracing::debug!(error = %e, "client went away before the response head");
+                finish_observation(ctx);
                 return Ok(false);
             }
         }
@@ -405,9 +406,18 @@ fn may_have_body(head_request: bool, status: StatusCode) -> bool {
         && status != StatusCode::NOT_MODIFIED
 }
 
-/// A body that is complete before the head goes out is framed by its exact length, whatever
-/// framing the upstream used or a plugin's rewrite left.
+/// A body that is complete before the head goes out is framed by its exact length instead of
+/// chunked (the upstream's framing or the one a plugin's rewrite left). A transfer coding other
+/// than `chunked` (`gzip, chunked`) stays as it is: the body is still coded.
 fn frame_complete_body(head: &mut ResponseHeader, len: usize) -> Result<()> {
+    let only_chunked = head
+        .headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .all(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if !only_chunked {
+        return Ok(());
+    }
     head.remove_header(&TRANSFER_ENCODING);
     head.insert_header(CONTENT_LENGTH, HeaderValue::from(len))?;
     Ok(())

@@ -213,7 +213,11 @@ impl Tracing {
             None => true,
         };
         let state = span_context.trace_state().header();
-        if !state.is_empty() {
+        if state.is_empty() {
+            // A new trace (or a client state that did not parse) starts without one: never
+            // forward the client's next to our `traceparent`.
+            request.remove_header(&TRACESTATE);
+        } else {
             failed |= request.insert_header(TRACESTATE, state).is_err();
         }
         if failed {

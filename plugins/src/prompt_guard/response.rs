@@ -153,7 +153,11 @@ impl ResponseMasker {
         let (name, data) = event_parts(event);
         match name {
             Some("content_block_delta") => {
-                if !self.text_delta(name, &data, detectors, out) {
+                // The typed, splicing path; an event it cannot read (duplicate keys, an odd
+                // index) still goes through the detectors, in order, via the JSON tree.
+                if !self.text_delta(name, &data, detectors, out)
+                    && !self.text_delta_tree(name, &data, detectors, out)
+                {
                     out.push_str(event);
                 }
             }
@@ -213,6 +217,36 @@ impl ResponseMasker {
         true
     }
 
+    /// [`Self::text_delta`] on the JSON tree, re-serialising the event; `false` if it is not a
+    /// text delta.
+    fn text_delta_tree(
+        &mut self,
+        name: Option<&str>,
+        data: &str,
+        detectors: &[Detector],
+        out: &mut String,
+    ) -> bool {
+        let Ok(mut json) = serde_json::from_str::<Value>(data) else {
+            return false;
+        };
+        let index = json.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let Some(Value::String(text)) = json.get_mut("delta").and_then(|d| d.get_mut("text"))
+        else {
+            return false;
+        };
+        let pending = self.pending.entry(index).or_default();
+        pending.push_str(text);
+        let (cut, matched) = safe_cut(pending, detectors);
+        let ready: String = pending.drain(..cut).collect();
+        *text = if matched {
+            mask_all(&ready, detectors)
+        } else {
+            ready
+        };
+        push_event(out, name, &json.to_string());
+        true
+    }
+
     /// Sends the held-back text of block `index` as one more delta.
     fn flush(&mut self, index: u64, detectors: &[Detector], out: &mut String) {
         let Some(pending) = self.pending.remove(&index).filter(|p| !p.is_empty()) else {
@@ -235,16 +269,23 @@ fn safe_cut(pending: &str, detectors: &[Detector]) -> (usize, bool) {
         .char_indices()
         .nth(chars - HOLDBACK)
         .map_or(0, |(i, _)| i);
-    let mut first_match = usize::MAX;
-    for detector in detectors {
-        for span in detector.spans(pending) {
-            first_match = first_match.min(span.start);
-            if span.start < cut && span.end > cut {
-                cut = span.start;
-            }
+    let spans: Vec<std::ops::Range<usize>> =
+        detectors.iter().flat_map(|d| d.spans(pending)).collect();
+    // Moving the cut back to one match's start can put it inside another's: again until no
+    // match straddles it.
+    loop {
+        let straddling = spans
+            .iter()
+            .filter(|span| span.start < cut && span.end > cut)
+            .map(|span| span.start)
+            .min();
+        match straddling {
+            Some(start) => cut = start,
+            None => break,
         }
     }
-    (cut, first_match < cut)
+    let first_match = spans.iter().map(|span| span.start).min();
+    (cut, first_match.is_some_and(|start| start < cut))
 }
 
 #[cfg(test)]
@@ -254,6 +295,47 @@ mod tests {
 
     fn email() -> [Detector; 1] {
         [Detector::builtin("email").unwrap()]
+    }
+
+    #[test]
+    fn the_cut_never_lands_inside_a_match_even_after_moving() {
+        // "AAAXB" and "BBBX" overlap: the cut first moves back to "BBBX", which is inside
+        // "AAAXB", so it must move again.
+        let detectors = [
+            Detector::custom("one", "AAAXB").unwrap(),
+            Detector::custom("two", "BBBX").unwrap(),
+        ];
+        let pending = format!("{}AAAXBBBX{}", "x".repeat(10), "y".repeat(HOLDBACK - 2));
+        assert_eq!(safe_cut(&pending, &detectors), (10, false));
+    }
+
+    #[test]
+    fn a_delta_the_typed_read_refuses_is_still_masked_in_order() {
+        let mut masker = ResponseMasker::default();
+        masker.start("text/event-stream");
+        let mut out = String::new();
+        let long = "z".repeat(HOLDBACK);
+        for (i, text) in [format!("{long} mail ali"), "ce@example.org now".to_string()]
+            .iter()
+            .enumerate()
+        {
+            // A duplicate key: valid for a JSON tree, refused by the typed read.
+            let data = format!(
+                "{{\"type\":\"content_block_delta\",\"index\":0,\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}",
+                serde_json::to_string(text).unwrap()
+            );
+            let event = format_event(Some("content_block_delta"), &data);
+            let end = i == 1;
+            let chunk = masker.chunk(&Bytes::from(event), end, &email());
+            out.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let text: String = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, format!("{long} mail <REDACTED:email> now"));
     }
 
     #[test]
