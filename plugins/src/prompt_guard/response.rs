@@ -198,23 +198,27 @@ impl ResponseMasker {
         let Some(start) = offset_in(data, raw_text.get()) else {
             return false;
         };
-        let pending = self.pending.entry(index).or_default();
-        pending.push_str(&text.0);
-        let (cut, matched) = safe_cut(pending, detectors);
-        let ready = &pending[..cut];
-        let released = if matched {
-            Cow::Owned(mask_all(ready, detectors))
-        } else {
-            Cow::Borrowed(ready)
-        };
-        let Ok(encoded) = serde_json::to_string(&*released) else {
+        let released = self.release(index, &text.0, detectors);
+        let Ok(encoded) = serde_json::to_string(&released) else {
             return false;
         };
         let end = start + raw_text.get().len();
         let rewritten = [&data[..start], encoded.as_str(), &data[end..]].concat();
         push_event(out, name, &rewritten);
-        pending.drain(..cut);
         true
+    }
+
+    /// Adds `text` to block `index`'s pending text and takes out what is safe to send, masked.
+    fn release(&mut self, index: u64, text: &str, detectors: &[Detector]) -> String {
+        let pending = self.pending.entry(index).or_default();
+        pending.push_str(text);
+        let (cut, matched) = safe_cut(pending, detectors);
+        let ready: String = pending.drain(..cut).collect();
+        if matched {
+            mask_all(&ready, detectors)
+        } else {
+            ready
+        }
     }
 
     /// [`Self::text_delta`] on the JSON tree, re-serialising the event; `false` if it is not a
@@ -234,15 +238,8 @@ impl ResponseMasker {
         else {
             return false;
         };
-        let pending = self.pending.entry(index).or_default();
-        pending.push_str(text);
-        let (cut, matched) = safe_cut(pending, detectors);
-        let ready: String = pending.drain(..cut).collect();
-        *text = if matched {
-            mask_all(&ready, detectors)
-        } else {
-            ready
-        };
+        let released = self.release(index, text, detectors);
+        *text = released;
         push_event(out, name, &json.to_string());
         true
     }
