@@ -55,6 +55,10 @@ pub fn rewrite_json_at_end(
 
 /// Length of the prefix of `buffer` made of complete events (each ends with a blank line).
 pub fn complete_events_len(buffer: &[u8]) -> usize {
+    // Upstreams write whole events: the usual chunk ends with its blank line.
+    if buffer.ends_with(b"\n\n") {
+        return buffer.len();
+    }
     buffer
         .windows(2)
         .rposition(|w| w == b"\n\n")
@@ -115,6 +119,8 @@ mod tests {
     #[test]
     fn splits_and_formats() {
         assert_eq!(complete_events_len(b"data: a\n\ndata: b"), 9);
+        assert_eq!(complete_events_len(b"data: a\n\ndata: b\n\n"), 18);
+        assert_eq!(complete_events_len(b"data: a"), 0);
         let (name, data) = event_parts("event: x\ndata: 1\ndata: 2\n\n");
         assert_eq!((name, &*data), (Some("x"), "1\n2"));
         let event = "event: y\ndata: {\"a\":1}\n\n";

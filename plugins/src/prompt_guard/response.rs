@@ -64,6 +64,20 @@ struct Delta<'a> {
     text: Option<&'a RawValue>,
 }
 
+/// The text of `raw`, a JSON value already validated by the parser (a `RawValue`): the bytes
+/// between the quotes of a string without escapes (most streamed tokens), decoded otherwise;
+/// `None` if it is not a string.
+fn json_string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        // Valid JSON: without a backslash there is no escape, quote or control character.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<Text<'_>>(raw)
+        .ok()
+        .map(|text| text.0)
+}
+
 /// Whether a JSON answer has text a detector matches; answers of another shape are handed to
 /// the general path.
 fn answer_needs_masking(body: &[u8], detectors: &[Detector]) -> bool {
@@ -192,13 +206,13 @@ impl ResponseMasker {
         else {
             return false;
         };
-        let Ok(text) = serde_json::from_str::<Text<'_>>(raw_text.get()) else {
+        let Some(text) = json_string(raw_text.get()) else {
             return false;
         };
         let Some(start) = offset_in(data, raw_text.get()) else {
             return false;
         };
-        let released = self.release(index, &text.0, detectors);
+        let released = self.release(index, &text, detectors);
         let Ok(encoded) = serde_json::to_string(&released) else {
             return false;
         };
@@ -292,6 +306,21 @@ mod tests {
 
     fn email() -> [Detector; 1] {
         [Detector::builtin("email").unwrap()]
+    }
+
+    #[test]
+    fn json_strings_are_read_with_and_without_escapes() {
+        assert_eq!(
+            json_string(r#""plain text""#).as_deref(),
+            Some("plain text")
+        );
+        assert_eq!(
+            json_string(r#""a \"q\" \n \u00e9""#).as_deref(),
+            Some("a \"q\" \n \u{e9}")
+        );
+        assert_eq!(json_string("\"\""), Some(Cow::Borrowed("")));
+        assert_eq!(json_string("12"), None);
+        assert_eq!(json_string("null"), None);
     }
 
     #[test]
