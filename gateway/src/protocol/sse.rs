@@ -34,7 +34,7 @@ impl SseParser {
     /// Feeds `chunk`, calling `on_event` for every event it completes.
     pub fn feed(&mut self, chunk: &[u8], mut on_event: impl FnMut(&SseEvent)) {
         let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let (head, tail) = rest.split_at(pos);
             self.push_bytes(head);
             let line = std::mem::take(&mut self.line);
@@ -78,7 +78,11 @@ impl SseParser {
         if self.skipping || line[0] == b':' {
             return;
         }
-        let text = String::from_utf8_lossy(line);
+        // Valid UTF-8 is the rule; `from_utf8` checks it much faster than the lossy decoder.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match text.find(':') {
             Some(i) => (
                 &text[..i],
