@@ -467,6 +467,14 @@ declare -A URL_A URL_B URL_C HDR_LLM HDR_MCP TARGET_PID
 TOKEN_HDRS_LLM="x-api-key: $JWT"
 TOKEN_HDRS_MCP="authorization: Bearer $JWT"
 
+gateway_routes() { # TARGET BASE_URL: the /anthropic and /mcp routes tollgate and nginx both serve
+  URL_A[$1]="$2/anthropic/v1/messages"
+  URL_B[$1]="$2/mcp"
+  URL_C[$1]="$2/anthropic/v1/messages"
+  HDR_LLM[$1]=$TOKEN_HDRS_LLM
+  HDR_MCP[$1]=$TOKEN_HDRS_MCP
+}
+
 start_target() { # NAME: starts it, fills URL_*/HDR_*, sets TARGET_PID; non-zero on failure
   local t=$1 port admin dir
   case $t in
@@ -491,11 +499,7 @@ start_target() { # NAME: starts it, fills URL_*/HDR_*, sets TARGET_PID; non-zero
       BENCH_PROVIDER_KEY="$PROVIDER_KEY" "$TOLLGATE" run -c "$WORK/$t.toml"
     TARGET_PID[$t]=$STARTED_PID
     wait_http "http://127.0.0.1:$admin/readyz" 20 || return 1
-    URL_A[$t]="http://127.0.0.1:$port/anthropic/v1/messages"
-    URL_B[$t]="http://127.0.0.1:$port/mcp"
-    URL_C[$t]="http://127.0.0.1:$port/anthropic/v1/messages"
-    HDR_LLM[$t]=$TOKEN_HDRS_LLM
-    HDR_MCP[$t]=$TOKEN_HDRS_MCP
+    gateway_routes "$t" "http://127.0.0.1:$port"
     ;;
   nginx)
     port=$(free_port)
@@ -504,11 +508,7 @@ start_target() { # NAME: starts it, fills URL_*/HDR_*, sets TARGET_PID; non-zero
     start nginx "$TARGET_CPUS" "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     TARGET_PID[$t]=$STARTED_PID
     wait_http "http://127.0.0.1:$port/" 10 any || return 1
-    URL_A[$t]="http://127.0.0.1:$port/anthropic/v1/messages"
-    URL_B[$t]="http://127.0.0.1:$port/mcp"
-    URL_C[$t]="http://127.0.0.1:$port/anthropic/v1/messages"
-    HDR_LLM[$t]=$TOKEN_HDRS_LLM
-    HDR_MCP[$t]=$TOKEN_HDRS_MCP
+    gateway_routes "$t" "http://127.0.0.1:$port"
     ;;
   litellm)
     [ -n "${UNAVAILABLE[litellm]:-}" ] && return 1

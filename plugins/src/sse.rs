@@ -2,6 +2,11 @@
 
 use std::borrow::Cow;
 
+/// A JSON string, borrowed from the document when it has no escapes (read a field as
+/// `JsonText` to avoid copying it).
+#[derive(Debug, serde::Deserialize)]
+pub struct JsonText<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
 /// How a response body is framed, as far as a rewriting plugin cares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BodyKind {

@@ -1,6 +1,7 @@
 //! The Anthropic Messages API: request facts and usage from JSON bodies and SSE events.
 
 use serde_json::Value;
+use tollgate_plugins::sse::JsonText;
 use tollgate_plugins::{LlmRequest, RequestCtx};
 
 use super::sse::SseEvent;
@@ -183,10 +184,6 @@ struct Delta<'a> {
     #[serde(borrow)]
     thinking: Option<JsonText<'a>>,
 }
-
-/// A JSON string, borrowed from the event when it has no escapes.
-#[derive(serde::Deserialize)]
-struct JsonText<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
 
 /// Text streamed so far, in characters.
 #[derive(Debug, Default)]

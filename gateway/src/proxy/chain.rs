@@ -66,14 +66,15 @@ pub async fn on_request_body(
     Ok(())
 }
 
-/// Response head phase; rewrites `resp` only when a route has plugins.
+/// Response head phase; rewrites `resp` only when a route has plugins. Returns whether a plugin
+/// dropped `Content-Length` (it will change the body's length): the caller frames the body.
 pub async fn on_response(
     route: &Route,
     cx: &mut RequestCtx,
     resp: &mut ResponseHeader,
-) -> pingora::Result<()> {
+) -> pingora::Result<bool> {
     if route.chain.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let mut head = ResponseHead {
         status: resp.status,
@@ -87,15 +88,10 @@ pub async fn on_response(
     if head.status != resp.status {
         resp.set_status(head.status)?;
     }
-    // A plugin that changes the body's length drops Content-Length; frame the body as chunked
-    // then (HTTP/2 clients get their own framing: Pingora drops the header there).
-    let had_length = resp.headers.contains_key(http::header::CONTENT_LENGTH);
-    if had_length && !head.headers.contains_key(http::header::CONTENT_LENGTH) {
-        head.headers.insert(
-            http::header::TRANSFER_ENCODING,
-            http::HeaderValue::from_static("chunked"),
-        );
-    }
+    // A plugin that changes the body's length drops Content-Length; the caller frames the body
+    // (it knows whether the body is complete before the head goes out).
+    let length_dropped = resp.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !head.headers.contains_key(http::header::CONTENT_LENGTH);
     // Apply only what the plugins changed: Pingora keeps a case map beside the header map, so
     // every header goes through its API, and rewriting them all costs more than the plugins.
     let removed: Vec<_> = resp
@@ -115,7 +111,7 @@ pub async fn on_response(
             }
         }
     }
-    Ok(())
+    Ok(length_dropped)
 }
 
 /// Response chunk phase (synchronous).

@@ -303,7 +303,7 @@ async fn stream_response(
         return Error::e_explain(ErrorType::InternalError, "no request context");
     };
     headers::clean_response(&mut head);
-    chain::on_response(route, cx, &mut head).await?;
+    let length_dropped = chain::on_response(route, cx, &mut head).await?;
     let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     ctx.observer = ResponseObserver::for_response(route.info.kind, content_type);
     ctx.status = head.status.as_u16();
@@ -373,6 +373,8 @@ async fn stream_response(
         if let Some(mut head) = unsent_head.take() {
             if ended && may_have_body(head_request, head.status) {
                 frame_complete_body(&mut head, data.len())?;
+            } else if length_dropped {
+                headers::frame_as_chunked(&mut head)?;
             }
             if let Err(e) = session.write_response_header(Box::new(head), false).await {
                 ctx.error = Some(Cow::Borrowed("client.disconnected"));
@@ -406,9 +408,9 @@ fn may_have_body(head_request: bool, status: StatusCode) -> bool {
         && status != StatusCode::NOT_MODIFIED
 }
 
-/// A body that is complete before the head goes out is framed by its exact length instead of
-/// chunked (the upstream's framing or the one a plugin's rewrite left). A transfer coding other
-/// than `chunked` (`gzip, chunked`) stays as it is: the body is still coded.
+/// A body that is complete before the head goes out is framed by its exact length: instead of
+/// the upstream's chunked framing, and instead of chunked framing after a plugin's rewrite. A
+/// transfer coding other than `chunked` (`gzip, chunked`) stays as it is: the body is coded.
 fn frame_complete_body(head: &mut ResponseHeader, len: usize) -> Result<()> {
     let only_chunked = head
         .headers

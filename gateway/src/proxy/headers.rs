@@ -67,6 +67,11 @@ pub fn set_body_length(req: &mut RequestHeader, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// Frames a response body whose length a plugin changed as chunked.
+pub fn frame_as_chunked(resp: &mut ResponseHeader) -> Result<()> {
+    resp.insert_header(TRANSFER_ENCODING, "chunked")
+}
+
 /// Removes hop-by-hop headers, including those the client nominated in `Connection`.
 fn remove_hop_by_hop(req: &mut RequestHeader) -> Result<()> {
     let nominated: Vec<HeaderName> = req

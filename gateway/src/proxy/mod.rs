@@ -344,7 +344,10 @@ impl ProxyHttp for TollgateProxy {
         headers::clean_response(resp);
         ctx.status = resp.status.as_u16();
         if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
-            chain::on_response(route, cx, resp).await?;
+            if chain::on_response(route, cx, resp).await? {
+                // HTTP/2 clients get their own framing: Pingora drops the header there.
+                headers::frame_as_chunked(resp)?;
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
-use crate::sse::{complete_events_len, event_parts, offset_in, push_event, BodyKind};
+use crate::sse::{complete_events_len, event_parts, offset_in, push_event, BodyKind, JsonText};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
@@ -32,10 +32,6 @@ fn mask_all(text: &str, detectors: &[Detector]) -> String {
         .fold(text.to_string(), |acc, d| d.mask(&acc).unwrap_or(acc))
 }
 
-/// A JSON string, borrowed from the document when it has no escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// The text blocks of a JSON answer; everything else is skipped without being built.
 #[derive(Deserialize)]
 struct AnswerTexts<'a> {
@@ -46,7 +42,7 @@ struct AnswerTexts<'a> {
 #[derive(Deserialize)]
 struct AnswerBlock<'a> {
     #[serde(borrow, default)]
-    text: Option<Text<'a>>,
+    text: Option<JsonText<'a>>,
 }
 
 /// A `content_block_delta` event: its block and its text as it stands in the event (JSON).
@@ -73,7 +69,7 @@ fn json_string(raw: &str) -> Option<Cow<'_, str>> {
         // Valid JSON: without a backslash there is no escape, quote or control character.
         return Some(Cow::Borrowed(inner));
     }
-    serde_json::from_str::<Text<'_>>(raw)
+    serde_json::from_str::<JsonText<'_>>(raw)
         .ok()
         .map(|text| text.0)
 }
