@@ -142,3 +142,26 @@ async fn plain_http_route_streams_too() {
     let (arrivals, _) = event_arrivals(resp).await;
     assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_head_is_not_held_for_its_first_event() {
+    let up = TestUpstream::start().await;
+    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let body = json!({"model": "m", "max_tokens": 1, "stream": true, "messages": []});
+    let started = Instant::now();
+    let resp = client()
+        .post(gw.url("/anthropic/quiet-stream"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let head_after = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        head_after < std::time::Duration::from_millis(400),
+        "the head waited {head_after:?} for the first event"
+    );
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("data: late"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(600));
+}

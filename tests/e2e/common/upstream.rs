@@ -115,6 +115,14 @@ async fn handle(
             guard.finished = true;
             "late".into_response()
         }
+        // `/quiet-stream`: the head at once, the only event 600 ms later (the empty first chunk
+        // puts nothing on the wire).
+        (_, "/quiet-stream") => sse(
+            rec,
+            vec![String::new(), "data: late\n\n".into()],
+            Duration::from_millis(600),
+            &[],
+        ),
         // `/events/N`: N events, 100 ms apart.
         (_, p) if p.starts_with("/events/") => {
             let n: usize = p["/events/".len()..].parse().unwrap_or(1);
