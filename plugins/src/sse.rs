@@ -75,7 +75,13 @@ pub fn complete_events_len(buffer: &[u8]) -> usize {
 pub fn event_parts(event: &str) -> (Option<&str>, Cow<'_, str>) {
     let mut name = None;
     let mut data: Option<Cow<'_, str>> = None;
-    for line in event.lines() {
+    // `event.lines()`, with the line ends found by `memchr` (this runs once per streamed event).
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', event.as_bytes()).chain(std::iter::once(event.len()));
+    for end in ends {
+        let line = &event[start..end];
+        start = end + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if let Some(value) = line.strip_prefix("event:") {
             name = Some(value.trim());
         } else if let Some(value) = line.strip_prefix("data:") {
@@ -98,17 +104,56 @@ pub fn format_event(name: Option<&str>, data: &str) -> String {
 
 /// Appends one event in wire form to `out`; a multi-line `data` becomes one `data:` line each.
 pub fn push_event(out: &mut String, name: Option<&str>, data: &str) {
-    if let Some(name) = name {
-        out.push_str("event: ");
-        out.push_str(name);
-        out.push('\n');
-    }
+    push_event_name(out, name);
     for line in data.split('\n') {
         out.push_str("data: ");
         out.push_str(line);
         out.push('\n');
     }
     out.push('\n');
+}
+
+/// Appends one event whose `data` is the concatenation of `parts`, none holding a line break:
+/// a single `data:` line, written without joining the parts first.
+pub fn push_event_parts(out: &mut String, name: Option<&str>, parts: &[&str]) {
+    push_event_name(out, name);
+    out.push_str("data: ");
+    for part in parts {
+        out.push_str(part);
+    }
+    out.push_str("\n\n");
+}
+
+fn push_event_name(out: &mut String, name: Option<&str>) {
+    if let Some(name) = name {
+        out.push_str("event: ");
+        out.push_str(name);
+        out.push('\n');
+    }
+}
+
+/// The events of `text`, each with its closing blank line (the last one without, if `text`
+/// does not end with one): `text.split_inclusive("\n\n")`, with the line ends found by
+/// `memchr` (it runs once per streamed chunk).
+pub fn split_events(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let bytes = rest.as_bytes();
+        let mut from = 0;
+        let end = loop {
+            match memchr::memchr(b'\n', &bytes[from..]) {
+                Some(i) if bytes.get(from + i + 1) == Some(&b'\n') => break from + i + 2,
+                Some(i) => from += i + 1,
+                None => break rest.len(),
+            }
+        };
+        let (event, tail) = rest.split_at(end);
+        rest = tail;
+        Some(event)
+    })
 }
 
 /// Where `inner`, a slice of `outer`, starts in it (`None` if it is not a slice of it).
@@ -128,6 +173,12 @@ mod tests {
         assert_eq!(complete_events_len(b"data: a"), 0);
         let (name, data) = event_parts("event: x\ndata: 1\ndata: 2\n\n");
         assert_eq!((name, &*data), (Some("x"), "1\n2"));
+        let (name, data) = event_parts("event: x\r\ndata: 1\r\n\r\n");
+        assert_eq!(
+            (name, &*data),
+            (Some("x"), "1"),
+            "CRLF line ends, as str::lines"
+        );
         let event = "event: y\ndata: {\"a\":1}\n\n";
         let (name, data) = event_parts(event);
         assert!(
@@ -139,5 +190,26 @@ mod tests {
         assert_eq!(format_event(Some("x"), "{}"), "event: x\ndata: {}\n\n");
         assert_eq!(format_event(None, "{}"), "data: {}\n\n");
         assert_eq!(format_event(None, "{\n}"), "data: {\ndata: }\n\n");
+        let mut out = String::new();
+        push_event_parts(&mut out, Some("x"), &["{\"a\":", "1", "}"]);
+        assert_eq!(out, "event: x\ndata: {\"a\":1}\n\n");
+    }
+
+    #[test]
+    fn events_split_as_split_inclusive_does() {
+        for text in [
+            "",
+            "data: a\n\n",
+            "data: a\n\ndata: b\n\n",
+            "event: x\ndata: a\n\ndata: b",
+            "a\n\n\nb",
+            "\n\n\n\n",
+            "\n",
+            "data: a\ndata: b\n\n\n",
+        ] {
+            let ours: Vec<&str> = split_events(text).collect();
+            let std: Vec<&str> = text.split_inclusive("\n\n").collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 }

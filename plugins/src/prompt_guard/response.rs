@@ -3,7 +3,6 @@
 //! wait for the next delta, because a pattern may still be matching across the boundary.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -11,7 +10,10 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
-use crate::sse::{complete_events_len, event_parts, offset_in, push_event, BodyKind, JsonText};
+use crate::sse::{
+    complete_events_len, event_parts, offset_in, push_event, push_event_parts, split_events,
+    BodyKind, JsonText,
+};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
@@ -21,8 +23,8 @@ pub const HOLDBACK: usize = 64;
 pub struct ResponseMasker {
     mode: BodyKind,
     buffer: BytesMut,
-    /// Streamed text not yet sent, per content block index.
-    pending: HashMap<u64, String>,
+    /// Streamed text not yet sent, per content block index (a stream has few blocks open).
+    pending: Vec<(u64, String)>,
 }
 
 /// Applies every detector's mask to `text`.
@@ -140,7 +142,7 @@ impl ResponseMasker {
                 let mut out = String::with_capacity(events.len() + 64);
                 match std::str::from_utf8(&events) {
                     Ok(text) => {
-                        for event in text.split_inclusive("\n\n") {
+                        for event in split_events(text) {
                             self.event(event, detectors, &mut out);
                         }
                     }
@@ -148,8 +150,7 @@ impl ResponseMasker {
                 }
                 if end {
                     // The stream ended without closing its blocks: send what is left.
-                    let indices: Vec<u64> = self.pending.keys().copied().collect();
-                    for index in indices {
+                    while let Some(&(index, _)) = self.pending.first() {
                         self.flush(index, detectors, &mut out);
                     }
                     out.push_str(&String::from_utf8_lossy(&self.buffer.split()));
@@ -165,7 +166,8 @@ impl ResponseMasker {
             Some("content_block_delta") => {
                 // The typed, splicing path; an event it cannot read (duplicate keys, an odd
                 // index) still goes through the detectors, in order, via the JSON tree.
-                if !self.text_delta(name, &data, detectors, out)
+                let single_line = matches!(data, Cow::Borrowed(_));
+                if !self.text_delta(name, &data, single_line, detectors, out)
                     && !self.text_delta_tree(name, &data, detectors, out)
                 {
                     out.push_str(event);
@@ -190,6 +192,7 @@ impl ResponseMasker {
         &mut self,
         name: Option<&str>,
         data: &str,
+        single_line: bool,
         detectors: &[Detector],
         out: &mut String,
     ) -> bool {
@@ -208,27 +211,55 @@ impl ResponseMasker {
         let Some(start) = offset_in(data, raw_text.get()) else {
             return false;
         };
-        let released = self.release(index, &text, detectors);
-        let Ok(encoded) = serde_json::to_string(&released) else {
+        let end = start + raw_text.get().len();
+        let pending = self.pending_mut(index);
+        pending.push_str(&text);
+        let (cut, matched) = safe_cut(pending, detectors);
+        let masked;
+        let released = if matched {
+            masked = mask_all(&pending[..cut], detectors);
+            masked.as_str()
+        } else {
+            &pending[..cut]
+        };
+        let Ok(encoded) = serde_json::to_string(released) else {
             return false;
         };
-        let end = start + raw_text.get().len();
-        let rewritten = [&data[..start], encoded.as_str(), &data[end..]].concat();
-        push_event(out, name, &rewritten);
+        pending.drain(..cut);
+        let spliced = [&data[..start], encoded.as_str(), &data[end..]];
+        if single_line {
+            // One `data:` line (the usual event): written in place, without joining it first.
+            push_event_parts(out, name, &spliced);
+        } else {
+            push_event(out, name, &spliced.concat());
+        }
         true
+    }
+
+    /// Block `index`'s pending text, created empty on its first delta.
+    fn pending_mut(&mut self, index: u64) -> &mut String {
+        let at = match self.pending.iter().position(|(i, _)| *i == index) {
+            Some(at) => at,
+            None => {
+                self.pending.push((index, String::new()));
+                self.pending.len() - 1
+            }
+        };
+        &mut self.pending[at].1
     }
 
     /// Adds `text` to block `index`'s pending text and takes out what is safe to send, masked.
     fn release(&mut self, index: u64, text: &str, detectors: &[Detector]) -> String {
-        let pending = self.pending.entry(index).or_default();
+        let pending = self.pending_mut(index);
         pending.push_str(text);
         let (cut, matched) = safe_cut(pending, detectors);
-        let ready: String = pending.drain(..cut).collect();
-        if matched {
-            mask_all(&ready, detectors)
+        let ready = if matched {
+            mask_all(&pending[..cut], detectors)
         } else {
-            ready
-        }
+            pending[..cut].to_string()
+        };
+        pending.drain(..cut);
+        ready
     }
 
     /// [`Self::text_delta`] on the JSON tree, re-serialising the event; `false` if it is not a
@@ -256,9 +287,13 @@ impl ResponseMasker {
 
     /// Sends the held-back text of block `index` as one more delta.
     fn flush(&mut self, index: u64, detectors: &[Detector], out: &mut String) {
-        let Some(pending) = self.pending.remove(&index).filter(|p| !p.is_empty()) else {
+        let Some(at) = self.pending.iter().position(|(i, _)| *i == index) else {
             return;
         };
+        let (_, pending) = self.pending.remove(at);
+        if pending.is_empty() {
+            return;
+        }
         let delta = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": mask_all(&pending, detectors)}});
         push_event(out, Some("content_block_delta"), &delta.to_string());
     }
@@ -268,14 +303,11 @@ impl ResponseMasker {
 /// start of a match that runs into the held-back part; and whether a match starts before that
 /// cut (so the released text needs masking).
 fn safe_cut(pending: &str, detectors: &[Detector]) -> (usize, bool) {
-    let chars = pending.chars().count();
-    if chars <= HOLDBACK {
-        return (0, false);
-    }
-    let mut cut = pending
-        .char_indices()
-        .nth(chars - HOLDBACK)
-        .map_or(0, |(i, _)| i);
+    // Where the last HOLDBACK characters start, counted from the end (only they are walked).
+    let mut cut = match pending.char_indices().rev().nth(HOLDBACK - 1) {
+        Some((i, _)) if i > 0 => i,
+        _ => return (0, false),
+    };
     let spans: Vec<std::ops::Range<usize>> =
         detectors.iter().flat_map(|d| d.spans(pending)).collect();
     // Moving the cut back to one match's start can put it inside another's: again until no
@@ -407,7 +439,7 @@ mod tests {
         assert_eq!(sent["extra"], json!([1, {"k": "v"}]));
         assert_eq!(sent["index"], 2);
         let released = sent["delta"]["text"].as_str().unwrap();
-        assert_eq!(format!("{released}{}", masker.pending[&2]), text);
+        assert_eq!(format!("{released}{}", masker.pending_mut(2)), text);
     }
 
     fn stream(deltas: &[&str]) -> String {
