@@ -81,7 +81,11 @@ pub fn event_parts(event: &str) -> (Option<&str>, Cow<'_, str>) {
     for end in ends {
         let line = &event[start..end];
         start = end + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        // As `lines()`: a `\r` goes with the `\n` after it, not at the end of the text.
+        let line = match line.strip_suffix('\r') {
+            Some(stripped) if end < event.len() => stripped,
+            _ => line,
+        };
         if let Some(value) = line.strip_prefix("event:") {
             name = Some(value.trim());
         } else if let Some(value) = line.strip_prefix("data:") {
@@ -178,6 +182,11 @@ mod tests {
             (name, &*data),
             (Some("x"), "1"),
             "CRLF line ends, as str::lines"
+        );
+        let (_, data) = event_parts("data: x\r");
+        assert_eq!(
+            &*data, "x\r",
+            "an unterminated last line keeps its CR, as str::lines"
         );
         let event = "event: y\ndata: {\"a\":1}\n\n";
         let (name, data) = event_parts(event);

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::gateway::GatewayBuilder;
 use crate::common::upstream::TestUpstream;
@@ -181,6 +182,68 @@ async fn upstream_refused_is_502_and_slow_is_504() {
     let resp = client.get(gw_slow.url("/plain/slow")).send().await.unwrap();
     assert_eq!(resp.status(), 504);
     assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.timeout");
+}
+
+/// An upstream whose every answer is a response head followed, in the same write, by a chunked
+/// body that cannot be parsed; the connection then stays open (so the failure is the framing,
+/// not an early close). A request for `/stream` gets an SSE head.
+async fn broken_body_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 64 * 1024];
+                if socket.read(&mut request).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let content_type = if request.starts_with(b"POST /stream") {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n\
+                     transfer-encoding: chunked\r\n\r\nnot-a-chunk-size\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_fails_before_anything_is_sent_is_a_clean_502() {
+    let up = broken_body_upstream().await;
+    let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
+    let client = client();
+
+    for path in ["/anthropic/v1/messages", "/anthropic/stream"] {
+        let resp = client
+            .post(gw.url(path))
+            .json(&json!({"model": "m", "stream": path.ends_with("stream")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 502, "{path}");
+        assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "api_error");
+    }
+
+    let resp = client
+        .post(gw.url("/mcp"))
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 9);
+    assert_eq!(body["error"]["code"], -32603);
 }
 
 #[tokio::test(flavor = "multi_thread")]

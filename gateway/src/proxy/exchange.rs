@@ -228,12 +228,7 @@ async fn send_request(
                 attempt += 1;
             }
             Err((_, e)) => {
-                let (status, reason, message) = classify_failure(&e);
-                tracing::warn!(route = %route.info.name, error = %e, reason, "upstream exchange failed");
-                ctx.error = Some(Cow::Borrowed(reason));
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                let rejection = gateway_rejection(RejectKind::Api, status, reason, message);
-                ctx.reject(session, invalid(reason), &rejection).await?;
+                answer_failure(session, ctx, route, &e).await?;
                 return Ok(None);
             }
         }
@@ -274,6 +269,22 @@ async fn try_send(
             Err((reused, e))
         }
     }
+}
+
+/// Answers an upstream failure that happened before anything reached the client with the
+/// route's protocol error, with the status `classify_failure` gives it (502 unless a timeout).
+async fn answer_failure(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Route,
+    e: &Error,
+) -> Result<()> {
+    let (status, reason, message) = classify_failure(e);
+    tracing::warn!(route = %route.info.name, error = %e, reason, "upstream exchange failed");
+    ctx.error = Some(Cow::Borrowed(reason));
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let rejection = gateway_rejection(RejectKind::Api, status, reason, message);
+    ctx.reject(session, invalid(reason), &rejection).await
 }
 
 /// Records an upstream failure after the response head went out. The error is returned so that
@@ -328,7 +339,7 @@ async fn stream_response(
                     ended = true;
                     Bytes::new()
                 }
-                Err(e) => return Err(failed_mid_response(ctx, route, e)),
+                Err(e) => return Err(failed_mid_response(ctx, route, e.into_up())),
             }
         };
         // What the upstream has already delivered goes out in the same write (one syscall, not
@@ -350,7 +361,8 @@ async fn stream_response(
                 }
                 Some(Ok(None)) => ended = true,
                 Some(Err(e)) => {
-                    failure = Some(e);
+                    // Whatever went wrong reading the body (framing, a reset) is the upstream's.
+                    failure = Some(e.into_up());
                     break;
                 }
                 None => break,
@@ -371,6 +383,16 @@ async fn stream_response(
             data = batch.freeze();
         }
         if let Some(mut head) = unsent_head.take() {
+            if let Some(e) = failure {
+                // The body failed before anything was sent (bad framing, a reset with the
+                // head): a clear error in the route's protocol, not an answer cut off.
+                finish_observation(ctx);
+                if let Err(write) = answer_failure(session, ctx, route, &e).await {
+                    ctx.error = Some(Cow::Borrowed("client.disconnected"));
+                    tracing::debug!(error = %write, "client went away before the error answer");
+                }
+                return Ok(false);
+            }
             if ended && may_have_body(head_request, head.status) {
                 frame_complete_body(&mut head, data.len())?;
             } else if length_dropped {

@@ -213,6 +213,7 @@ impl ResponseMasker {
         };
         let end = start + raw_text.get().len();
         let pending = self.pending_mut(index);
+        let before = pending.len();
         pending.push_str(&text);
         let (cut, matched) = safe_cut(pending, detectors);
         let masked;
@@ -223,6 +224,8 @@ impl ResponseMasker {
             &pending[..cut]
         };
         let Ok(encoded) = serde_json::to_string(released) else {
+            // The tree path takes the delta over: it must not find its text added twice.
+            pending.truncate(before);
             return false;
         };
         pending.drain(..cut);
@@ -439,7 +442,13 @@ mod tests {
         assert_eq!(sent["extra"], json!([1, {"k": "v"}]));
         assert_eq!(sent["index"], 2);
         let released = sent["delta"]["text"].as_str().unwrap();
-        assert_eq!(format!("{released}{}", masker.pending_mut(2)), text);
+        assert_eq!(
+            format!(
+                "{released}{}",
+                masker.pending.iter().find(|(i, _)| *i == 2).unwrap().1
+            ),
+            text
+        );
     }
 
     fn stream(deltas: &[&str]) -> String {
