@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod ip_text;
 pub mod lifecycle;
 pub mod protocol;
 pub mod proxy;

@@ -104,10 +104,19 @@ pub async fn on_response(
         resp.remove_header(&name);
     }
     for name in head.headers.keys() {
-        if head.headers.get_all(name) != resp.headers.get_all(name) {
-            resp.remove_header(name);
-            for value in head.headers.get_all(name) {
-                resp.append_header(name.clone(), value.clone())?;
+        let wanted = head.headers.get_all(name);
+        if wanted == resp.headers.get_all(name) {
+            continue;
+        }
+        let mut values = wanted.iter();
+        match (values.next(), values.next()) {
+            // One value (a plugin's usual edit): one insert replaces whatever was there.
+            (Some(value), None) => resp.insert_header(name.clone(), value.clone())?,
+            _ => {
+                resp.remove_header(name);
+                for value in wanted {
+                    resp.append_header(name.clone(), value.clone())?;
+                }
             }
         }
     }

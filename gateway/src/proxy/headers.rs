@@ -8,6 +8,7 @@ use pingora::Result;
 use tollgate_plugins::RequestCtx;
 
 use super::route::Route;
+use crate::ip_text::ip_text;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not be forwarded. `transfer-encoding` is left
 /// to the caller, which knows the body framing.
@@ -42,8 +43,8 @@ pub fn rewrite_request(req: &mut RequestHeader, route: &Route, cx: &RequestCtx) 
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
         {
-            Some(previous) => format!("{previous}, {}", addr.ip()),
-            None => addr.ip().to_string(),
+            Some(previous) => format!("{previous}, {}", ip_text(addr.ip())),
+            None => ip_text(addr.ip()),
         };
         req.insert_header("x-forwarded-for", forwarded)?;
     }

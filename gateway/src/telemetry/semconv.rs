@@ -4,14 +4,18 @@
 use opentelemetry::KeyValue;
 use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
+use crate::ip_text::ip_text;
+
 /// The server span's name and attributes for a finished exchange.
 pub fn server_span(cx: &RequestCtx, status: u16, decision: &Decision) -> (String, Vec<KeyValue>) {
-    let mut attributes = vec![
+    // Room for every attribute an LLM or MCP span gets: no re-allocation while adding them.
+    let mut attributes = Vec::with_capacity(20);
+    attributes.extend([
         KeyValue::new("http.request.method", cx.method.as_str().to_string()),
         KeyValue::new("url.path", cx.uri.path().to_string()),
         KeyValue::new("http.route", cx.route.path_prefix.to_string()),
         KeyValue::new("tollgate.route", cx.route.name.to_string()),
-    ];
+    ]);
     if status != 0 {
         attributes.push(KeyValue::new(
             "http.response.status_code",
@@ -19,7 +23,7 @@ pub fn server_span(cx: &RequestCtx, status: u16, decision: &Decision) -> (String
         ));
     }
     if let Some(addr) = cx.client_addr {
-        attributes.push(KeyValue::new("client.address", addr.ip().to_string()));
+        attributes.push(KeyValue::new("client.address", ip_text(addr.ip())));
     }
     if let Some(identity) = &cx.identity {
         attributes.push(KeyValue::new("enduser.id", identity.subject.clone()));

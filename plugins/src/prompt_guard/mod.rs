@@ -325,16 +325,16 @@ impl Plugin for PromptGuard {
         cx: &mut RequestCtx,
         resp: &mut ResponseHead,
     ) -> Result<(), PluginError> {
+        let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() else {
+            return Ok(());
+        };
         let content_type = resp
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
-            if masker.start(&content_type) {
-                resp.headers.remove(http::header::CONTENT_LENGTH);
-            }
+            .unwrap_or("");
+        if masker.start(content_type) {
+            resp.headers.remove(http::header::CONTENT_LENGTH);
         }
         Ok(())
     }
