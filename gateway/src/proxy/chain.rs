@@ -66,8 +66,21 @@ pub async fn on_request_body(
     Ok(())
 }
 
-/// Response head phase; rewrites `resp` only when a route has plugins. Returns whether a plugin
-/// dropped `Content-Length` (it will change the body's length): the caller frames the body.
+/// Response head phase on the head the plugins edit directly (the gateway's own exchange).
+/// Returns whether a plugin dropped `Content-Length` (it will change the body's length): the
+/// caller frames the body (it knows whether the body is complete before the head goes out).
+pub async fn on_response_head(route: &Route, cx: &mut RequestCtx, head: &mut ResponseHead) -> bool {
+    let had_length = head.headers.contains_key(http::header::CONTENT_LENGTH);
+    for plugin in &route.chain {
+        if let Err(error) = plugin.on_response(cx, head).await {
+            tracing::error!(plugin = plugin.name(), %error, "plugin failed in the response phase");
+        }
+    }
+    had_length && !head.headers.contains_key(http::header::CONTENT_LENGTH)
+}
+
+/// Response head phase on Pingora's head (its proxy loop, `http` routes); rewrites `resp` only
+/// when a route has plugins. Returns what `on_response_head` returns.
 pub async fn on_response(
     route: &Route,
     cx: &mut RequestCtx,
@@ -80,18 +93,10 @@ pub async fn on_response(
         status: resp.status,
         headers: resp.headers.clone(),
     };
-    for plugin in &route.chain {
-        if let Err(error) = plugin.on_response(cx, &mut head).await {
-            tracing::error!(plugin = plugin.name(), %error, "plugin failed in the response phase");
-        }
-    }
+    let length_dropped = on_response_head(route, cx, &mut head).await;
     if head.status != resp.status {
         resp.set_status(head.status)?;
     }
-    // A plugin that changes the body's length drops Content-Length; the caller frames the body
-    // (it knows whether the body is complete before the head goes out).
-    let length_dropped = resp.headers.contains_key(http::header::CONTENT_LENGTH)
-        && !head.headers.contains_key(http::header::CONTENT_LENGTH);
     // Apply only what the plugins changed: Pingora keeps a case map beside the header map, so
     // every header goes through its API, and rewriting them all costs more than the plugins.
     let removed: Vec<_> = resp

@@ -13,10 +13,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
 use pingora::connectors::http::Connector;
-use pingora::http::ResponseHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
@@ -24,6 +23,7 @@ use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, RouteKind};
 
 use super::client_watch::ClientWatch;
+use super::headers::ClientResponse;
 use super::{chain, classify_failure, gateway_rejection, headers, invalid, ProxyCtx, Route};
 use crate::protocol::observer::ResponseObserver;
 use crate::protocol::{anthropic, mcp};
@@ -186,9 +186,7 @@ async fn send_request(
     let Some(cx) = ctx.cx.as_ref() else {
         return Error::e_explain(ErrorType::InternalError, "no request context");
     };
-    let mut request = session.req_header().clone();
-    headers::rewrite_request(&mut request, route, cx)?;
-    headers::set_body_length(&mut request, body.len())?;
+    let mut request = headers::upstream_request(session.req_header(), route, cx, body.len())?;
     ctx.start_upstream(route);
     ctx.propagate(&mut request);
     let peer = match route.upstream.peer().await {
@@ -307,17 +305,21 @@ async fn stream_response(
     route: &Route,
     upstream: &mut HttpSession,
 ) -> Result<bool> {
-    let Some(mut head) = upstream.response_header().cloned() else {
+    let Some(upstream_head) = upstream.response_header() else {
         return Error::e_explain(ErrorType::InternalError, "no upstream response header");
     };
+    let mut head = ClientResponse::from_upstream(upstream_head);
     let Some(cx) = ctx.cx.as_mut() else {
         return Error::e_explain(ErrorType::InternalError, "no request context");
     };
-    headers::clean_response(&mut head);
-    let length_dropped = chain::on_response(route, cx, &mut head).await?;
-    let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let length_dropped = chain::on_response_head(route, cx, &mut head.head).await;
+    let content_type = head
+        .head
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     ctx.observer = ResponseObserver::for_response(route.info.kind, content_type);
-    ctx.status = head.status.as_u16();
+    ctx.status = head.status().as_u16();
     let head_request = ctx.cx.as_ref().is_some_and(|cx| cx.method == Method::HEAD);
     let mut unsent_head = Some(head);
     let mut watch = ClientWatch::default();
@@ -393,12 +395,15 @@ async fn stream_response(
                 }
                 return Ok(false);
             }
-            if ended && may_have_body(head_request, head.status) {
-                frame_complete_body(&mut head, data.len())?;
+            if ended && may_have_body(head_request, head.status()) {
+                head.frame_complete_body(data.len());
             } else if length_dropped {
-                headers::frame_as_chunked(&mut head)?;
+                head.frame_as_chunked();
             }
-            if let Err(e) = session.write_response_header(Box::new(head), false).await {
+            if let Err(e) = session
+                .write_response_header(Box::new(head.into_header()?), false)
+                .await
+            {
                 ctx.error = Some(Cow::Borrowed("client.disconnected"));
                 tracing::debug!(error = %e, "client went away before the response head");
                 finish_observation(ctx);
@@ -428,23 +433,6 @@ fn may_have_body(head_request: bool, status: StatusCode) -> bool {
         && !status.is_informational()
         && status != StatusCode::NO_CONTENT
         && status != StatusCode::NOT_MODIFIED
-}
-
-/// A body that is complete before the head goes out is framed by its exact length: instead of
-/// the upstream's chunked framing, and instead of chunked framing after a plugin's rewrite. A
-/// transfer coding other than `chunked` (`gzip, chunked`) stays as it is: the body is coded.
-fn frame_complete_body(head: &mut ResponseHeader, len: usize) -> Result<()> {
-    let only_chunked = head
-        .headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .all(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
-    if !only_chunked {
-        return Ok(());
-    }
-    head.remove_header(&TRANSFER_ENCODING);
-    head.insert_header(CONTENT_LENGTH, HeaderValue::from(len))?;
-    Ok(())
 }
 
 /// Feeds a response chunk to the usage observer and the plugins' chunk phase.

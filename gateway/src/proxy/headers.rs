@@ -1,52 +1,55 @@
 //! Upstream request and downstream response header handling: path rewriting, `Host`,
-//! hop-by-hop headers, and the plugins' header edits.
+//! `X-Forwarded-For`, hop-by-hop headers, and the plugins' header edits.
+//!
+//! Two shapes of head go through here. Pingora's own proxy loop (`http` routes) hands us its
+//! `RequestHeader`/`ResponseHeader`, which keep the client's header-name case in a second map
+//! beside the header map; those are edited in place through Pingora's API. The gateway's own
+//! exchange (MCP and LLM routes) builds its heads as plain `http` parts and converts them to
+//! Pingora's types only to write them: header names then go out in lower case (Title-Case for a
+//! few standard ones), which HTTP allows (names are case-insensitive, RFC 9110 §5.1), and an
+//! edit is one `HeaderMap` operation instead of a name parse and two map updates.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::HeaderName;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::Result;
-use tollgate_plugins::RequestCtx;
+use pingora::{Error, ErrorType, Result};
+use tollgate_plugins::{RequestCtx, ResponseHead};
 
 use super::route::Route;
 use crate::ip_text::ip_text;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not be forwarded. `transfer-encoding` is left
 /// to the caller, which knows the body framing.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 6] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("te"),
+    HeaderName::from_static("trailer"),
+    HeaderName::from_static("upgrade"),
 ];
 
-/// Rewrites the client's request head for `route`'s upstream, in place.
+/// Connection-specific headers removed from an upstream response.
+const RESPONSE_HOP_BY_HOP: [HeaderName; 3] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Rewrites the client's request head for `route`'s upstream, in place (Pingora's proxy loop).
 pub fn rewrite_request(req: &mut RequestHeader, route: &Route, cx: &RequestCtx) -> Result<()> {
-    let path_and_query = cx.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let path = route
-        .upstream
-        .upstream_path(&route.path_prefix, path_and_query);
-    let uri = path.parse::<http::Uri>().map_err(|e| {
-        pingora::Error::because(
-            pingora::ErrorType::InternalError,
-            "rewriting the upstream path",
-            e,
-        )
-    })?;
-    req.set_uri(uri);
-    remove_hop_by_hop(req)?;
-    req.insert_header(HOST, route.upstream.authority())?;
-    if let Some(addr) = cx.client_addr {
-        let forwarded = match cx
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(previous) => format!("{previous}, {}", ip_text(addr.ip())),
-            None => ip_text(addr.ip()),
-        };
-        req.insert_header("x-forwarded-for", forwarded)?;
+    req.set_uri(upstream_uri(route, cx)?);
+    for name in nominated_hop_by_hop(&req.headers) {
+        req.remove_header(&name);
+    }
+    for name in &HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    req.insert_header(HOST, route.upstream.host_header().clone())?;
+    if let Some(forwarded) = forwarded_for(cx)? {
+        req.insert_header(X_FORWARDED_FOR, forwarded)?;
     }
     for (name, value) in cx.upstream_headers.iter() {
         match value {
@@ -61,40 +64,177 @@ pub fn rewrite_request(req: &mut RequestHeader, route: &Route, cx: &RequestCtx) 
     Ok(())
 }
 
-/// Sets a fixed-length body framing of `len` bytes on an upstream request.
-pub fn set_body_length(req: &mut RequestHeader, len: usize) -> Result<()> {
-    req.remove_header(&TRANSFER_ENCODING);
-    req.insert_header(CONTENT_LENGTH, len.to_string())?;
-    Ok(())
+/// The upstream request head of the gateway's own exchange: the client's head rewritten as
+/// `rewrite_request` does, always HTTP/1.1 on the wire (an HTTP/2 upstream session sets its own
+/// version), with a body of exactly `body_len` bytes.
+pub fn upstream_request(
+    client: &RequestHeader,
+    route: &Route,
+    cx: &RequestCtx,
+    body_len: usize,
+) -> Result<RequestHeader> {
+    let forwarded = forwarded_for(cx)?;
+    let nominated = nominated_hop_by_hop(&client.headers);
+    // Room for what is added (Host, X-Forwarded-For, Content-Length, traceparent, plugins'
+    // edits) without growing the map.
+    let mut headers = HeaderMap::with_capacity(client.headers.len() + 8);
+    for (name, value) in &client.headers {
+        let replaced = *name == HOST
+            || *name == CONTENT_LENGTH
+            || *name == TRANSFER_ENCODING
+            || (forwarded.is_some() && *name == X_FORWARDED_FOR);
+        if !replaced && !HOP_BY_HOP.contains(name) && !nominated.contains(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(HOST, route.upstream.host_header().clone());
+    if let Some(forwarded) = forwarded {
+        headers.insert(X_FORWARDED_FOR, forwarded);
+    }
+    for (name, value) in cx.upstream_headers.iter() {
+        match value {
+            Some(value) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            None => {
+                headers.remove(name);
+            }
+        }
+    }
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = client.method.clone();
+    parts.uri = upstream_uri(route, cx)?;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    Ok(RequestHeader::from(parts))
 }
 
-/// Frames a response body whose length a plugin changed as chunked.
-pub fn frame_as_chunked(resp: &mut ResponseHeader) -> Result<()> {
-    resp.insert_header(TRANSFER_ENCODING, "chunked")
+/// The upstream path and query for this request.
+fn upstream_uri(route: &Route, cx: &RequestCtx) -> Result<Uri> {
+    let path_and_query = cx.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = route
+        .upstream
+        .upstream_path(&route.path_prefix, path_and_query);
+    path.parse::<Uri>()
+        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the upstream path", e))
 }
 
-/// Removes hop-by-hop headers, including those the client nominated in `Connection`.
-fn remove_hop_by_hop(req: &mut RequestHeader) -> Result<()> {
-    let nominated: Vec<HeaderName> = req
+/// `X-Forwarded-For` with the client's address appended, when the address is known.
+fn forwarded_for(cx: &RequestCtx) -> Result<Option<HeaderValue>> {
+    let Some(addr) = cx.client_addr else {
+        return Ok(None);
+    };
+    let previous = cx
         .headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok());
+    let text = match previous {
+        Some(previous) => format!("{previous}, {}", ip_text(addr.ip())),
+        None => ip_text(addr.ip()),
+    };
+    HeaderValue::try_from(text)
+        .map(Some)
+        .map_err(|e| Error::because(ErrorType::InternalError, "writing X-Forwarded-For", e))
+}
+
+/// The headers the client nominated as hop-by-hop in `Connection`.
+fn nominated_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in nominated {
-        req.remove_header(&name);
-    }
-    for name in HOP_BY_HOP {
-        req.remove_header(name);
-    }
-    Ok(())
+        .collect()
 }
 
-/// Removes connection-specific headers from an upstream response before it goes downstream.
+/// Removes connection-specific headers from an upstream response (Pingora's proxy loop).
 pub fn clean_response(resp: &mut ResponseHeader) {
-    for name in ["connection", "keep-alive", "proxy-connection"] {
+    for name in &RESPONSE_HOP_BY_HOP {
         resp.remove_header(name);
+    }
+}
+
+/// Frames a response body whose length a plugin changed as chunked (Pingora's proxy loop).
+pub fn frame_as_chunked(resp: &mut ResponseHeader) -> Result<()> {
+    resp.insert_header(TRANSFER_ENCODING, "chunked")
+}
+
+/// The client's response head in the gateway's own exchange: the upstream's status and headers
+/// as plugins see them, until it is written.
+#[derive(Debug)]
+pub struct ClientResponse {
+    /// Status and headers; the response phase edits them in place.
+    pub head: ResponseHead,
+    version: Version,
+    /// The upstream's reason phrase when it is not the standard one, with the status it came with.
+    reason: Option<(StatusCode, String)>,
+}
+
+impl ClientResponse {
+    /// The upstream's head, without its connection-specific headers.
+    pub fn from_upstream(upstream: &ResponseHeader) -> Self {
+        let mut headers = upstream.headers.clone();
+        for name in &RESPONSE_HOP_BY_HOP {
+            headers.remove(name);
+        }
+        let standard = upstream.status.canonical_reason();
+        let reason = upstream
+            .get_reason_phrase()
+            .filter(|reason| Some(*reason) != standard)
+            .map(|reason| (upstream.status, reason.to_owned()));
+        Self {
+            head: ResponseHead {
+                status: upstream.status,
+                headers,
+            },
+            version: upstream.version,
+            reason,
+        }
+    }
+
+    /// The status the client will get.
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// Frames the body as chunked (a plugin changed its length and it is not complete yet).
+    pub fn frame_as_chunked(&mut self) {
+        self.head
+            .headers
+            .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+
+    /// Frames a body that is complete before the head goes out by its exact length: instead of
+    /// the upstream's chunked framing, and instead of chunked framing after a plugin's rewrite.
+    /// A transfer coding other than `chunked` (`gzip, chunked`) stays as it is: the body is
+    /// coded.
+    pub fn frame_complete_body(&mut self, len: usize) {
+        let headers = &mut self.head.headers;
+        let only_chunked = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .all(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        if only_chunked {
+            headers.remove(TRANSFER_ENCODING);
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+
+    /// The head in Pingora's type, to write. A plugin that changed the status also changed
+    /// what the reason phrase should say: then the standard one is used.
+    pub fn into_header(self) -> Result<ResponseHeader> {
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = self.head.status;
+        parts.version = self.version;
+        parts.headers = self.head.headers;
+        let mut header = ResponseHeader::from(parts);
+        if let Some((status, reason)) = &self.reason {
+            if *status == header.status {
+                header.set_reason_phrase(Some(reason))?;
+            }
+        }
+        Ok(header)
     }
 }

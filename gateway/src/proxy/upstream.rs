@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use http::HeaderValue;
 use pingora::protocols::tls::CaType;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
@@ -21,6 +22,8 @@ pub struct Upstream {
     port: u16,
     /// `host[:port]` as sent in the upstream `Host` header.
     authority: String,
+    /// `authority` as a header value, made once.
+    host_header: HeaderValue,
     /// Path from the URL, without a trailing slash; replaces the matched prefix.
     base_path: Option<String>,
     strip_prefix: bool,
@@ -92,6 +95,8 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(format!("`{url}` must not have a query string"));
         }
+        let host_header = HeaderValue::from_str(&authority)
+            .map_err(|e| format!("`{url}`: its host cannot be a Host header: {e}"))?;
         let path = uri.path().trim_end_matches('/');
         let base_path = (!path.is_empty()).then(|| path.to_string());
         let literal = host
@@ -104,6 +109,7 @@ impl Upstream {
             host,
             port,
             authority,
+            host_header,
             base_path,
             strip_prefix: options.strip_prefix,
             connect_timeout: options.connect_timeout,
@@ -119,6 +125,11 @@ impl Upstream {
     /// `host[:port]` for the upstream `Host` header.
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// The upstream `Host` header's value (`authority()`).
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     /// Longest wait for the next bytes from the upstream.
