@@ -1,4 +1,5 @@
-//! Client addresses as text, for `X-Forwarded-For` and the `client.address` span attribute.
+//! Client addresses as text, for `X-Forwarded-For`, the `client.address` span attribute and the
+//! audit record.
 
 use std::net::IpAddr;
 

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
+use crate::ip_text::ip_text;
+
 /// Records waiting for the writer at most.
 pub const QUEUE_CAPACITY: usize = 16_384;
 
@@ -177,7 +179,7 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
         trace_id: trace_id(cx),
         route: &cx.route.name,
         subject: cx.identity.as_ref().map(|i| i.subject.as_str()),
-        client: cx.client_addr.map(|a| a.ip()),
+        client: cx.client_addr.map(|a| ip_text(a.ip())),
         method: cx.method.as_str(),
         path: cx.uri.path(),
         mcp: cx.mcp.as_ref().map(|mcp| {
@@ -223,7 +225,7 @@ struct Record<'a> {
     trace_id: Option<String>,
     route: &'a str,
     subject: Option<&'a str>,
-    client: Option<std::net::IpAddr>,
+    client: Option<String>,
     method: &'a str,
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
