@@ -176,6 +176,7 @@ plugins = ["auth", "one-per-minute"]
 
     let allowed = find(&|l| l["decision"] == "allowed" && l["route"] == "mcp");
     assert_eq!(allowed["subject"], "alice");
+    assert_eq!(allowed["client"], "127.0.0.1");
     assert_eq!(allowed["status"], 200);
     assert_eq!(
         allowed["mcp"][0],
