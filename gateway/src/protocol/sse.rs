@@ -78,33 +78,38 @@ impl SseParser {
         if self.skipping || line[0] == b':' {
             return;
         }
-        // Valid UTF-8 is the rule; `from_utf8` checks it much faster than the lossy decoder.
-        let text = match std::str::from_utf8(line) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(line),
-        };
-        let (field, value) = match text.find(':') {
-            Some(i) => (
-                &text[..i],
-                text[i + 1..].strip_prefix(' ').unwrap_or(&text[i + 1..]),
-            ),
-            None => (&text[..], ""),
+        // Field names are ASCII: split on the bytes, decode only the value of a field we keep.
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let value = &line[i + 1..];
+                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => {
+            b"event" => {
                 self.current.event.clear();
-                self.current.event.push_str(value);
+                self.current.event.push_str(&utf8(value));
             }
-            "data" => {
+            b"data" => {
                 if self.has_data {
                     self.current.data.push('\n');
                 }
-                self.current.data.push_str(value);
+                self.current.data.push_str(&utf8(value));
                 self.has_data = true;
             }
-            "id" => self.current.id = Some(value.to_string()),
+            b"id" => self.current.id = Some(utf8(value).into_owned()),
             _ => {}
         }
+    }
+}
+
+/// `bytes` as text. Valid UTF-8 is the rule; `from_utf8` checks it much faster than the lossy
+/// decoder, which only replaces what is invalid.
+fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -133,6 +138,19 @@ mod tests {
         assert_eq!(got[0].data, "{\"x\":1}");
         assert_eq!(got[1].event, "b");
         assert_eq!(got[1].data, "2");
+    }
+
+    #[test]
+    fn fields_without_a_space_or_a_value_and_invalid_utf8() {
+        let got = events(&[b"event:x\ndata\ndata:caf\xff\nid\nbad\xff: 1\n\n"]);
+        assert_eq!(
+            got,
+            vec![SseEvent {
+                event: "x".into(),
+                data: "\ncaf\u{fffd}".into(),
+                id: Some(String::new())
+            }]
+        );
     }
 
     #[test]
