@@ -248,6 +248,7 @@ plugins = ["auth", "one-per-minute"]
         (unrouted["status"].as_u64(), unrouted["reason"].as_str()),
         (Some(404), Some("route.not_found"))
     );
+    assert_eq!(unrouted["client"], "127.0.0.1");
 
     // No secret in anything the gateway wrote: audit log, logs, metrics.
     let audit_text = std::fs::read_to_string(&audit_path).unwrap();

@@ -33,6 +33,7 @@ use tollgate_plugins::trace::TraceCtx;
 use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, RouteKind};
 
 use crate::config::RuntimeConfig;
+use crate::ip_text::ip_text;
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::protocol::errors::{self, ErrorStyle};
 use crate::protocol::observer::ResponseObserver;
@@ -499,7 +500,7 @@ impl TollgateProxy {
         };
         let record = serde_json::json!({
             "route": null,
-            "client": session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            "client": session.client_addr().and_then(|a| a.as_inet()).map(|a| ip_text(a.ip())),
             "method": req.method.as_str(),
             "path": req.uri.path(),
             "status": ctx.status,
