@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tollgate::config::{load_str, RuntimeConfig};
-use tollgate::protocol::sse::SseParser;
+use tollgate::protocol::sse::SseFramer;
 use tollgate::protocol::{anthropic, mcp};
 use tollgate::token::{mint, TokenRequest};
 use tollgate_plugins::{
@@ -319,16 +319,20 @@ fn sse_usage(c: &mut Criterion) {
     let delta = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there, \"}}\n\n";
     let usage = b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":42}}\n\n";
     let mut group = c.benchmark_group("sse usage parsing (per event)");
-    for (name, event) in [
-        ("text delta", &delta[..]),
-        ("message_delta usage", &usage[..]),
+    // "located": as on a route with plugins, where the events' places are handed to them.
+    for (name, event, locate) in [
+        ("text delta", &delta[..], false),
+        ("text delta, located", &delta[..], true),
+        ("message_delta usage", &usage[..], false),
     ] {
         group.throughput(Throughput::Bytes(event.len() as u64));
         group.bench_function(name, |b| {
-            let mut parser = SseParser::new();
+            let mut framer = SseFramer::new();
             let mut cx = context(RouteKind::Llm, HeaderMap::new());
             b.iter(|| {
-                parser.feed(black_box(event), |e| anthropic::observe_event(e, &mut cx));
+                black_box(framer.feed(black_box(event), locate, |e| {
+                    anthropic::observe_event(e, &mut cx)
+                }));
             });
             black_box(cx.usage.output_tokens);
         });

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::config::PluginConfigError;
 use crate::request::{LlmRequest, McpRequest, Usage};
+use crate::stream_events::StreamEvents;
 
 /// A gateway plugin. Every phase has a default that does nothing, so a plugin implements only the
 /// phases it needs. Phases run in the order the route lists its plugins.
@@ -533,6 +534,47 @@ pub struct ResponseChunk {
     pub data: Bytes,
     /// Whether this is the last chunk.
     pub end_of_stream: bool,
+    events: Option<StreamEvents>,
+    /// The bytes `events` describe, held so that their memory cannot be reused: `data` still
+    /// starting at the same address with the same length means no plugin replaced them.
+    events_of: Bytes,
+}
+
+impl ResponseChunk {
+    /// A chunk the gateway knows nothing more about.
+    pub fn new(data: Bytes, end_of_stream: bool) -> Self {
+        Self {
+            data,
+            end_of_stream,
+            events: None,
+            events_of: Bytes::new(),
+        }
+    }
+
+    /// A chunk that is exactly the complete SSE `events` the gateway read in it.
+    pub fn with_events(data: Bytes, end_of_stream: bool, events: StreamEvents) -> Self {
+        let events_of = data.clone();
+        Self {
+            data,
+            end_of_stream,
+            events: Some(events),
+            events_of,
+        }
+    }
+
+    /// The SSE events of this chunk as the gateway read them (LLM routes), when the chunk is
+    /// exactly a run of complete events and no plugin replaced `data`: use them instead of
+    /// parsing the events again. `None` otherwise (a chunk that splits an event, not a stream).
+    pub fn stream_events(&self) -> Option<&StreamEvents> {
+        let unchanged = self.events_of.as_ptr() == self.data.as_ptr()
+            && self.events_of.len() == self.data.len();
+        self.events.as_ref().filter(|_| unchanged)
+    }
+
+    /// The bytes to send and the events read in them (for their allocation, reused).
+    pub fn into_parts(self) -> (Bytes, Option<StreamEvents>) {
+        (self.data, self.events)
+    }
 }
 
 /// How an exchange ended, given to `on_complete`.

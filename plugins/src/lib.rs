@@ -14,6 +14,7 @@ pub mod request;
 pub mod secret_injection;
 pub mod secret_source;
 pub mod sse;
+pub mod stream_events;
 pub mod token_ratelimit;
 pub mod trace;
 pub mod units;

@@ -58,45 +58,119 @@ pub fn rewrite_json_at_end(
     }
 }
 
-/// Length of the prefix of `buffer` made of complete events (each ends with a blank line).
+/// The length of the first complete event of `bytes`, up to and including the blank line that
+/// closes it; `None` if no event is complete yet. Lines end with `\n`, `\r\n` or a lone `\r`,
+/// as the SSE grammar allows (the Python MCP SDK, through `sse-starlette`, writes `\r\n`).
+pub fn first_event_len(bytes: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', &bytes[from..]) {
+        let at = from + i;
+        let end = past_line_end(bytes, at);
+        if at == line_start {
+            return Some(end);
+        }
+        line_start = end;
+        from = end;
+    }
+    None
+}
+
+/// Where the line end found at `at` (a `\n` or `\r`) ends: `\r\n` is one line end.
+fn past_line_end(bytes: &[u8], at: usize) -> usize {
+    if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
+        at + 2
+    } else {
+        at + 1
+    }
+}
+
+/// Length of the prefix of `buffer` made of complete events (each closed by a blank line).
 pub fn complete_events_len(buffer: &[u8]) -> usize {
-    // Upstreams write whole events: the usual chunk ends with its blank line.
-    if buffer.ends_with(b"\n\n") {
+    // Upstreams write whole events: the usual chunk ends with its blank line. Whatever precedes
+    // it, a final `\n\n` or `\r\n\r\n` is a line end followed by an empty line.
+    if buffer.ends_with(b"\n\n") || buffer.ends_with(b"\r\n\r\n") {
         return buffer.len();
     }
-    buffer
-        .windows(2)
-        .rposition(|w| w == b"\n\n")
-        .map_or(0, |i| i + 2)
+    let mut complete = 0;
+    while let Some(len) = first_event_len(&buffer[complete..]) {
+        complete += len;
+    }
+    complete
 }
 
 /// The `event:` name and the `data:` lines of one complete event, joined; borrowed from `event`
 /// when it has a single `data:` line (the usual case), so the event is not copied.
 pub fn event_parts(event: &str) -> (Option<&str>, Cow<'_, str>) {
     let mut name = None;
-    let mut data: Option<Cow<'_, str>> = None;
-    // `event.lines()`, with the line ends found by `memchr` (this runs once per streamed event).
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', event.as_bytes()).chain(std::iter::once(event.len()));
-    for end in ends {
-        let line = &event[start..end];
-        start = end + 1;
-        // As `lines()`: a `\r` goes with the `\n` after it, not at the end of the text.
-        let line = match line.strip_suffix('\r') {
-            Some(stripped) if end < event.len() => stripped,
-            _ => line,
-        };
-        if let Some(value) = line.strip_prefix("event:") {
-            name = Some(value.trim());
-        } else if let Some(value) = line.strip_prefix("data:") {
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            data = Some(match data {
-                None => Cow::Borrowed(value),
-                Some(joined) => Cow::Owned(format!("{joined}\n{value}")),
-            });
-        }
+    let mut data = None;
+    for line in lines(event) {
+        read_field(line, &mut name, &mut data);
     }
     (name, data.unwrap_or_default())
+}
+
+/// The first complete event of `text`, read in one pass: its length (closing blank line
+/// included), its `event:` name and its `data:` lines joined, as [`first_event_len`] and
+/// [`event_parts`] would find them; `None` if no event is complete yet.
+pub fn next_event(text: &str) -> Option<(usize, Option<&str>, Cow<'_, str>)> {
+    let bytes = text.as_bytes();
+    let mut name = None;
+    let mut data = None;
+    let mut line_start = 0;
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', &bytes[line_start..]) {
+        let at = line_start + i;
+        let end = past_line_end(bytes, at);
+        if at == line_start {
+            return Some((end, name, data.unwrap_or_default()));
+        }
+        read_field(&text[line_start..at], &mut name, &mut data);
+        line_start = end;
+    }
+    None
+}
+
+/// Notes the `event:` or `data:` field of one line.
+fn read_field<'a>(line: &'a str, name: &mut Option<&'a str>, data: &mut Option<Cow<'a, str>>) {
+    // The two fields read here first; any other line is split at its colon (a field without
+    // one has an empty value).
+    let (field, value) = if let Some(value) = line.strip_prefix("data:") {
+        ("data", value)
+    } else if let Some(value) = line.strip_prefix("event:") {
+        ("event", value)
+    } else {
+        line.split_once(':').unwrap_or((line, ""))
+    };
+    if field == "event" {
+        *name = Some(value.trim());
+    } else if field == "data" {
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        *data = Some(match data.take() {
+            None => Cow::Borrowed(value),
+            Some(joined) => Cow::Owned(format!("{joined}\n{value}")),
+        });
+    }
+}
+
+/// The lines of `text` without their ends (`\n`, `\r\n` or `\r`); a last line without an end
+/// is included. Runs once per streamed event: the ends are found by `memchr`.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        let bytes = current.as_bytes();
+        match memchr::memchr2(b'\n', b'\r', bytes) {
+            Some(at) => {
+                let end = past_line_end(bytes, at);
+                rest = Some(&current[end..]).filter(|tail| !tail.is_empty());
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
 }
 
 /// One event in wire form.
@@ -137,27 +211,32 @@ fn push_event_name(out: &mut String, name: Option<&str>) {
 }
 
 /// The events of `text`, each with its closing blank line (the last one without, if `text`
-/// does not end with one): `text.split_inclusive("\n\n")`, with the line ends found by
-/// `memchr` (it runs once per streamed chunk).
+/// does not end with one), split where [`first_event_len`] finds an event's end.
 pub fn split_events(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let bytes = rest.as_bytes();
-        let mut from = 0;
-        let end = loop {
-            match memchr::memchr(b'\n', &bytes[from..]) {
-                Some(i) if bytes.get(from + i + 1) == Some(&b'\n') => break from + i + 2,
-                Some(i) => from += i + 1,
-                None => break rest.len(),
-            }
-        };
+        let end = first_event_len(rest.as_bytes()).unwrap_or(rest.len());
         let (event, tail) = rest.split_at(end);
         rest = tail;
         Some(event)
     })
+}
+
+/// The text of `raw`, a JSON value already validated by the parser (a `RawValue`): the bytes
+/// between the quotes of a string without escapes (most streamed tokens), decoded otherwise;
+/// `None` if it is not a string.
+pub fn json_string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        // Valid JSON: without a backslash there is no escape, quote or control character.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<JsonText<'_>>(raw)
+        .ok()
+        .map(|text| text.0)
 }
 
 /// Where `inner`, a slice of `outer`, starts in it (`None` if it is not a slice of it).
@@ -184,10 +263,7 @@ mod tests {
             "CRLF line ends, as str::lines"
         );
         let (_, data) = event_parts("data: x\r");
-        assert_eq!(
-            &*data, "x\r",
-            "an unterminated last line keeps its CR, as str::lines"
-        );
+        assert_eq!(&*data, "x", "a lone CR ends a line too");
         let event = "event: y\ndata: {\"a\":1}\n\n";
         let (name, data) = event_parts(event);
         assert!(
@@ -205,20 +281,93 @@ mod tests {
     }
 
     #[test]
-    fn events_split_as_split_inclusive_does() {
-        for text in [
-            "",
-            "data: a\n\n",
-            "data: a\n\ndata: b\n\n",
-            "event: x\ndata: a\n\ndata: b",
-            "a\n\n\nb",
-            "\n\n\n\n",
-            "\n",
-            "data: a\ndata: b\n\n\n",
-        ] {
-            let ours: Vec<&str> = split_events(text).collect();
-            let std: Vec<&str> = text.split_inclusive("\n\n").collect();
-            assert_eq!(ours, std, "{text:?}");
+    fn events_end_at_a_blank_line_whatever_the_line_ends() {
+        let cases: [(&str, &[&str]); 10] = [
+            ("", &[]),
+            ("data: a\n\n", &["data: a\n\n"]),
+            ("data: a\n\ndata: b\n\n", &["data: a\n\n", "data: b\n\n"]),
+            (
+                "event: x\ndata: a\n\ndata: b",
+                &["event: x\ndata: a\n\n", "data: b"],
+            ),
+            (
+                "event: x\r\ndata: a\r\n\r\ndata: b\r\n\r\n",
+                &["event: x\r\ndata: a\r\n\r\n", "data: b\r\n\r\n"],
+            ),
+            ("data: a\r\rdata: b\r", &["data: a\r\r", "data: b\r"]),
+            (
+                "data: a\r\n\ndata: b\n\r\n",
+                &["data: a\r\n\n", "data: b\n\r\n"],
+            ),
+            ("a\n\n\nb", &["a\n\n", "\n", "b"]),
+            ("\n\n", &["\n", "\n"]),
+            ("data: a\ndata: b\r\n", &["data: a\ndata: b\r\n"]),
+        ];
+        for (text, expected) in cases {
+            let events: Vec<&str> = split_events(text).collect();
+            assert_eq!(events, expected, "{text:?}");
+            let complete: usize = expected
+                .iter()
+                .filter(|e| first_event_len(e.as_bytes()) == Some(e.len()))
+                .map(|e| e.len())
+                .sum();
+            assert_eq!(complete_events_len(text.as_bytes()), complete, "{text:?}");
         }
+        assert_eq!(
+            first_event_len(b"data: a\r\n"),
+            None,
+            "one line end is not a blank line"
+        );
+        assert_eq!(
+            complete_events_len(b"data: a\n\ndata: b\r\n\r"),
+            19,
+            "a lone CR at the end may be a blank line already"
+        );
+    }
+
+    #[test]
+    fn next_event_reads_what_splitting_and_event_parts_find() {
+        let text = "event: a\r\ndata: 1\r\ndata: 2\r\n\r\n: c\n\nevent:b\rdata:x\r\rdata\n\nevent: c\ndata: y";
+        let mut rest = text;
+        let mut split = split_events(text);
+        while let Some((len, name, data)) = next_event(rest) {
+            let event = split.next().unwrap();
+            assert_eq!(&rest[..len], event);
+            assert_eq!((name, data), event_parts(event), "{event:?}");
+            rest = &rest[len..];
+        }
+        assert_eq!(rest, "event: c\ndata: y", "the incomplete event is left");
+        assert_eq!(split.next(), Some(rest));
+    }
+
+    #[test]
+    fn lines_end_with_lf_crlf_or_cr() {
+        let got: Vec<&str> = lines("a\nb\r\nc\rd\n\ne").collect();
+        assert_eq!(got, ["a", "b", "c", "d", "", "e"]);
+        assert_eq!(lines("a\n").collect::<Vec<_>>(), ["a"]);
+        assert_eq!(lines("").collect::<Vec<_>>(), [""]);
+        let (name, data) = event_parts("event: x\rdata: 1\rdata: 2\r\r");
+        assert_eq!((name, &*data), (Some("x"), "1\n2"));
+        let (name, data) = event_parts("event\ndata\ndata:a:b\n\n");
+        assert_eq!(
+            (name, &*data),
+            (Some(""), "\na:b"),
+            "fields without a colon or a space"
+        );
+    }
+
+    #[test]
+    fn json_strings_are_read_with_and_without_escapes() {
+        assert_eq!(
+            json_string(r#""plain text""#).as_deref(),
+            Some("plain text")
+        );
+        assert_eq!(
+            json_string(r#""a \"q\" \n \u00e9""#).as_deref(),
+            Some("a \"q\" \n \u{e9}")
+        );
+        assert_eq!(json_string("\"\""), Some(Cow::Borrowed("")));
+        assert_eq!(json_string("12"), None);
+        assert_eq!(json_string("null"), None);
     }
 }

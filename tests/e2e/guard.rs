@@ -386,3 +386,56 @@ plugins = ["slow-open"]
         "only the clean and the fail-open requests reached the upstream"
     );
 }
+
+/// A stream whose lines end with CRLF is masked too, event by event (it used to be held whole
+/// and sent unmasked at its end).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crlf_stream_is_masked_event_by_event() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        r#"
+[plugin.guard]
+type = "prompt-guard"
+rules = [{{ builtin = "email", action = "mask" }}]
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["guard"]
+"#,
+        u = up.url()
+    );
+    let gw = GatewayBuilder::new(&config).start().await;
+    let say = "Reach dana.smith@example.com today.";
+    let mut resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", say)
+        .header("x-test-line-end", "crlf")
+        .json(&json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    let mut first_delta_at = None;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        raw.push_str(&String::from_utf8_lossy(&chunk));
+        if first_delta_at.is_none() && raw.contains("content_block_delta") {
+            first_delta_at = Some(std::time::Instant::now());
+        }
+    }
+    let sent = up.recorder.event_times.lock().unwrap().clone();
+    assert!(
+        first_delta_at.unwrap() < sent[3],
+        "the first delta reached the client only after the upstream sent the next event"
+    );
+    let text: String = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|j| j["type"] == "content_block_delta")
+        .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "Reach <REDACTED:email> today.", "{raw:?}");
+    assert!(!raw.contains("dana.smith"));
+}

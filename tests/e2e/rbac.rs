@@ -127,3 +127,43 @@ async fn listing_and_calling_agree_per_caller() {
     let (status, reason, _) = rpc(&gw, "not-a-token", call(7, "add"), false).await;
     assert_eq!((status, reason.as_deref()), (401, Some("jwt.malformed")));
 }
+
+/// The Python MCP SDK writes SSE with CRLF line ends; a list answer after a notification is
+/// still filtered, and each event still leaves as it arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crlf_sse_list_answer_is_filtered_event_by_event() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let mut resp = client()
+        .post(gw.url("/mcp"))
+        .bearer_auth(&alice)
+        .header("x-test-answer", "sse-progress")
+        .header("x-test-line-end", "crlf")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut text = String::new();
+    let mut progress_at = None;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if progress_at.is_none() && text.contains("notifications/progress") {
+            progress_at = Some(std::time::Instant::now());
+        }
+    }
+    let sent = up.recorder.event_times.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        progress_at.unwrap() < sent[1],
+        "the notification reached the client only after the upstream sent the answer: held"
+    );
+    let answer = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .find(|d| d.contains("\"result\""))
+        .unwrap_or_else(|| panic!("no answer event: {text:?}"));
+    assert_eq!(tool_names(answer), ["add", "multiply"], "{text:?}");
+}

@@ -1,10 +1,9 @@
 //! The Anthropic Messages API: request facts and usage from JSON bodies and SSE events.
 
 use serde_json::Value;
-use tollgate_plugins::sse::JsonText;
+use tollgate_plugins::sse::json_string;
+use tollgate_plugins::stream_events::{ContentDeltaRef, EventView};
 use tollgate_plugins::{LlmRequest, RequestCtx};
-
-use super::sse::SseEvent;
 
 /// Facts about a Messages request body (`POST /v1/messages`, `count_tokens`).
 pub fn describe_request(json: &Value) -> LlmRequest {
@@ -140,49 +139,29 @@ struct ResponseFacts {
 }
 
 /// Records usage from one SSE event of a streamed response.
-pub fn observe_event(event: &SseEvent, cx: &mut RequestCtx) {
-    if event.event == "content_block_delta" {
-        if cx.first_token_at.is_none() {
-            cx.first_token_at = Some(std::time::Instant::now());
+pub fn observe_event(event: &EventView<'_>, cx: &mut RequestCtx) {
+    let field = match event.name {
+        Some("content_block_delta") => {
+            if cx.first_token_at.is_none() {
+                cx.first_token_at = Some(std::time::Instant::now());
+            }
+            if let Some(delta) = event.content_delta {
+                estimate_streamed_output(delta, cx);
+            }
+            return;
         }
-        estimate_streamed_output(event, cx);
-        return;
-    }
-    if event.event != "message_start" && event.event != "message_delta" {
-        return;
-    }
-    let Ok(json) = serde_json::from_str::<Value>(&event.data) else {
+        Some("message_start") => "message",
+        Some("message_delta") => "usage",
+        _ => return,
+    };
+    let Ok(json) = serde_json::from_str::<Value>(event.data) else {
         return;
     };
-    match event.event.as_str() {
-        "message_start" => {
-            if let Some(message) = json.get("message") {
-                observe_json_body(message, cx);
-            }
-        }
-        _ => {
-            if let Some(usage) = json.get("usage") {
-                apply_usage(usage, cx);
-            }
-        }
+    match json.get(field) {
+        Some(message) if field == "message" => observe_json_body(message, cx),
+        Some(usage) => apply_usage(usage, cx),
+        None => {}
     }
-}
-
-/// A `content_block_delta` event, as far as the estimate reads it.
-#[derive(serde::Deserialize)]
-struct DeltaEvent<'a> {
-    #[serde(borrow)]
-    delta: Option<Delta<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow)]
-    text: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    partial_json: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    thinking: Option<JsonText<'a>>,
 }
 
 /// Text streamed so far, in characters.
@@ -192,17 +171,18 @@ struct StreamedChars(u64);
 /// Keeps an estimate of the output tokens (about four characters each) while text streams, so
 /// that a stream the client abandons before `message_delta` is still charged for what was
 /// generated; the exact figure of `message_delta` replaces it when it comes.
-fn estimate_streamed_output(event: &SseEvent, cx: &mut RequestCtx) {
-    // A typed, borrowing read: runs once per streamed token, so no JSON tree.
-    let Ok(DeltaEvent { delta: Some(delta) }) = serde_json::from_str::<DeltaEvent<'_>>(&event.data)
-    else {
-        return;
-    };
-    let chars = [delta.text, delta.partial_json, delta.thinking]
-        .into_iter()
-        .flatten()
-        .next()
-        .map_or(0, |text| text.0.chars().count() as u64);
+fn estimate_streamed_output(delta: &ContentDeltaRef<'_>, cx: &mut RequestCtx) {
+    let chars = delta
+        .delta
+        .as_ref()
+        .and_then(|d| {
+            [d.text, d.partial_json, d.thinking]
+                .into_iter()
+                .flatten()
+                .next()
+        })
+        .and_then(|raw| json_string(raw.get()))
+        .map_or(0, |text| text.chars().count() as u64);
     let total = match cx.extensions.get_mut::<StreamedChars>() {
         Some(streamed) => {
             streamed.0 += chars;
@@ -258,21 +238,25 @@ mod tests {
         )
     }
 
+    /// Observes one event as the gateway reads it off the wire.
+    fn feed(cx: &mut RequestCtx, name: &str, data: &str) {
+        let event = tollgate_plugins::sse::format_event(Some(name), data);
+        tollgate_plugins::stream_events::observe_events(&event, |e| observe_event(e, cx));
+    }
+
     #[test]
     fn usage_from_stream_events() {
         let mut cx = cx();
-        let start = SseEvent {
-            event: "message_start".into(),
-            data: r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":25,"cache_read_input_tokens":5,"output_tokens":1}}}"#.into(),
-            id: None,
-        };
-        let delta = SseEvent {
-            event: "message_delta".into(),
-            data: r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#.into(),
-            id: None,
-        };
-        observe_event(&start, &mut cx);
-        observe_event(&delta, &mut cx);
+        feed(
+            &mut cx,
+            "message_start",
+            r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":25,"cache_read_input_tokens":5,"output_tokens":1}}}"#,
+        );
+        feed(
+            &mut cx,
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
+        );
         assert_eq!(cx.usage.input_tokens, 30);
         assert_eq!(cx.usage.output_tokens, 15);
         assert_eq!(cx.response_model.as_deref(), Some("claude-x"));
@@ -281,27 +265,27 @@ mod tests {
     #[test]
     fn abandoned_stream_is_estimated_from_its_text() {
         let mut cx = cx();
-        let start = SseEvent {
-            event: "message_start".into(),
-            data: r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}"#.into(),
-            id: None,
-        };
-        observe_event(&start, &mut cx);
-        for _ in 0..3 {
-            let delta = SseEvent {
-                event: "content_block_delta".into(),
-                data: r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"twelve chars"}}"#.into(),
-                id: None,
-            };
-            observe_event(&delta, &mut cx);
+        feed(
+            &mut cx,
+            "message_start",
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}"#,
+        );
+        for text in ["twelve chars", r"tw\u00e9lve chars", r#"{\"a\": [1, 2]}"#] {
+            let data = format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#
+            );
+            feed(&mut cx, "content_block_delta", &data);
         }
-        assert_eq!(cx.usage.output_tokens, 9, "36 characters ~ 9 tokens");
-        let end = SseEvent {
-            event: "message_delta".into(),
-            data: r#"{"type":"message_delta","usage":{"output_tokens":7}}"#.into(),
-            id: None,
-        };
-        observe_event(&end, &mut cx);
+        assert_eq!(
+            cx.usage.output_tokens, 10,
+            "37 characters (escapes decoded) ~ 10 tokens"
+        );
+        assert!(cx.first_token_at.is_some());
+        feed(
+            &mut cx,
+            "message_delta",
+            r#"{"type":"message_delta","usage":{"output_tokens":7}}"#,
+        );
         assert_eq!(cx.usage.output_tokens, 7, "the exact figure wins");
     }
 

@@ -1,10 +1,11 @@
 //! Watches a response body on its way to the client and records what plugins need (usage,
 //! model) without holding any byte back.
 
+use tollgate_plugins::stream_events::StreamEvents;
 use tollgate_plugins::{RequestCtx, RouteKind};
 
 use super::anthropic;
-use super::sse::SseParser;
+use super::sse::SseFramer;
 
 /// Non-streamed JSON bodies larger than this are not inspected for usage.
 const MAX_JSON_BODY: usize = 8 << 20;
@@ -14,8 +15,8 @@ const MAX_JSON_BODY: usize = 8 << 20;
 pub enum ResponseObserver {
     /// Nothing to learn from this response.
     Ignore,
-    /// An SSE stream: events are parsed as they pass.
-    Sse(SseParser),
+    /// An SSE stream: events are read as they pass.
+    Sse(SseFramer),
     /// A JSON body, copied (bounded) to be parsed at its end.
     Json(Vec<u8>),
 }
@@ -28,7 +29,7 @@ impl ResponseObserver {
         }
         let content_type = content_type.unwrap_or("").to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            ResponseObserver::Sse(SseParser::new())
+            ResponseObserver::Sse(SseFramer::new())
         } else if content_type.starts_with("application/json") {
             ResponseObserver::Json(Vec::new())
         } else {
@@ -36,12 +37,18 @@ impl ResponseObserver {
         }
     }
 
-    /// Observes one chunk.
-    pub fn chunk(&mut self, data: &[u8], cx: &mut RequestCtx) {
+    /// Observes one chunk; with `locate`, for a chunk of a stream that is exactly a run of
+    /// complete events, returns where they are (for the plugins' chunk phase).
+    pub fn chunk(
+        &mut self,
+        data: &[u8],
+        locate: bool,
+        cx: &mut RequestCtx,
+    ) -> Option<StreamEvents> {
         match self {
-            ResponseObserver::Ignore => {}
-            ResponseObserver::Sse(parser) => {
-                parser.feed(data, |event| anthropic::observe_event(event, cx))
+            ResponseObserver::Ignore => None,
+            ResponseObserver::Sse(framer) => {
+                framer.feed(data, locate, |event| anthropic::observe_event(event, cx))
             }
             ResponseObserver::Json(buffer) => {
                 if buffer.len() + data.len() > MAX_JSON_BODY {
@@ -49,6 +56,7 @@ impl ResponseObserver {
                 } else {
                     buffer.extend_from_slice(data);
                 }
+                None
             }
         }
     }

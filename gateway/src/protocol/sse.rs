@@ -1,115 +1,131 @@
-//! Incremental Server-Sent Events parsing. The parser only observes: the bytes are forwarded to
-//! the client as they arrive, whatever state the parser is in.
+//! Frames a streamed response into complete Server-Sent Events for the usage observer. It only
+//! observes: the bytes go to the client as they arrive, whatever state the framer is in.
 
-/// Longest event the parser keeps for inspection; longer events are skipped, not forwarded late.
+use bytes::BytesMut;
+use tollgate_plugins::sse::complete_events_len;
+use tollgate_plugins::stream_events::{observe_events, EventView, StreamEvents};
+
+/// Longest event kept for inspection; the rest of a longer one is skipped, not forwarded late.
 const MAX_EVENT_BYTES: usize = 1 << 20;
-
-/// One complete SSE event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SseEvent {
-    /// `event:` field (empty for the default `message` type).
-    pub event: String,
-    /// `data:` lines joined with `\n`.
-    pub data: String,
-    /// `id:` field, if any.
-    pub id: Option<String>,
-}
 
 /// Splits a byte stream into SSE events across arbitrary chunk boundaries.
 #[derive(Debug, Default)]
-pub struct SseParser {
-    line: Vec<u8>,
-    current: SseEvent,
-    has_data: bool,
-    event_bytes: usize,
-    skipping: bool,
+pub struct SseFramer {
+    /// The start of an event that an earlier chunk left incomplete.
+    carry: BytesMut,
+    /// Set while the rest of an oversized event is skipped: where the last skipped byte left
+    /// the line it was on.
+    skipping: Option<LineState>,
 }
 
-impl SseParser {
-    /// A parser at the start of a stream.
+/// Where the last byte seen left the current line (to find a blank line across chunks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineState {
+    /// Inside a line.
+    InLine,
+    /// Just after a `\n` (or `\r\n`): a line end now makes a blank line.
+    LineStart,
+    /// Just after a `\r`: a `\n` now completes that line end, a `\r` makes a blank line.
+    AfterCr,
+}
+
+impl SseFramer {
+    /// A framer at the start of a stream.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Feeds `chunk`, calling `on_event` for every event it completes.
-    pub fn feed(&mut self, chunk: &[u8], mut on_event: impl FnMut(&SseEvent)) {
-        let mut rest = chunk;
-        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
-            let (head, tail) = rest.split_at(pos);
-            self.push_bytes(head);
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, &mut on_event);
-            self.line = line;
-            self.line.clear();
-            // CRLF counts as one line end.
-            rest = if tail.len() >= 2 && tail[0] == b'\r' && tail[1] == b'\n' {
-                &tail[2..]
-            } else {
-                &tail[1..]
+    /// Feeds `chunk`, calling `observe` for every event it completes. With `locate`, returns
+    /// where the events stand when the chunk is exactly a run of complete events (the usual
+    /// case: upstreams write whole events), for the route's plugins to use instead of reading
+    /// them again.
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        locate: bool,
+        mut observe: impl FnMut(&EventView<'_>),
+    ) -> Option<StreamEvents> {
+        let mut chunk = chunk;
+        if self.skipping.is_some() {
+            let next = self.skip_rest(chunk)?;
+            chunk = &chunk[next..];
+        } else if self.carry.is_empty() {
+            let complete = complete_events_len(chunk);
+            let (events, rest) = chunk.split_at(complete);
+            let read = match std::str::from_utf8(events) {
+                Ok(text) if locate && rest.is_empty() => {
+                    Some(StreamEvents::read(text, &mut observe))
+                }
+                Ok(text) => {
+                    observe_events(text, &mut observe);
+                    None
+                }
+                Err(_) => {
+                    observe_bytes(events, &mut observe);
+                    None
+                }
+            };
+            self.keep(rest);
+            return read;
+        }
+        self.carry.extend_from_slice(chunk);
+        let complete = complete_events_len(&self.carry);
+        let events = self.carry.split_to(complete);
+        observe_bytes(&events, &mut observe);
+        self.bound_carry();
+        None
+    }
+
+    /// Keeps the incomplete start of an event for the next chunk.
+    fn keep(&mut self, rest: &[u8]) {
+        if !rest.is_empty() {
+            self.carry.extend_from_slice(rest);
+            self.bound_carry();
+        }
+    }
+
+    /// Gives up an event that grew too long: its bytes are dropped until it ends.
+    fn bound_carry(&mut self) {
+        if self.carry.len() <= MAX_EVENT_BYTES {
+            return;
+        }
+        self.skipping = Some(match self.carry.last() {
+            Some(b'\r') => LineState::AfterCr,
+            Some(b'\n') => LineState::LineStart,
+            _ => LineState::InLine,
+        });
+        self.carry = BytesMut::new();
+    }
+
+    /// Skips bytes up to the blank line that ends the oversized event; where the next event
+    /// starts in `chunk`, or `None` if it does not end in it.
+    fn skip_rest(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut state = self.skipping?;
+        for (i, byte) in chunk.iter().enumerate() {
+            state = match (*byte, state) {
+                (b'\n', LineState::AfterCr) => LineState::LineStart,
+                (b'\n' | b'\r', LineState::LineStart | LineState::AfterCr) => {
+                    self.skipping = None;
+                    // A blank `\r\n` line is one line end.
+                    let crlf = *byte == b'\r' && chunk.get(i + 1) == Some(&b'\n');
+                    return Some(i + 1 + usize::from(crlf));
+                }
+                (b'\n', LineState::InLine) => LineState::LineStart,
+                (b'\r', LineState::InLine) => LineState::AfterCr,
+                _ => LineState::InLine,
             };
         }
-        self.push_bytes(rest);
-    }
-
-    fn push_bytes(&mut self, bytes: &[u8]) {
-        self.event_bytes += bytes.len();
-        if self.event_bytes > MAX_EVENT_BYTES {
-            self.skipping = true;
-        }
-        if !self.skipping {
-            self.line.extend_from_slice(bytes);
-        }
-    }
-
-    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(&SseEvent)) {
-        if line.is_empty() {
-            if self.has_data && !self.skipping {
-                on_event(&self.current);
-            }
-            // Cleared, not replaced: the next event reuses the buffers.
-            self.current.event.clear();
-            self.current.data.clear();
-            self.current.id = None;
-            self.has_data = false;
-            self.event_bytes = 0;
-            self.skipping = false;
-            return;
-        }
-        if self.skipping || line[0] == b':' {
-            return;
-        }
-        // Field names are ASCII: split on the bytes, decode only the value of a field we keep.
-        let (field, value) = match memchr::memchr(b':', line) {
-            Some(i) => {
-                let value = &line[i + 1..];
-                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
-            }
-            None => (line, &b""[..]),
-        };
-        match field {
-            b"event" => {
-                self.current.event.clear();
-                self.current.event.push_str(&utf8(value));
-            }
-            b"data" => {
-                if self.has_data {
-                    self.current.data.push('\n');
-                }
-                self.current.data.push_str(&utf8(value));
-                self.has_data = true;
-            }
-            b"id" => self.current.id = Some(utf8(value).into_owned()),
-            _ => {}
-        }
+        self.skipping = Some(state);
+        None
     }
 }
 
-/// `bytes` as text. Valid UTF-8 is the rule; `from_utf8` checks it much faster than the lossy
-/// decoder, which only replaces what is invalid.
-fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
+/// Observes the complete events of `events`; invalid UTF-8 is replaced, not a reason to miss
+/// the usage of an event.
+fn observe_bytes(events: &[u8], observe: &mut impl FnMut(&EventView<'_>)) {
+    match std::str::from_utf8(events) {
+        Ok(text) => observe_events(text, observe),
+        Err(_) => observe_events(&String::from_utf8_lossy(events), observe),
     }
 }
 
@@ -117,52 +133,62 @@ fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    fn events(chunks: &[&[u8]]) -> Vec<SseEvent> {
-        let mut parser = SseParser::new();
-        let mut out = Vec::new();
+    /// Each event's name and data, and whether the chunk's events were located.
+    fn feed_all(chunks: &[&[u8]]) -> (Vec<(String, String)>, Vec<bool>) {
+        let mut framer = SseFramer::new();
+        let mut seen = Vec::new();
+        let mut located = Vec::new();
         for chunk in chunks {
-            parser.feed(chunk, |e| out.push(e.clone()));
+            let read = framer.feed(chunk, true, |e| {
+                seen.push((e.name.unwrap_or("").to_string(), e.data.to_string()))
+            });
+            located.push(read.is_some());
         }
-        out
+        (seen, located)
     }
 
     #[test]
-    fn events_split_across_chunks() {
-        let got = events(&[
+    fn events_split_across_chunks_and_line_ends() {
+        let (seen, located) = feed_all(&[
             b"event: a\nda",
             b"ta: {\"x\":1}\n",
             b"\nevent: b\r\ndata: 2\r\n\r\n",
+            b"event: c\rdata: 3\r\r",
         ]);
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].event, "a");
-        assert_eq!(got[0].data, "{\"x\":1}");
-        assert_eq!(got[1].event, "b");
-        assert_eq!(got[1].data, "2");
-    }
-
-    #[test]
-    fn fields_without_a_space_or_a_value_and_invalid_utf8() {
-        let got = events(&[b"event:x\ndata\ndata:caf\xff\nid\nbad\xff: 1\n\n"]);
         assert_eq!(
-            got,
-            vec![SseEvent {
-                event: "x".into(),
-                data: "\ncaf\u{fffd}".into(),
-                id: Some(String::new())
-            }]
+            seen,
+            [("a", "{\"x\":1}"), ("b", "2"), ("c", "3")].map(|(n, d)| (n.into(), d.into()))
+        );
+        assert_eq!(
+            located,
+            [false, false, false, true],
+            "only a chunk that is whole events, with nothing carried, is located"
         );
     }
 
     #[test]
-    fn multi_line_data_and_comments() {
-        let got = events(&[b": ping\n\ndata: one\ndata: two\nid: 7\n\n"]);
+    fn invalid_utf8_comments_and_multi_line_data() {
+        let (seen, _) = feed_all(&[
+            b": ping\n\nevent:x\ndata\ndata:caf\xff\n\ndata: one\ndata: two\nid: 7\n\n",
+        ]);
         assert_eq!(
-            got,
-            vec![SseEvent {
-                event: String::new(),
-                data: "one\ntwo".into(),
-                id: Some("7".into())
-            }]
+            seen.len(),
+            2,
+            "an event without data is not observed: {seen:?}"
         );
+        assert_eq!(seen[0], ("x".into(), "\ncaf\u{fffd}".into()));
+        assert_eq!(seen[1], (String::new(), "one\ntwo".into()));
+    }
+
+    #[test]
+    fn an_oversized_event_is_skipped_to_its_end() {
+        for line_end in ["\n", "\r\n", "\r"] {
+            let big = vec![b'x'; MAX_EVENT_BYTES];
+            let closing = format!("{line_end}{line_end}data: next{line_end}{line_end}");
+            // The closing blank line is split over two chunks.
+            let (first, second) = closing.as_bytes().split_at(line_end.len() + 1);
+            let (seen, _) = feed_all(&[b"data: ", &big, first, second]);
+            assert_eq!(seen, [(String::new(), "next".to_string())], "{line_end:?}");
+        }
     }
 }

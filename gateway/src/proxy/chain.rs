@@ -129,23 +129,11 @@ pub async fn on_response(
 }
 
 /// Response chunk phase (synchronous).
-pub fn on_response_chunk(
-    route: &Route,
-    cx: &mut RequestCtx,
-    data: Bytes,
-    end_of_stream: bool,
-) -> Bytes {
-    if route.chain.is_empty() {
-        return data;
-    }
-    let mut chunk = ResponseChunk {
-        data,
-        end_of_stream,
-    };
+pub fn on_response_chunk(route: &Route, cx: &mut RequestCtx, mut chunk: ResponseChunk) -> Bytes {
     for plugin in &route.chain {
         plugin.on_response_chunk(cx, &mut chunk);
     }
-    chunk.data
+    chunk.into_parts().0
 }
 
 /// Completion phase, for every plugin whatever happened.

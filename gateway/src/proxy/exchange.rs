@@ -20,7 +20,7 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, RouteKind};
+use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, ResponseChunk, RouteKind};
 
 use super::client_watch::ClientWatch;
 use super::headers::ClientResponse;
@@ -373,7 +373,8 @@ async fn stream_response(
         if ended {
             finish_observation(ctx);
             if let Some(cx) = ctx.cx.as_mut() {
-                let tail = chain::on_response_chunk(route, cx, Bytes::new(), true);
+                let end = ResponseChunk::new(Bytes::new(), true);
+                let tail = chain::on_response_chunk(route, cx, end);
                 if !tail.is_empty() {
                     batch
                         .get_or_insert_with(|| BytesMut::from(&data[..]))
@@ -435,12 +436,18 @@ fn may_have_body(head_request: bool, status: StatusCode) -> bool {
         && status != StatusCode::NOT_MODIFIED
 }
 
-/// Feeds a response chunk to the usage observer and the plugins' chunk phase.
+/// Feeds a response chunk to the usage observer and the plugins' chunk phase (with the events
+/// the observer read, so that plugins need not read them again).
 fn observe_and_filter(ctx: &mut ProxyCtx, route: &Route, chunk: Bytes) -> Bytes {
     match ctx.cx.as_mut() {
         Some(cx) => {
-            ctx.observer.chunk(&chunk, cx);
-            chain::on_response_chunk(route, cx, chunk, false)
+            // Where the events are is worth noting only for plugins that may read them.
+            let events = ctx.observer.chunk(&chunk, !route.chain.is_empty(), cx);
+            let chunk = match events {
+                Some(events) => ResponseChunk::with_events(chunk, false, events),
+                None => ResponseChunk::new(chunk, false),
+            };
+            chain::on_response_chunk(route, cx, chunk)
         }
         None => chunk,
     }

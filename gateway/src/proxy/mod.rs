@@ -30,7 +30,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::trace::TraceCtx;
-use tollgate_plugins::{Decision, Outcome, RejectKind, Rejection, RequestCtx, RouteKind};
+use tollgate_plugins::{
+    Decision, Outcome, RejectKind, Rejection, RequestCtx, ResponseChunk, RouteKind,
+};
 
 use crate::config::RuntimeConfig;
 use crate::ip_text::ip_text;
@@ -362,9 +364,11 @@ impl ProxyHttp for TollgateProxy {
     ) -> Result<Option<Duration>> {
         if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
             if let Some(data) = body.take() {
-                *body = Some(chain::on_response_chunk(route, cx, data, end_of_stream));
+                let chunk = ResponseChunk::new(data, end_of_stream);
+                *body = Some(chain::on_response_chunk(route, cx, chunk));
             } else if end_of_stream {
-                let data = chain::on_response_chunk(route, cx, Bytes::new(), true);
+                let end = ResponseChunk::new(Bytes::new(), true);
+                let data = chain::on_response_chunk(route, cx, end);
                 *body = (!data.is_empty()).then_some(data);
             }
         }

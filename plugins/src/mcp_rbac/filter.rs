@@ -81,7 +81,7 @@ impl ListFilter {
         };
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
-        for event in text.split_inclusive("\n\n") {
+        for event in crate::sse::split_events(text) {
             match self.rewrite_event(event, policy, identity) {
                 Some(rewritten) => {
                     changed = true;
@@ -104,23 +104,16 @@ impl ListFilter {
         policy: &Policy,
         identity: Option<&Identity>,
     ) -> Option<String> {
-        let data: Vec<&str> = event
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
+        let (_, data) = crate::sse::event_parts(event);
         if data.is_empty() {
             return None;
         }
-        let mut json: Value = serde_json::from_str(&data.join("\n")).ok()?;
+        let mut json: Value = serde_json::from_str(&data).ok()?;
         if !self.filter_message(&mut json, policy, identity) {
             return None;
         }
         let mut out = String::new();
-        for line in event
-            .lines()
-            .filter(|l| !l.starts_with("data:") && !l.is_empty())
-        {
+        for line in crate::sse::lines(event).filter(|l| !l.starts_with("data:") && !l.is_empty()) {
             out.push_str(line);
             out.push('\n');
         }

@@ -341,7 +341,9 @@ impl Plugin for PromptGuard {
 
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
         if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
-            chunk.data = masker.chunk(&chunk.data, chunk.end_of_stream, &self.maskers);
+            let known = chunk.stream_events();
+            let masked = masker.chunk(&chunk.data, chunk.end_of_stream, known, &self.maskers);
+            chunk.data = masked;
         }
     }
 }

@@ -6,14 +6,14 @@ use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
 use crate::sse::{
-    complete_events_len, event_parts, offset_in, push_event, push_event_parts, split_events,
-    BodyKind, JsonText,
+    complete_events_len, event_parts, json_string, offset_in, push_event, push_event_parts,
+    split_events, BodyKind, JsonText,
 };
+use crate::stream_events::{ContentDeltaRef, StreamEvent, StreamEvents};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
@@ -47,34 +47,9 @@ struct AnswerBlock<'a> {
     text: Option<JsonText<'a>>,
 }
 
-/// A `content_block_delta` event: its block and its text as it stands in the event (JSON).
-#[derive(Deserialize)]
-struct DeltaEvent<'a> {
-    #[serde(default)]
-    index: u64,
-    #[serde(borrow)]
-    delta: Option<Delta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow)]
-    text: Option<&'a RawValue>,
-}
-
-/// The text of `raw`, a JSON value already validated by the parser (a `RawValue`): the bytes
-/// between the quotes of a string without escapes (most streamed tokens), decoded otherwise;
-/// `None` if it is not a string.
-fn json_string(raw: &str) -> Option<Cow<'_, str>> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        // Valid JSON: without a backslash there is no escape, quote or control character.
-        return Some(Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<JsonText<'_>>(raw)
-        .ok()
-        .map(|text| text.0)
-}
+/// What the gateway already read of a `content_block_delta` event: its block and its text
+/// (the JSON string as sent, `None` when the delta has none).
+type KnownDelta<'a> = (u64, Option<&'a str>);
 
 /// Whether a JSON answer has text a detector matches; answers of another shape are handed to
 /// the general path.
@@ -117,8 +92,15 @@ impl ResponseMasker {
         self.mode != BodyKind::Other
     }
 
-    /// Processes one chunk, returning what to send now.
-    pub fn chunk(&mut self, data: &Bytes, end: bool, detectors: &[Detector]) -> Bytes {
+    /// Processes one chunk, returning what to send now. `known`: the events the gateway read in
+    /// this chunk ([`crate::ResponseChunk::stream_events`]).
+    pub fn chunk(
+        &mut self,
+        data: &Bytes,
+        end: bool,
+        known: Option<&StreamEvents>,
+        detectors: &[Detector],
+    ) -> Bytes {
         match self.mode {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
@@ -136,16 +118,29 @@ impl ResponseMasker {
                 }
             }
             BodyKind::Sse => {
-                self.buffer.extend_from_slice(data);
-                let complete = complete_events_len(&self.buffer);
-                let events = self.buffer.split_to(complete).freeze();
+                // The gateway's reading applies when this chunk is all there is to read: nothing
+                // of an earlier chunk is waiting (the usual case: upstreams write whole events).
+                let known = known.filter(|_| self.buffer.is_empty());
+                let events = match known {
+                    Some(_) => data.clone(),
+                    None => {
+                        self.buffer.extend_from_slice(data);
+                        let complete = complete_events_len(&self.buffer);
+                        self.buffer.split_to(complete).freeze()
+                    }
+                };
                 let mut out = String::with_capacity(events.len() + 64);
                 match std::str::from_utf8(&events) {
-                    Ok(text) => {
-                        for event in split_events(text) {
-                            self.event(event, detectors, &mut out);
+                    Ok(text) => match known {
+                        Some(known) => {
+                            self.known_events(text, known.as_slice(), detectors, &mut out)
                         }
-                    }
+                        None => {
+                            for event in split_events(text) {
+                                self.event(event, detectors, &mut out);
+                            }
+                        }
+                    },
                     Err(_) => return events,
                 }
                 if end {
@@ -160,14 +155,84 @@ impl ResponseMasker {
         }
     }
 
+    /// The events of `text` with what the gateway read of them (`known`, in order).
+    fn known_events(
+        &mut self,
+        text: &str,
+        known: &[StreamEvent],
+        detectors: &[Detector],
+        out: &mut String,
+    ) {
+        // The gateway's events cover the chunk end to end; if they did not (a gateway bug),
+        // the chunk is read here.
+        let tiled = known.first().is_some_and(|first| first.range.start == 0)
+            && known.windows(2).all(|w| w[0].range.end == w[1].range.start)
+            && known
+                .last()
+                .is_some_and(|last| last.range.end == text.len())
+            && known
+                .iter()
+                .all(|fact| text.is_char_boundary(fact.range.start));
+        if !tiled {
+            for event in split_events(text) {
+                self.event(event, detectors, out);
+            }
+            return;
+        }
+        for fact in known {
+            let Some(event) = text.get(fact.range.clone()) else {
+                continue;
+            };
+            let read = (|| {
+                let data = text.get(fact.data.clone()?)?;
+                let name = match &fact.name {
+                    Some(name) => Some(text.get(name.clone())?),
+                    None => None,
+                };
+                let delta = match &fact.content_delta {
+                    Some(delta) => match &delta.text {
+                        Some(raw) => Some((delta.index, Some(text.get(raw.clone())?))),
+                        None => Some((delta.index, None)),
+                    },
+                    None => None,
+                };
+                Some((name, data, delta))
+            })();
+            match read {
+                Some((name, data, delta)) => {
+                    self.parts(event, name, Cow::Borrowed(data), delta, detectors, out)
+                }
+                None => self.event(event, detectors, out),
+            }
+        }
+    }
+
     fn event(&mut self, event: &str, detectors: &[Detector], out: &mut String) {
         let (name, data) = event_parts(event);
+        self.parts(event, name, data, None, detectors, out);
+    }
+
+    /// One event, given its name and data.
+    fn parts(
+        &mut self,
+        event: &str,
+        name: Option<&str>,
+        data: Cow<'_, str>,
+        known: Option<KnownDelta<'_>>,
+        detectors: &[Detector],
+        out: &mut String,
+    ) {
         match name {
             Some("content_block_delta") => {
+                if let Some((_, None)) = known {
+                    // Read already: a delta without text (a tool call's JSON, thinking).
+                    out.push_str(event);
+                    return;
+                }
                 // The typed, splicing path; an event it cannot read (duplicate keys, an odd
                 // index) still goes through the detectors, in order, via the JSON tree.
                 let single_line = matches!(data, Cow::Borrowed(_));
-                if !self.text_delta(name, &data, single_line, detectors, out)
+                if !self.text_delta(name, &data, single_line, known, detectors, out)
                     && !self.text_delta_tree(name, &data, detectors, out)
                 {
                     out.push_str(event);
@@ -187,31 +252,41 @@ impl ResponseMasker {
 
     /// Sends a text delta with the text that is safe to release now, masked; the event is
     /// otherwise kept byte for byte (only its `text` string is replaced). `false` if it is not
-    /// a text delta (sent as it came).
+    /// a text delta (sent as it came). `known`: the event's block and text, already read.
     fn text_delta(
         &mut self,
         name: Option<&str>,
         data: &str,
         single_line: bool,
+        known: Option<KnownDelta<'_>>,
         detectors: &[Detector],
         out: &mut String,
     ) -> bool {
-        let Ok(DeltaEvent {
-            index,
-            delta: Some(Delta {
-                text: Some(raw_text),
-            }),
-        }) = serde_json::from_str::<DeltaEvent<'_>>(data)
-        else {
+        let read;
+        let (index, raw_text) = match known {
+            Some((index, Some(raw_text))) => (index, raw_text),
+            Some((_, None)) => return false,
+            None => {
+                read = ContentDeltaRef::read(data);
+                match &read {
+                    Some(ContentDeltaRef {
+                        index,
+                        delta: Some(delta),
+                    }) => match delta.text {
+                        Some(raw_text) => (*index, raw_text.get()),
+                        None => return false,
+                    },
+                    _ => return false,
+                }
+            }
+        };
+        let Some(text) = json_string(raw_text) else {
             return false;
         };
-        let Some(text) = json_string(raw_text.get()) else {
+        let Some(start) = offset_in(data, raw_text) else {
             return false;
         };
-        let Some(start) = offset_in(data, raw_text.get()) else {
-            return false;
-        };
-        let end = start + raw_text.get().len();
+        let end = start + raw_text.len();
         let pending = self.pending_mut(index);
         let before = pending.len();
         pending.push_str(&text);
@@ -340,21 +415,6 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_are_read_with_and_without_escapes() {
-        assert_eq!(
-            json_string(r#""plain text""#).as_deref(),
-            Some("plain text")
-        );
-        assert_eq!(
-            json_string(r#""a \"q\" \n \u00e9""#).as_deref(),
-            Some("a \"q\" \n \u{e9}")
-        );
-        assert_eq!(json_string("\"\""), Some(Cow::Borrowed("")));
-        assert_eq!(json_string("12"), None);
-        assert_eq!(json_string("null"), None);
-    }
-
-    #[test]
     fn the_cut_never_lands_inside_a_match_even_after_moving() {
         // "AAAXB" and "BBBX" overlap: the cut first moves back to "BBBX", which is inside
         // "AAAXB", so it must move again.
@@ -383,7 +443,7 @@ mod tests {
             );
             let event = format_event(Some("content_block_delta"), &data);
             let end = i == 1;
-            let chunk = masker.chunk(&Bytes::from(event), end, &email());
+            let chunk = masker.chunk(&Bytes::from(event), end, None, &email());
             out.push_str(std::str::from_utf8(&chunk).unwrap());
         }
         let text: String = out
@@ -401,7 +461,7 @@ mod tests {
         masker.start("text/event-stream");
         let text = "w".repeat(HOLDBACK + 10);
         let event = format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\ndata: \"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n");
-        let out = masker.chunk(&Bytes::from(event), false, &email());
+        let out = masker.chunk(&Bytes::from(event), false, None, &email());
         let out = std::str::from_utf8(&out).unwrap();
         let data: Vec<&str> = out
             .lines()
@@ -417,10 +477,10 @@ mod tests {
         let body = "{ \"content\": [ {\"type\": \"text\", \"text\": \"hi \\\"there\\\"\"} ],\n  \"usage\": {} }";
         let mut masker = ResponseMasker::default();
         masker.start("application/json");
-        let out = masker.chunk(&Bytes::from(body), true, &email());
+        let out = masker.chunk(&Bytes::from(body), true, None, &email());
         assert_eq!(out, body.as_bytes());
         let with_mail = body.replace("hi", "mail a@b.io");
-        let out = masker.chunk(&Bytes::from(with_mail), true, &email());
+        let out = masker.chunk(&Bytes::from(with_mail), true, None, &email());
         let json: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             json["content"][0]["text"],
@@ -435,7 +495,7 @@ mod tests {
         let text = format!("{}\"quoted\"\n\u{e9}", "z".repeat(HOLDBACK));
         let data = json!({"type": "content_block_delta", "index": 2, "extra": [1, {"k": "v"}], "delta": {"type": "text_delta", "text": text}}).to_string();
         let event = format_event(Some("content_block_delta"), &data);
-        let out = masker.chunk(&Bytes::from(event), false, &email());
+        let out = masker.chunk(&Bytes::from(event), false, None, &email());
         let out = std::str::from_utf8(&out).unwrap();
         let data_line = out.lines().nth(1).unwrap().trim_start_matches("data: ");
         let sent: Value = serde_json::from_str(data_line).unwrap();
@@ -459,13 +519,14 @@ mod tests {
         for delta in deltas {
             let event = format_event(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": delta}}).to_string());
             out.push_str(
-                std::str::from_utf8(&masker.chunk(&Bytes::from(event), false, &detectors)).unwrap(),
+                std::str::from_utf8(&masker.chunk(&Bytes::from(event), false, None, &detectors))
+                    .unwrap(),
             );
         }
         let stop = Bytes::from(
             "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
         );
-        out.push_str(std::str::from_utf8(&masker.chunk(&stop, true, &detectors)).unwrap());
+        out.push_str(std::str::from_utf8(&masker.chunk(&stop, true, None, &detectors)).unwrap());
         out.lines()
             .filter_map(|l| l.strip_prefix("data: "))
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
@@ -490,7 +551,7 @@ mod tests {
             Some("content_block_delta"),
             &json!({"index": 0, "delta": {"type": "text_delta", "text": text}}).to_string(),
         );
-        let out = masker.chunk(&Bytes::from(event), false, &detectors);
+        let out = masker.chunk(&Bytes::from(event), false, None, &detectors);
         let sent: Value = serde_json::from_str(
             std::str::from_utf8(&out)
                 .unwrap()
@@ -504,5 +565,124 @@ mod tests {
             sent["delta"]["text"].as_str().unwrap().len(),
             200 - HOLDBACK
         );
+    }
+
+    /// Masks `stream` cut into chunks at `cuts`, with the gateway's reading of each chunk that is
+    /// whole events (as the gateway hands it over) or without any.
+    fn mask_in_chunks(stream: &str, cuts: &[usize], with_facts: bool) -> String {
+        let detectors = [
+            Detector::builtin("email").unwrap(),
+            Detector::builtin("anthropic_api_key").unwrap(),
+        ];
+        let mut masker = ResponseMasker::default();
+        masker.start("text/event-stream");
+        let mut gateway_carry = String::new();
+        let mut out = String::new();
+        let mut bounds: Vec<usize> = cuts.iter().copied().filter(|&c| c < stream.len()).collect();
+        bounds.push(stream.len());
+        let mut from = 0;
+        for (i, &to) in bounds.iter().enumerate() {
+            let chunk = &stream[from..to];
+            from = to;
+            // The gateway locates events only in a chunk it holds nothing before and that ends
+            // an event.
+            let whole =
+                gateway_carry.is_empty() && complete_events_len(chunk.as_bytes()) == chunk.len();
+            gateway_carry.push_str(chunk);
+            let complete = complete_events_len(gateway_carry.as_bytes());
+            gateway_carry.drain(..complete);
+            let facts = (with_facts && whole).then(|| StreamEvents::read(chunk, |_| {}));
+            let end = i + 1 == bounds.len();
+            let sent = masker.chunk(
+                &Bytes::copy_from_slice(chunk.as_bytes()),
+                end,
+                facts.as_ref(),
+                &detectors,
+            );
+            out.push_str(std::str::from_utf8(&sent).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn the_gateways_reading_changes_nothing_in_what_is_sent() {
+        let say = "Mail dana.smith@example.com, key sk-ant-api03-ZZZZyyyyXXXXwwww0123456789, \"quoted\" \u{e9}t\u{e9} and more text after it to pass the hold-back window";
+        for line_end in ["\n", "\r\n"] {
+            let mut stream = String::new();
+            let mut push = |name: &str, data: String| {
+                stream.push_str(&format!(
+                    "event: {name}{line_end}data: {data}{line_end}{line_end}"
+                ));
+            };
+            push(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0}).to_string(),
+            );
+            for (i, piece) in say.chars().collect::<Vec<_>>().chunks(7).enumerate() {
+                let piece: String = piece.iter().collect();
+                if i == 3 {
+                    // Refused by the typed read: the tree path masks it, in order.
+                    push(
+                        "content_block_delta",
+                        format!(
+                            "{{\"index\":0,\"index\":0,\"delta\":{{\"text\":{}}}}}",
+                            serde_json::to_string(&piece).unwrap()
+                        ),
+                    );
+                } else {
+                    push("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}).to_string());
+                }
+                if i == 5 {
+                    push("content_block_delta", json!({"index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"to\": \"x@y.io\""}}).to_string());
+                }
+            }
+            push(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}).to_string(),
+            );
+            push("message_stop", json!({"type": "message_stop"}).to_string());
+            let events: Vec<usize> = split_events(&stream)
+                .scan(0, |at, e| {
+                    *at += e.len();
+                    Some(*at)
+                })
+                .collect();
+            let mut seed = 7u64;
+            for round in 0..40 {
+                // Cuts at event ends (whole chunks) mixed with cuts inside events.
+                let mut cuts: Vec<usize> = Vec::new();
+                for &end in &events {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    match (seed >> 33) % 4 {
+                        0 if round > 0 => {}
+                        1 if round > 0 => {
+                            cuts.push(end.saturating_sub(((seed >> 40) % 40) as usize + 1))
+                        }
+                        _ => cuts.push(end),
+                    }
+                }
+                cuts.retain(|&c| stream.is_char_boundary(c) && c > 0);
+                cuts.dedup();
+                let plain = mask_in_chunks(&stream, &cuts, false);
+                let read = mask_in_chunks(&stream, &cuts, true);
+                assert_eq!(plain, read, "{line_end:?} round {round}");
+                let text: String = crate::sse::split_events(&read)
+                    .map(event_parts)
+                    .filter(|(name, _)| *name == Some("content_block_delta"))
+                    .filter_map(|(_, data)| serde_json::from_str::<Value>(&data).ok())
+                    .filter(|j| j["index"] == 0)
+                    .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
+                    .collect();
+                let masked = say
+                    .replace("dana.smith@example.com", "<REDACTED:email>")
+                    .replace(
+                        "sk-ant-api03-ZZZZyyyyXXXXwwww0123456789",
+                        "<REDACTED:anthropic_api_key>",
+                    );
+                assert_eq!(text, masked, "{line_end:?} round {round}");
+            }
+        }
     }
 }

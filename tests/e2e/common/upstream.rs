@@ -93,7 +93,43 @@ async fn handle(
         body: body.clone(),
     });
     let path = uri.path().to_string();
-    match (method.as_str(), path.as_str()) {
+    // `x-test-line-end: crlf`: SSE lines end with CRLF, as the Python MCP SDK writes them.
+    let crlf = headers
+        .get("x-test-line-end")
+        .is_some_and(|v| v.as_bytes() == b"crlf");
+    let response = route(rec, method, uri, headers, body, &path).await;
+    if crlf {
+        with_crlf_lines(response)
+    } else {
+        response
+    }
+}
+
+/// An SSE response with each line end written as CRLF (each chunk holds whole lines).
+fn with_crlf_lines(response: Response) -> Response {
+    let is_sse = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_sse {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let stream = futures::StreamExt::map(body.into_data_stream(), |chunk| {
+        chunk.map(|bytes| Bytes::from(String::from_utf8_lossy(&bytes).replace('\n', "\r\n")))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+async fn route(
+    rec: Arc<Recorder>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    path: &str,
+) -> Response {
+    match (method.as_str(), path) {
         ("POST", "/mcp") => mcp_post(rec, &headers, &body),
         ("GET", "/mcp") => {
             let last = headers
@@ -176,6 +212,17 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
         };
         Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
     };
+    if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse-progress") {
+        if let Some(result) = answer(&json) {
+            // A progress notification, then the answer, EVENT_GAP apart.
+            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}});
+            let events = [progress, result]
+                .iter()
+                .map(|message| format!("event: message\ndata: {message}\n\n"))
+                .collect();
+            return sse(rec, events, EVENT_GAP, &[]);
+        }
+    }
     if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse") {
         if let Some(result) = answer(&json) {
             // One event, split mid-way into two writes 100 ms apart.
