@@ -34,7 +34,8 @@ impl BodyKind {
 }
 
 /// Holds a JSON body in `buffer` until its last chunk, then lets `rewrite` change it; returns
-/// what to send now (nothing before the end; the original bytes if it is not JSON or unchanged).
+/// what to send now (nothing before the end; the original bytes if it is not JSON or unchanged,
+/// with bytes that are not UTF-8 replaced).
 pub fn rewrite_json_at_end(
     buffer: &mut bytes::BytesMut,
     data: &[u8],
@@ -45,7 +46,12 @@ pub fn rewrite_json_at_end(
     if !end {
         return bytes::Bytes::new();
     }
-    let body = buffer.split().freeze();
+    let mut body = buffer.split().freeze();
+    if std::str::from_utf8(&body).is_err() {
+        // Not UTF-8, as JSON must be: the bad bytes are replaced so that the body can be read
+        // and rewritten, never sent past the plugin unread.
+        body = bytes::Bytes::from(String::from_utf8_lossy(&body).into_owned());
+    }
     let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return body;
     };

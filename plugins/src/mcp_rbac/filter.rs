@@ -76,12 +76,11 @@ impl ListFilter {
     }
 
     fn filter_events(&self, events: &Bytes, policy: &Policy, identity: Option<&Identity>) -> Bytes {
-        let Ok(text) = std::str::from_utf8(events) else {
-            return events.clone();
-        };
+        // Not UTF-8, as SSE must be: filtered all the same, the bad bytes replaced.
+        let text = String::from_utf8_lossy(events);
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
-        for event in crate::sse::split_events(text) {
+        for event in crate::sse::split_events(&text) {
             match self.rewrite_event(event, policy, identity) {
                 Some(rewritten) => {
                     changed = true;
@@ -172,5 +171,35 @@ fn filter_message(
             entries.len() != before
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_answer_that_is_not_utf8_is_filtered_all_the_same() {
+        let deny_all = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        let answer = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"delete_all\",\"description\":\"bad \xff byte\"}]}}";
+        for content_type in ["application/json", "text/event-stream"] {
+            let mut filter = ListFilter::new(vec![PendingList {
+                id: Value::from(1),
+                target: Target::Tool,
+            }]);
+            assert!(filter.start(content_type));
+            let body = if content_type == "application/json" {
+                answer.to_vec()
+            } else {
+                [&b"event: message\r\ndata: "[..], answer, b"\r\n\r\n"].concat()
+            };
+            let out = filter.chunk(&Bytes::from(body), true, &deny_all, None);
+            let out = String::from_utf8(out.to_vec()).unwrap();
+            assert!(!out.contains("delete_all"), "{content_type}: {out}");
+            assert!(out.contains("\"tools\":[]"), "{content_type}: {out}");
+        }
     }
 }

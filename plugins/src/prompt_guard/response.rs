@@ -108,7 +108,12 @@ impl ResponseMasker {
                 if !end {
                     return Bytes::new();
                 }
-                let body = self.buffer.split().freeze();
+                let mut body = self.buffer.split().freeze();
+                if std::str::from_utf8(&body).is_err() {
+                    // Not UTF-8, as JSON must be: the bad bytes are replaced so that the answer
+                    // can be read and masked, never sent past the guard unread.
+                    body = Bytes::from(String::from_utf8_lossy(&body).into_owned());
+                }
                 // Most answers hold nothing to mask: check the texts in place first and send
                 // the body as it came; only a match pays for the JSON tree.
                 if answer_needs_masking(&body, detectors) {
@@ -135,20 +140,20 @@ impl ResponseMasker {
                         Some(known) => {
                             self.known_events(text, known.as_slice(), detectors, &mut out)
                         }
-                        None => {
-                            for event in split_events(text) {
-                                self.event(event, detectors, &mut out);
-                            }
-                        }
+                        None => self.events(text, detectors, &mut out),
                     },
-                    Err(_) => return events,
+                    // Not UTF-8, as SSE must be: masked all the same, the bad bytes replaced
+                    // (sending them as they came would let them carry text past the guard).
+                    Err(_) => self.events(&String::from_utf8_lossy(&events), detectors, &mut out),
                 }
                 if end {
-                    // The stream ended without closing its blocks: send what is left.
+                    // An unfinished last event is read too (a client may show it), then the
+                    // text still held back for blocks the stream never closed.
+                    let rest = self.buffer.split();
+                    self.events(&String::from_utf8_lossy(&rest), detectors, &mut out);
                     while let Some(&(index, _)) = self.pending.first() {
                         self.flush(index, detectors, &mut out);
                     }
-                    out.push_str(&String::from_utf8_lossy(&self.buffer.split()));
                 }
                 Bytes::from(out)
             }
@@ -174,9 +179,7 @@ impl ResponseMasker {
                 .iter()
                 .all(|fact| text.is_char_boundary(fact.range.start));
         if !tiled {
-            for event in split_events(text) {
-                self.event(event, detectors, out);
-            }
+            self.events(text, detectors, out);
             return;
         }
         for fact in known {
@@ -204,6 +207,13 @@ impl ResponseMasker {
                 }
                 None => self.event(event, detectors, out),
             }
+        }
+    }
+
+    /// The events of `text`, read here.
+    fn events(&mut self, text: &str, detectors: &[Detector], out: &mut String) {
+        for event in split_events(text) {
+            self.event(event, detectors, out);
         }
     }
 
@@ -684,5 +694,40 @@ mod tests {
                 assert_eq!(text, masked, "{line_end:?} round {round}");
             }
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_and_an_unfinished_last_event_are_masked_too() {
+        let mut masker = ResponseMasker::default();
+        masker.start("text/event-stream");
+        let delta = |text: &str| {
+            format_event(
+                Some("content_block_delta"),
+                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}).to_string(),
+            )
+        };
+        let mut first = delta("mail a@b.io now").into_bytes();
+        first.extend_from_slice(b": note \xff\n\n");
+        let unfinished = delta(" or c@d.io").trim_end().to_string();
+        let mut out = masker
+            .chunk(&Bytes::from(first), false, None, &email())
+            .to_vec();
+        out.extend_from_slice(&masker.chunk(&Bytes::from(unfinished), false, None, &email()));
+        out.extend_from_slice(&masker.chunk(&Bytes::new(), true, None, &email()));
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("a@b.io") && !out.contains("c@d.io"), "{out}");
+        let text: String = split_events(&out)
+            .map(event_parts)
+            .filter_map(|(_, data)| serde_json::from_str::<Value>(&data).ok())
+            .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "mail <REDACTED:email> now or <REDACTED:email>");
+
+        let mut masker = ResponseMasker::default();
+        masker.start("application/json");
+        let answer = b"{\"content\":[{\"type\":\"text\",\"text\":\"mail a@b.io \xff\"}]}";
+        let out = masker.chunk(&Bytes::from(&answer[..]), true, None, &email());
+        let json: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json["content"][0]["text"], "mail <REDACTED:email> \u{fffd}");
     }
 }
