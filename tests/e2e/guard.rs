@@ -154,19 +154,9 @@ plugins = ["guard"]
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_are_masked_json_and_stream_event_by_event() {
     let up = TestUpstream::start().await;
-    let config = format!(
-        r#"
-[plugin.guard]
-type = "prompt-guard"
-rules = [{{ builtin = "email", action = "mask" }}, {{ builtin = "anthropic_api_key", action = "mask" }}]
-
-[[route]]
-name = "llm"
-match = {{ path_prefix = "/anthropic" }}
-upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
-plugins = ["guard"]
-"#,
-        u = up.url()
+    let config = masking_route(
+        &up,
+        r#"[{ builtin = "email", action = "mask" }, { builtin = "anthropic_api_key", action = "mask" }]"#,
     );
     let gw = GatewayBuilder::new(&config).start().await;
     let client = client();
@@ -199,30 +189,17 @@ plugins = ["guard"]
     assert_eq!(body["content"][0]["text"], masked);
 
     // Streamed: the address arrives split over several 5-character deltas, 300 ms apart.
-    let mut resp = client
+    let resp = client
         .post(gw.url("/anthropic/v1/messages"))
         .header("x-test-say", say)
         .json(&request(true))
         .send()
         .await
         .unwrap();
-    let mut raw = String::new();
-    let mut first_delta_at = None;
     let started = std::time::Instant::now();
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        raw.push_str(&String::from_utf8_lossy(&chunk));
-        if first_delta_at.is_none() && raw.contains("content_block_delta") {
-            first_delta_at = Some(started.elapsed());
-        }
-    }
-    let text: String = raw
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter(|j| j["type"] == "content_block_delta")
-        .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(text, masked, "{raw}");
+    let (raw, first_delta_at) = read_stream(resp).await;
+    let first_delta_at = first_delta_at.map(|at| at.duration_since(started));
+    assert_eq!(streamed_text(&raw), masked, "{raw}");
     assert!(
         !raw.contains("dana.smith") && !raw.contains("ZZZZyyyy"),
         "no piece of the address or key slipped through"
@@ -392,11 +369,38 @@ plugins = ["slow-open"]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crlf_stream_is_masked_event_by_event() {
     let up = TestUpstream::start().await;
-    let config = format!(
+    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let gw = GatewayBuilder::new(&config).start().await;
+    let say = "Reach dana.smith@example.com today.";
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", say)
+        .header("x-test-line-end", "crlf")
+        .json(&json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]}))
+        .send()
+        .await
+        .unwrap();
+    let (raw, first_delta_at) = read_stream(resp).await;
+    let sent = up.recorder.event_times.lock().unwrap().clone();
+    assert!(
+        first_delta_at.unwrap() < sent[3],
+        "the first delta reached the client only after the upstream sent the next event"
+    );
+    assert_eq!(
+        streamed_text(&raw),
+        "Reach <REDACTED:email> today.",
+        "{raw:?}"
+    );
+    assert!(!raw.contains("dana.smith"));
+}
+
+/// An `llm` route to `up` behind a `prompt-guard` with these `rules` (a TOML array).
+fn masking_route(up: &TestUpstream, rules: &str) -> String {
+    format!(
         r#"
 [plugin.guard]
 type = "prompt-guard"
-rules = [{{ builtin = "email", action = "mask" }}]
+rules = {rules}
 
 [[route]]
 name = "llm"
@@ -405,17 +409,11 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
 plugins = ["guard"]
 "#,
         u = up.url()
-    );
-    let gw = GatewayBuilder::new(&config).start().await;
-    let say = "Reach dana.smith@example.com today.";
-    let mut resp = client()
-        .post(gw.url("/anthropic/v1/messages"))
-        .header("x-test-say", say)
-        .header("x-test-line-end", "crlf")
-        .json(&json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]}))
-        .send()
-        .await
-        .unwrap();
+    )
+}
+
+/// The whole streamed answer, and when its first `content_block_delta` arrived.
+async fn read_stream(mut resp: reqwest::Response) -> (String, Option<std::time::Instant>) {
     let mut raw = String::new();
     let mut first_delta_at = None;
     while let Some(chunk) = resp.chunk().await.unwrap() {
@@ -424,18 +422,15 @@ plugins = ["guard"]
             first_delta_at = Some(std::time::Instant::now());
         }
     }
-    let sent = up.recorder.event_times.lock().unwrap().clone();
-    assert!(
-        first_delta_at.unwrap() < sent[3],
-        "the first delta reached the client only after the upstream sent the next event"
-    );
-    let text: String = raw
-        .lines()
+    (raw, first_delta_at)
+}
+
+/// The text of a streamed answer's deltas, joined.
+fn streamed_text(raw: &str) -> String {
+    raw.lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .filter(|j| j["type"] == "content_block_delta")
         .filter_map(|j| j["delta"]["text"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(text, "Reach <REDACTED:email> today.", "{raw:?}");
-    assert!(!raw.contains("dana.smith"));
+        .collect()
 }
