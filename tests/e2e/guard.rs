@@ -394,6 +394,46 @@ async fn a_crlf_stream_is_masked_event_by_event() {
     assert!(!raw.contains("dana.smith"));
 }
 
+/// An answer event too long to hold for checking stops the stream with an Anthropic error
+/// event; nothing of the unchecked event reaches the client, and the gateway serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let gw = GatewayBuilder::new(&config).start().await;
+    let request = json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]});
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-delta-bytes", "1500000")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (raw, _) = read_stream(resp).await;
+    assert!(
+        raw.contains("event: message_start"),
+        "{}",
+        &raw[..raw.len().min(500)]
+    );
+    assert!(
+        raw.ends_with("too long to check\"}}\n\n") && raw.contains("event: error"),
+        "{}",
+        &raw[raw.len().saturating_sub(500)..]
+    );
+    assert!(!raw.contains("xxxx"), "no part of the unchecked event");
+    assert!(!raw.contains("message_stop"), "nothing after the error");
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", "fine")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let (raw, _) = read_stream(resp).await;
+    assert_eq!(streamed_text(&raw), "fine");
+}
+
 /// An `llm` route to `up` behind a `prompt-guard` with these `rules` (a TOML array).
 fn masking_route(up: &TestUpstream, rules: &str) -> String {
     format!(

@@ -25,7 +25,16 @@ pub struct ResponseMasker {
     buffer: BytesMut,
     /// Streamed text not yet sent, per content block index (a stream has few blocks open).
     pending: Vec<(u64, String)>,
+    /// The stream was stopped (an event too long to hold): nothing more is sent.
+    stopped: bool,
 }
+
+/// Longest incomplete event a stream may hold back while its end is awaited. A longer one cannot
+/// be checked without holding it whole: the stream is stopped with an error event instead.
+pub const MAX_HELD_EVENT: usize = 1 << 20;
+
+/// The Anthropic error event that ends a stream stopped for an oversized event.
+const OVERSIZED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: one of its events is over 1 MiB, too long to check\"}}\n\n";
 
 /// Applies every detector's mask to `text`.
 fn mask_all(text: &str, detectors: &[Detector]) -> String {
@@ -122,6 +131,7 @@ impl ResponseMasker {
                     body
                 }
             }
+            BodyKind::Sse if self.stopped => Bytes::new(),
             BodyKind::Sse => {
                 // The gateway's reading applies when this chunk is all there is to read: nothing
                 // of an earlier chunk is waiting (the usual case: upstreams write whole events).
@@ -146,7 +156,20 @@ impl ResponseMasker {
                     // (sending them as they came would let them carry text past the guard).
                     Err(_) => self.events(&String::from_utf8_lossy(&events), detectors, &mut out),
                 }
-                if end {
+                if self.buffer.len() > MAX_HELD_EVENT {
+                    // What was checked goes out, then a clear error in the stream's protocol;
+                    // the unchecked event and the rest of the stream never do.
+                    while let Some(&(index, _)) = self.pending.first() {
+                        self.flush(index, detectors, &mut out);
+                    }
+                    out.push_str(OVERSIZED_EVENT);
+                    self.buffer = BytesMut::new();
+                    self.stopped = true;
+                    tracing::warn!(
+                        limit = MAX_HELD_EVENT,
+                        "prompt-guard stopped a stream: an event too long to check"
+                    );
+                } else if end {
                     // An unfinished last event is read too (a client may show it), then the
                     // text still held back for blocks the stream never closed.
                     let rest = self.buffer.split();
@@ -729,5 +752,43 @@ mod tests {
         let out = masker.chunk(&Bytes::from(&answer[..]), true, None, &email());
         let json: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(json["content"][0]["text"], "mail <REDACTED:email> \u{fffd}");
+    }
+
+    #[test]
+    fn an_event_too_long_to_hold_stops_the_stream_with_an_error_event() {
+        let mut masker = ResponseMasker::default();
+        masker.start("text/event-stream");
+        let first = delta_event("mail a@b.io then");
+        let out = masker.chunk(&Bytes::from(first), false, None, &email());
+        assert!(!String::from_utf8_lossy(&out).contains("a@b.io"));
+        let head = Bytes::from_static(
+            b"event: content_block_delta\ndata: {\"index\":0,\"delta\":{\"text\":\"",
+        );
+        assert!(
+            masker.chunk(&head, false, None, &email()).is_empty(),
+            "held"
+        );
+        let big = Bytes::from(vec![b'x'; MAX_HELD_EVENT]);
+        let out = String::from_utf8(masker.chunk(&big, false, None, &email()).to_vec()).unwrap();
+        assert!(out.ends_with(OVERSIZED_EVENT), "{out}");
+        assert!(
+            out.contains("<REDACTED:email>"),
+            "the held-back text is sent checked: {out}"
+        );
+        assert!(!out.contains("xxxx"));
+        let rest = Bytes::from(format!(
+            "{}\"}}}}\n\n{}",
+            "x".repeat(10),
+            delta_event("more")
+        ));
+        assert!(masker.chunk(&rest, false, None, &email()).is_empty());
+        assert!(masker.chunk(&Bytes::new(), true, None, &email()).is_empty());
+    }
+
+    fn delta_event(text: &str) -> String {
+        format_event(
+            Some("content_block_delta"),
+            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}).to_string(),
+        )
     }
 }

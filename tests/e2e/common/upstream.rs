@@ -292,17 +292,25 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         format!("event: message_start\ndata: {message_start}\n\n"),
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
     ];
-    let words: Vec<String> = match &said {
-        Some(text) => text
-            .chars()
-            .collect::<Vec<_>>()
-            .chunks(5)
-            .map(|c| c.iter().collect())
-            .collect(),
-        None => ["one ", "two ", "three"]
-            .iter()
-            .map(|w| w.to_string())
-            .collect(),
+    // `x-test-delta-bytes: N`: one text delta of N `x`s (an oversized event).
+    let one_delta = headers
+        .get("x-test-delta-bytes")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let words: Vec<String> = match (&said, one_delta) {
+        (_, Some(bytes)) => vec!["x".repeat(bytes)],
+        (said, None) => match said {
+            Some(text) => text
+                .chars()
+                .collect::<Vec<_>>()
+                .chunks(5)
+                .map(|c| c.iter().collect())
+                .collect(),
+            None => ["one ", "two ", "three"]
+                .iter()
+                .map(|w| w.to_string())
+                .collect(),
+        },
     };
     for word in &words {
         events.push(format!(
