@@ -434,6 +434,51 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
     assert_eq!(streamed_text(&raw), "fine");
 }
 
+/// An answer that is not valid UTF-8 is masked all the same (it used to pass unread), JSON and
+/// streamed, and the stream still flows event by event.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_with_bytes_that_are_not_utf8_are_masked_too() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let gw = GatewayBuilder::new(&config).start().await;
+    let say = "Reach dana.smith@example.com today.";
+    let request = |stream: bool| json!({"model": "m", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "who?"}]});
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", say)
+        .header("x-test-bad-byte", "1")
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        body["content"][0]["text"],
+        "\u{fffd}Reach <REDACTED:email> today."
+    );
+
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", say)
+        .header("x-test-bad-byte", "1")
+        .json(&request(true))
+        .send()
+        .await
+        .unwrap();
+    let (raw, first_delta_at) = read_stream(resp).await;
+    let sent = up.recorder.event_times.lock().unwrap().clone();
+    assert!(
+        first_delta_at.unwrap() < *sent.last().unwrap(),
+        "not held to the end"
+    );
+    assert_eq!(
+        streamed_text(&raw),
+        "Reach <REDACTED:email> today.",
+        "{raw:?}"
+    );
+    assert!(!raw.contains("dana.smith"));
+}
+
 /// An `llm` route to `up` behind a `prompt-guard` with these `rules` (a TOML array).
 fn masking_route(up: &TestUpstream, rules: &str) -> String {
     format!(

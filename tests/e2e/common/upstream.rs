@@ -97,26 +97,51 @@ async fn handle(
     let crlf = headers
         .get("x-test-line-end")
         .is_some_and(|v| v.as_bytes() == b"crlf");
+    // `x-test-bad-byte: 1`: the answer carries a byte that is not UTF-8 (in every SSE chunk, a
+    // comment event; in a JSON answer, inside its first text).
+    let bad_byte = headers.contains_key("x-test-bad-byte");
     let response = route(rec, method, uri, headers, body, &path).await;
-    if crlf {
-        with_crlf_lines(response)
-    } else {
-        response
+    match (crlf, bad_byte) {
+        (true, _) => rewrite_chunks(response, false, |bytes| {
+            String::from_utf8_lossy(bytes)
+                .replace('\n', "\r\n")
+                .into_bytes()
+        }),
+        (_, true) => rewrite_chunks(response, true, with_bad_byte),
+        _ => response,
     }
 }
 
-/// An SSE response with each line end written as CRLF (each chunk holds whole lines).
-fn with_crlf_lines(response: Response) -> Response {
-    let is_sse = response
+/// `bytes` with a byte that is not UTF-8 added: after the first `"text":"` of a JSON answer,
+/// as a comment event after an SSE chunk.
+fn with_bad_byte(bytes: &[u8]) -> Vec<u8> {
+    const TEXT: &[u8] = b"\"text\":\"";
+    match bytes.windows(TEXT.len()).position(|w| w == TEXT) {
+        Some(at) if !bytes.starts_with(b"event:") => {
+            let at = at + TEXT.len();
+            [&bytes[..at], b"\xff", &bytes[at..]].concat()
+        }
+        _ => [bytes, b": \xff\n\n"].concat(),
+    }
+}
+
+/// The response with each body chunk passed through `rewrite` (SSE only unless `json_too`; the
+/// length is dropped, the body goes chunked).
+fn rewrite_chunks(response: Response, json_too: bool, rewrite: fn(&[u8]) -> Vec<u8>) -> Response {
+    let content_type = response
         .headers()
         .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if !is_sse {
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let rewritten = content_type.starts_with(b"text/event-stream")
+        || (json_too && content_type.starts_with(b"application/json"));
+    if !rewritten {
         return response;
     }
-    let (parts, body) = response.into_parts();
-    let stream = futures::StreamExt::map(body.into_data_stream(), |chunk| {
-        chunk.map(|bytes| Bytes::from(String::from_utf8_lossy(&bytes).replace('\n', "\r\n")))
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove("content-length");
+    let stream = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+        chunk.map(|bytes| Bytes::from(rewrite(&bytes)))
     });
     Response::from_parts(parts, Body::from_stream(stream))
 }
