@@ -246,6 +246,52 @@ async fn a_body_that_fails_before_anything_is_sent_is_a_clean_502() {
     assert_eq!(body["error"]["code"], -32603);
 }
 
+/// An upstream that reads each request and closes the connection without answering (a crash).
+async fn hanging_up_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = socket.read(&mut request).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_hangs_up_without_answering_is_a_502() {
+    let up = hanging_up_upstream().await;
+    let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
+    let client = client();
+
+    let resp = client
+        .post(gw.url("/anthropic/v1/messages"))
+        .json(&json!({"model": "m", "max_tokens": 5, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+
+    let resp = client
+        .post(gw.url("/mcp"))
+        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 4, "{body}");
+    assert_eq!(body["error"]["code"], -32603);
+
+    let resp = client.get(gw.url("/plain/anything")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn client_disconnect_mid_stream_leaves_the_gateway_healthy() {
     let up = TestUpstream::start().await;

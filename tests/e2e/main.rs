@@ -20,3 +20,4 @@ mod shutdown;
 mod streaming;
 mod tls;
 mod traces;
+mod upstream_pool;

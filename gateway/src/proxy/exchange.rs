@@ -15,7 +15,6 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode};
-use pingora::connectors::http::Connector;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
@@ -23,6 +22,7 @@ use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, ResponseChunk, RouteKind};
 
 use super::client_watch::ClientWatch;
+use super::connector::UpstreamConnector;
 use super::headers::ClientResponse;
 use super::{chain, classify_failure, gateway_rejection, headers, invalid, ProxyCtx, Route};
 use crate::protocol::observer::ResponseObserver;
@@ -37,7 +37,7 @@ const STALE_CONNECTION_RETRIES: usize = 2;
 
 /// Serves the whole exchange; the response (or an error) has been written when it returns Ok.
 pub async fn serve(
-    connector: &Connector,
+    connector: &UpstreamConnector,
     session: &mut Session,
     ctx: &mut ProxyCtx,
     route: &Arc<Route>,
@@ -53,9 +53,7 @@ pub async fn serve(
     };
     let reusable = stream_response(session, ctx, route, &mut upstream.session).await?;
     if reusable {
-        connector
-            .release_http_session(upstream.session, &upstream.peer, None)
-            .await;
+        connector.release(upstream.session, &upstream.peer).await;
     } else {
         upstream.session.shutdown().await;
     }
@@ -177,7 +175,7 @@ struct Upstream {
 
 /// Connects, sends the request and reads the response head; `None` when an error was sent.
 async fn send_request(
-    connector: &Connector,
+    connector: &UpstreamConnector,
     session: &mut Session,
     ctx: &mut ProxyCtx,
     route: &Route,
@@ -235,18 +233,16 @@ async fn send_request(
 
 /// One attempt: the error says whether the connection came from the pool.
 async fn try_send(
-    connector: &Connector,
+    connector: &UpstreamConnector,
     peer: &HttpPeer,
     route: &Route,
     request: &pingora::http::RequestHeader,
     body: &Bytes,
 ) -> std::result::Result<HttpSession, (bool, Box<Error>)> {
-    // Boxed: Pingora's connect future (TLS handshake state included) is ~9 KB. Inline, it would
-    // make every future above this one that large, and each is moved several times per request
-    // (measured: ~100 KB of memcpy per request, a third of the gateway's instructions).
-    let (mut upstream, reused) = Box::pin(connector.get_http_session(peer))
+    let (mut upstream, reused) = connector
+        .session(peer)
         .await
-        .map_err(|e| (false, e))?;
+        .map_err(|e| (false, e.into_up()))?;
     upstream.set_read_timeout(Some(route.upstream.read_timeout()));
     upstream.set_write_timeout(Some(route.upstream.read_timeout()));
     let sent = async {
@@ -264,7 +260,9 @@ async fn try_send(
         Ok(()) => Ok(upstream),
         Err(e) => {
             upstream.shutdown().await;
-            Err((reused, e))
+            // Marked as the upstream's: an upstream that closes without answering is a 502,
+            // not an internal error.
+            Err((reused, e.into_up()))
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod client_watch;
+pub mod connector;
 pub mod exchange;
 pub mod headers;
 pub mod respond;
@@ -24,7 +25,6 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::StatusCode;
 use opentelemetry::{Context, KeyValue};
-use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -43,6 +43,7 @@ use crate::telemetry::audit::{self, AuditFacts};
 use crate::telemetry::semconv;
 use crate::telemetry::traces::{self, Tracing};
 use crate::telemetry::{AuditLog, ExchangeReport, Metrics};
+use connector::UpstreamConnector;
 use route::{NoRoute, Route};
 
 /// The configuration the proxy serves from, swapped atomically on reload.
@@ -51,7 +52,7 @@ pub type SharedConfig = Arc<ArcSwap<RuntimeConfig>>;
 /// The tollgate proxy service.
 pub struct TollgateProxy {
     config: SharedConfig,
-    connector: Connector,
+    connector: UpstreamConnector,
     metrics: Arc<Metrics>,
     audit: AuditLog,
     lifecycle: Arc<Lifecycle>,
@@ -73,7 +74,7 @@ impl TollgateProxy {
             audit,
             lifecycle,
             tracing,
-            connector: Connector::new(None),
+            connector: UpstreamConnector::new(),
         }
     }
 }
