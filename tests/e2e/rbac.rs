@@ -167,3 +167,56 @@ async fn a_crlf_sse_list_answer_is_filtered_event_by_event() {
         .unwrap_or_else(|| panic!("no answer event: {text:?}"));
     assert_eq!(tool_names(answer), ["add", "multiply"], "{text:?}");
 }
+
+/// A list answer longer than the filter holds (8 MiB) is replaced by a JSON-RPC error for its
+/// request, never sent unfiltered; in a stream, what came before it still arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_answer_too_long_to_filter_becomes_a_jsonrpc_error() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    let list = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/list"});
+    let too_long = (9 << 20).to_string();
+    for answer in ["json", "sse-progress"] {
+        let resp = client()
+            .post(gw.url("/mcp"))
+            .bearer_auth(&alice)
+            // Any other value than the SSE ones gets the plain JSON answer.
+            .header("x-test-answer", answer)
+            .header("x-test-list-bytes", &too_long)
+            .json(&list)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{answer}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.len() < 4096,
+            "{answer}: {} bytes came through",
+            text.len()
+        );
+        assert!(!text.contains("delete_all"), "{answer}: {text}");
+        let error = match answer {
+            "json" => text.as_str(),
+            _ => {
+                assert!(text.contains("notifications/progress"), "{text}");
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .find(|d| d.contains("\"error\""))
+                    .unwrap_or_else(|| panic!("no error event: {text:?}"))
+            }
+        };
+        let error: Value = serde_json::from_str(error).unwrap();
+        assert_eq!(error["id"], 41, "{error}");
+        assert_eq!(error["error"]["code"], -32603, "{error}");
+        assert_eq!(error["error"]["data"]["reason"], "rbac.list_too_long");
+    }
+    assert!(gw
+        .log()
+        .contains("mcp-rbac stopped an answer too long to filter"));
+
+    // The gateway goes on filtering.
+    let (status, _, text) = rpc(&gw, &alice, list, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(tool_names(&text), ["add", "multiply"]);
+}

@@ -1,9 +1,11 @@
 //! Filters `tools/list`, `prompts/list` and `resources/list` answers down to what the caller may
 //! use, in JSON bodies and in SSE streams. A JSON body is held until complete (list answers are
-//! small); an SSE stream is held back at most one incomplete event at a time.
+//! small); an SSE stream is held back at most one incomplete event at a time. Either is held up
+//! to [`MAX_HELD_ANSWER`]: past that the answer is replaced by a JSON-RPC error, never sent
+//! unfiltered.
 
 use bytes::{Bytes, BytesMut};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::rules::{Policy, Target};
 use crate::api::Identity;
@@ -18,20 +20,36 @@ pub struct PendingList {
     pub target: Target,
 }
 
+/// Most bytes held to filter a list answer: a whole JSON body, or one SSE event. Tool catalogs
+/// with their input schemas run to a few hundred kilobytes; an upstream that sends more is not
+/// allowed to grow the gateway's memory without a bound.
+pub const MAX_HELD_ANSWER: usize = 8 << 20;
+
+/// The reason of the error that replaces an answer too long to filter.
+pub const TOO_LONG_REASON: &str = "rbac.list_too_long";
+
 /// Per-request filtering state, kept in the request's extensions.
 #[derive(Debug, Default)]
 pub struct ListFilter {
     /// The list requests of this exchange.
     pub pending: Vec<PendingList>,
+    /// Which of `pending` an answer has been seen for.
+    answered: Vec<bool>,
+    /// Whether the request was a JSON-RPC batch (its JSON answer is an array).
+    batch: bool,
     mode: BodyKind,
     buffer: BytesMut,
+    /// Set once an answer too long to filter was replaced: nothing more is sent.
+    stopped: bool,
 }
 
 impl ListFilter {
-    /// A filter for the answers to `pending`.
-    pub fn new(pending: Vec<PendingList>) -> Self {
+    /// A filter for the answers to `pending`, requested in a batch or not.
+    pub fn new(pending: Vec<PendingList>, batch: bool) -> Self {
         Self {
+            answered: vec![false; pending.len()],
             pending,
+            batch,
             ..Default::default()
         }
     }
@@ -51,12 +69,27 @@ impl ListFilter {
         policy: &Policy,
         identity: Option<&Identity>,
     ) -> Bytes {
+        if self.stopped {
+            return Bytes::new();
+        }
         match self.mode {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
-                let pending = &self.pending;
+                if self.buffer.len() + data.len() > MAX_HELD_ANSWER {
+                    // The answer to a batch is an array, even of one.
+                    let mut errors = self.too_long_errors();
+                    let body = match errors.pop() {
+                        Some(single) if !self.batch && errors.is_empty() => single,
+                        last => {
+                            errors.extend(last);
+                            Value::Array(errors)
+                        }
+                    };
+                    return self.stop(body.to_string());
+                }
+                let (pending, answered) = (&self.pending, &mut self.answered);
                 crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
-                    filter_message(pending, json, policy, identity)
+                    filter_message(pending, answered, json, policy, identity)
                 })
             }
             BodyKind::Sse => {
@@ -67,15 +100,64 @@ impl ListFilter {
                     crate::sse::complete_events_len(&self.buffer)
                 };
                 let events = self.buffer.split_to(complete).freeze();
-                if events.is_empty() {
-                    return events;
+                let filtered = if events.is_empty() {
+                    events
+                } else {
+                    self.filter_events(&events, policy, identity)
+                };
+                if self.buffer.len() <= MAX_HELD_ANSWER {
+                    return filtered;
                 }
-                self.filter_events(&events, policy, identity)
+                // The events already filtered go out, then an error event for every list
+                // request still unanswered; the event too long to read never does.
+                let mut out = String::from_utf8_lossy(&filtered).into_owned();
+                for error in self.too_long_errors() {
+                    out.push_str("event: message\ndata: ");
+                    out.push_str(&error.to_string());
+                    out.push_str("\n\n");
+                }
+                self.stop(out)
             }
         }
     }
 
-    fn filter_events(&self, events: &Bytes, policy: &Policy, identity: Option<&Identity>) -> Bytes {
+    /// The JSON-RPC errors that answer the list requests still unanswered.
+    fn too_long_errors(&self) -> Vec<Value> {
+        let message = format!(
+            "mcp-rbac stopped the answer: it is over {} MiB, too long to filter",
+            MAX_HELD_ANSWER >> 20
+        );
+        self.pending
+            .iter()
+            .zip(&self.answered)
+            .filter(|(_, answered)| !**answered)
+            .map(|(pending, _)| {
+                json!({
+                    "jsonrpc": "2.0",
+                    "id": pending.id,
+                    "error": { "code": -32603, "message": message, "data": { "reason": TOO_LONG_REASON } },
+                })
+            })
+            .collect()
+    }
+
+    /// Ends the answer with `last`; what the upstream sends after it is dropped.
+    fn stop(&mut self, last: String) -> Bytes {
+        tracing::warn!(
+            limit = MAX_HELD_ANSWER,
+            "mcp-rbac stopped an answer too long to filter"
+        );
+        self.stopped = true;
+        self.buffer = BytesMut::new();
+        Bytes::from(last)
+    }
+
+    fn filter_events(
+        &mut self,
+        events: &Bytes,
+        policy: &Policy,
+        identity: Option<&Identity>,
+    ) -> Bytes {
         // Not UTF-8, as SSE must be: filtered all the same, the bad bytes replaced.
         let text = String::from_utf8_lossy(events);
         let mut out = String::with_capacity(text.len());
@@ -98,7 +180,7 @@ impl ListFilter {
 
     /// The event with its JSON data filtered, if it answers a pending list request.
     fn rewrite_event(
-        &self,
+        &mut self,
         event: &str,
         policy: &Policy,
         identity: Option<&Identity>,
@@ -124,34 +206,40 @@ impl ListFilter {
 
     /// Filters a JSON-RPC response (or batch of them); returns whether anything changed.
     fn filter_message(
-        &self,
+        &mut self,
         json: &mut Value,
         policy: &Policy,
         identity: Option<&Identity>,
     ) -> bool {
-        filter_message(&self.pending, json, policy, identity)
+        filter_message(&self.pending, &mut self.answered, json, policy, identity)
     }
 }
 
-/// Filters the answers to the `pending` list requests in a JSON-RPC response (or batch);
-/// returns whether anything changed.
+/// Filters the answers to the `pending` list requests in a JSON-RPC response (or batch), noting
+/// in `answered` which requests it answers; returns whether anything changed.
 fn filter_message(
     pending_lists: &[PendingList],
+    answered: &mut [bool],
     json: &mut Value,
     policy: &Policy,
     identity: Option<&Identity>,
 ) -> bool {
     match json {
         Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
-            filter_message(pending_lists, item, policy, identity) | changed
+            filter_message(pending_lists, answered, item, policy, identity) | changed
         }),
         Value::Object(object) => {
-            let Some(pending) = object
-                .get("id")
-                .and_then(|id| pending_lists.iter().find(|p| p.id == *id))
-            else {
+            let Some((at, pending)) = object.get("id").and_then(|id| {
+                pending_lists
+                    .iter()
+                    .enumerate()
+                    .find(|(_, pending)| pending.id == *id)
+            }) else {
                 return false;
             };
+            if let Some(seen) = answered.get_mut(at) {
+                *seen = true;
+            }
             let (key, field) = match pending.target {
                 Target::Tool => ("tools", "name"),
                 Target::Prompt => ("prompts", "name"),
@@ -186,10 +274,13 @@ mod tests {
         };
         let answer = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"delete_all\",\"description\":\"bad \xff byte\"}]}}";
         for content_type in ["application/json", "text/event-stream"] {
-            let mut filter = ListFilter::new(vec![PendingList {
-                id: Value::from(1),
-                target: Target::Tool,
-            }]);
+            let mut filter = ListFilter::new(
+                vec![PendingList {
+                    id: Value::from(1),
+                    target: Target::Tool,
+                }],
+                false,
+            );
             assert!(filter.start(content_type));
             let body = if content_type == "application/json" {
                 answer.to_vec()
@@ -201,5 +292,92 @@ mod tests {
             assert!(!out.contains("delete_all"), "{content_type}: {out}");
             assert!(out.contains("\"tools\":[]"), "{content_type}: {out}");
         }
+    }
+
+    fn tools_list(ids: &[i64]) -> Vec<PendingList> {
+        ids.iter()
+            .map(|&id| PendingList {
+                id: Value::from(id),
+                target: Target::Tool,
+            })
+            .collect()
+    }
+
+    /// A list answer for `id` with one forbidden tool whose description is `padding` bytes.
+    fn long_answer(id: i64, padding: usize) -> String {
+        json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+            {"name": "delete_all", "description": "x".repeat(padding)}
+        ]}})
+        .to_string()
+    }
+
+    fn too_long_error(json: &Value, id: i64) {
+        assert_eq!(json["id"], id, "{json}");
+        assert_eq!(json["error"]["code"], -32603, "{json}");
+        assert_eq!(json["error"]["data"]["reason"], TOO_LONG_REASON, "{json}");
+    }
+
+    #[test]
+    fn a_json_answer_too_long_to_filter_becomes_an_error() {
+        let allow_none = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        for batch in [false, true] {
+            let mut filter = ListFilter::new(tools_list(&[7]), batch);
+            filter.start("application/json");
+            let answer = long_answer(7, MAX_HELD_ANSWER);
+            let (head, tail) = answer.split_at(MAX_HELD_ANSWER / 2);
+            let first = filter.chunk(&Bytes::from(head.to_string()), false, &allow_none, None);
+            assert!(first.is_empty(), "a JSON answer is held until complete");
+            let out = filter.chunk(&Bytes::from(tail.to_string()), false, &allow_none, None);
+            let json: Value = serde_json::from_slice(&out).unwrap();
+            match batch {
+                false => too_long_error(&json, 7),
+                true => too_long_error(&json[0], 7),
+            }
+            assert!(!String::from_utf8_lossy(&out).contains("delete_all"));
+            let rest = filter.chunk(&Bytes::from_static(b"]}}"), true, &allow_none, None);
+            assert!(rest.is_empty(), "nothing of the answer follows the error");
+        }
+    }
+
+    #[test]
+    fn a_stream_event_too_long_to_filter_ends_the_stream_with_errors_for_the_unanswered() {
+        let allow_none = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        let mut filter = ListFilter::new(tools_list(&[1, 2]), true);
+        filter.start("text/event-stream");
+        let progress = "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n";
+        let first = format!(
+            "{progress}event: message\r\ndata: {}\r\n\r\n",
+            long_answer(1, 10)
+        );
+        let out = filter.chunk(&Bytes::from(first), false, &allow_none, None);
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(out.starts_with(progress), "{out}");
+        assert!(
+            !out.contains("delete_all"),
+            "the short answer is filtered: {out}"
+        );
+
+        let long = format!(
+            "event: message\r\ndata: {}",
+            long_answer(2, MAX_HELD_ANSWER)
+        );
+        let out = filter.chunk(&Bytes::from(long), false, &allow_none, None);
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        let events: Vec<&str> = out.split_terminator("\n\n").collect();
+        assert_eq!(
+            events.len(),
+            1,
+            "one error, for the request still unanswered: {out}"
+        );
+        let data = events[0].strip_prefix("event: message\ndata: ").unwrap();
+        too_long_error(&serde_json::from_str(data).unwrap(), 2);
+        let rest = filter.chunk(&Bytes::from_static(b"\r\n\r\n"), true, &allow_none, None);
+        assert!(rest.is_empty(), "nothing of the stream follows the error");
     }
 }

@@ -142,7 +142,8 @@ impl Plugin for McpRbac {
             })
             .collect();
         if !pending.is_empty() {
-            cx.extensions.insert(ListFilter::new(pending));
+            cx.extensions
+                .insert(ListFilter::new(pending, request.batch));
         }
         Ok(Verdict::Continue)
     }

@@ -221,6 +221,11 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // `x-test-list-bytes: N`: `delete_all`'s description is N bytes long (a huge list answer).
+    let description = headers
+        .get("x-test-list-bytes")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .map_or_else(String::new, |n| "x".repeat(n));
     let answer = |msg: &Value| -> Option<Value> {
         let id = msg.get("id")?;
         let method = msg.get("method")?.as_str()?;
@@ -228,7 +233,7 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
             "tools/list" => json!({"tools": [
                 {"name": "add", "inputSchema": {"type": "object"}},
                 {"name": "multiply", "inputSchema": {"type": "object"}},
-                {"name": "delete_all", "inputSchema": {"type": "object"}}
+                {"name": "delete_all", "description": description, "inputSchema": {"type": "object"}}
             ]}),
             "tools/call" => {
                 json!({"content": [{"type": "text", "text": "called"}], "isError": false})
