@@ -1,7 +1,8 @@
 //! Criterion micro-benchmarks of the hot path's pieces, each through its public API exactly as
 //! the proxy calls it: route match, JWT verification (HS256, RS256, ES256), an RBAC decision,
 //! the guard's scan of 1 KB and 100 KB prompts, a local limiter reserve + settle, and SSE usage
-//! parsing per event. `cargo bench -p tollgate --bench micro`; docs/benchmarks.md has figures.
+//! parsing per event and of one long event arriving in small pieces.
+//! `cargo bench -p tollgate --bench micro`; docs/benchmarks.md has figures.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -337,6 +338,30 @@ fn sse_usage(c: &mut Criterion) {
             black_box(cx.usage.output_tokens);
         });
     }
+    group.finish();
+
+    // An upstream that writes a long event a few bytes at a time: each byte is read once, not
+    // the whole carried event again at every piece.
+    let long_event = [
+        &b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\""[..],
+        &vec![b'x'; 256 << 10],
+        b"\"}}\n\n",
+    ]
+    .concat();
+    let mut group = c.benchmark_group("sse usage parsing (long event)");
+    group.throughput(Throughput::Bytes(long_event.len() as u64));
+    group.bench_function("256 KiB event in 64-byte pieces", |b| {
+        let mut framer = SseFramer::new();
+        let mut cx = context(RouteKind::Llm, HeaderMap::new());
+        b.iter(|| {
+            for piece in long_event.chunks(64) {
+                black_box(framer.feed(black_box(piece), false, |e| {
+                    anthropic::observe_event(e, &mut cx)
+                }));
+            }
+        });
+        black_box(cx.usage.output_tokens);
+    });
     group.finish();
 }
 

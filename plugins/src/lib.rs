@@ -15,6 +15,8 @@ pub mod secret_injection;
 pub mod secret_source;
 pub mod sse;
 pub mod stream_events;
+#[cfg(test)]
+mod test_rng;
 pub mod token_ratelimit;
 pub mod trace;
 pub mod units;

@@ -105,6 +105,75 @@ pub fn complete_events_len(buffer: &[u8]) -> usize {
     complete
 }
 
+/// Finds the complete events of a buffer that grows at its end, reading each byte once.
+/// [`complete_events_len`] reads the buffer from its start at every call, which costs quadratic
+/// time when a long event arrives in many small pieces (an upstream writing a byte at a time).
+///
+/// The caller removes the complete events it is told of, and appends bytes, between calls; an
+/// emptied buffer needs no reset (the scanner is then back at its start state).
+#[derive(Debug, Default, Clone)]
+pub struct EventScanner {
+    /// Where reading resumes.
+    from: usize,
+    /// Where the line being read starts.
+    line_start: usize,
+    /// The last byte read is a `\r` that ended a line that is not blank: a `\n` next belongs to
+    /// that line end.
+    cr_pending: bool,
+}
+
+impl EventScanner {
+    /// A scanner at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The length of the prefix of `buffer` made of complete events, as [`complete_events_len`]
+    /// finds it; `buffer` is the last one passed, without the prefix returned then, with bytes
+    /// appended.
+    pub fn complete_len(&mut self, buffer: &[u8]) -> usize {
+        // The usual chunk ends with its event's blank line: all of it is complete events,
+        // whatever came before (as in `complete_events_len`).
+        if buffer.ends_with(b"\n\n") || buffer.ends_with(b"\r\n\r\n") {
+            *self = Self::default();
+            return buffer.len();
+        }
+        if self.from > buffer.len() {
+            // Not the buffer it was reading (a caller's slip): read this one whole.
+            *self = Self::default();
+        }
+        let (mut from, mut line_start) = (self.from, self.line_start);
+        if self.cr_pending {
+            if let Some(&next) = buffer.get(from) {
+                self.cr_pending = false;
+                if next == b'\n' {
+                    from += 1;
+                    line_start = from;
+                }
+            }
+        }
+        let mut complete = 0;
+        while let Some(i) = buffer
+            .get(from..)
+            .and_then(|rest| memchr::memchr2(b'\n', b'\r', rest))
+        {
+            let at = from + i;
+            let end = past_line_end(buffer, at);
+            if at == line_start {
+                complete = end;
+            } else if at + 1 == buffer.len() && buffer[at] == b'\r' {
+                self.cr_pending = true;
+            }
+            line_start = end;
+            from = end;
+        }
+        // Everything up to the end has been read; positions move with the prefix removed.
+        self.from = buffer.len() - complete;
+        self.line_start = line_start - complete;
+        complete
+    }
+}
+
 /// The `event:` name and the `data:` lines of one complete event, joined; borrowed from `event`
 /// when it has a single `data:` line (the usual case), so the event is not copied.
 pub fn event_parts(event: &str) -> (Option<&str>, Cow<'_, str>) {
@@ -254,6 +323,33 @@ pub fn offset_in(outer: &str, inner: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::xorshift;
+
+    #[test]
+    fn the_scanner_finds_what_a_whole_read_finds_however_the_bytes_arrive() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5000 {
+            // Line ends of every kind, blank lines, and line ends split across pieces.
+            let len = next(48) as usize;
+            let stream: Vec<u8> = (0..len).map(|_| b"a:\n\r\n\r"[next(6) as usize]).collect();
+            let mut scanner = EventScanner::new();
+            let mut buffer = Vec::new();
+            let mut at = 0;
+            while at < stream.len() {
+                let piece = (next(5) as usize + 1).min(stream.len() - at);
+                buffer.extend_from_slice(&stream[at..at + piece]);
+                at += piece;
+                let complete = scanner.complete_len(&buffer);
+                assert_eq!(
+                    complete,
+                    complete_events_len(&buffer),
+                    "{:?} after {at} bytes",
+                    String::from_utf8_lossy(&stream)
+                );
+                buffer.drain(..complete);
+            }
+        }
+    }
 
     #[test]
     fn splits_and_formats() {

@@ -434,6 +434,51 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
     assert_eq!(streamed_text(&raw), "fine");
 }
 
+/// A JSON answer longer than the guard holds to check (8 MiB) is replaced by an Anthropic error
+/// body; nothing of it goes out unchecked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_answer_too_long_to_check_becomes_an_error() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let gw = GatewayBuilder::new(&config).start().await;
+    let request =
+        json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-delta-bytes", (9 << 20).to_string())
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "the head went out before the body was read"
+    );
+    let body = resp.text().await.unwrap();
+    assert!(body.len() < 1024, "{} bytes came through", body.len());
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too long to check"));
+    assert!(gw
+        .log()
+        .contains("prompt-guard stopped an answer too long to check"));
+
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", "write to dana@example.com")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["content"][0]["text"], "write to <REDACTED:email>");
+}
+
 /// An answer that is not valid UTF-8 is masked all the same (it used to pass unread), JSON and
 /// streamed, and the stream still flows event by event.
 #[tokio::test(flavor = "multi_thread")]

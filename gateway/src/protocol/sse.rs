@@ -2,7 +2,7 @@
 //! observes: the bytes go to the client as they arrive, whatever state the framer is in.
 
 use bytes::BytesMut;
-use tollgate_plugins::sse::complete_events_len;
+use tollgate_plugins::sse::EventScanner;
 use tollgate_plugins::stream_events::{observe_events, EventView, StreamEvents};
 
 /// Longest event kept for inspection; the rest of a longer one is skipped, not forwarded late.
@@ -13,6 +13,9 @@ const MAX_EVENT_BYTES: usize = 1 << 20;
 pub struct SseFramer {
     /// The start of an event that an earlier chunk left incomplete.
     carry: BytesMut,
+    /// Where the complete events of `carry` (or of a chunk read straight) end, each byte read
+    /// once: a long event in many small pieces is not read again from its start at each one.
+    scanner: EventScanner,
     /// Set while the rest of an oversized event is skipped: where the last skipped byte left
     /// the line it was on.
     skipping: Option<LineState>,
@@ -50,7 +53,9 @@ impl SseFramer {
             let next = self.skip_rest(chunk)?;
             chunk = &chunk[next..];
         } else if self.carry.is_empty() {
-            let complete = complete_events_len(chunk);
+            // Nothing is carried, so the scanner is at its start: it reads the chunk, and is
+            // left where the rest kept as the carry ends.
+            let complete = self.scanner.complete_len(chunk);
             let (events, rest) = chunk.split_at(complete);
             let read = match std::str::from_utf8(events) {
                 Ok(text) if locate && rest.is_empty() => {
@@ -69,7 +74,7 @@ impl SseFramer {
             return read;
         }
         self.carry.extend_from_slice(chunk);
-        let complete = complete_events_len(&self.carry);
+        let complete = self.scanner.complete_len(&self.carry);
         let events = self.carry.split_to(complete);
         observe_bytes(&events, &mut observe);
         self.bound_carry();
@@ -95,6 +100,7 @@ impl SseFramer {
             _ => LineState::InLine,
         });
         self.carry = BytesMut::new();
+        self.scanner = EventScanner::new();
     }
 
     /// Skips bytes up to the blank line that ends the oversized event; where the next event

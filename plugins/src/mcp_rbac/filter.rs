@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::rules::{Policy, Target};
 use crate::api::Identity;
-use crate::sse::BodyKind;
+use crate::sse::{BodyKind, EventScanner};
 
 /// A list request awaiting its answer: the JSON-RPC id and what it lists.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ pub struct ListFilter {
     batch: bool,
     mode: BodyKind,
     buffer: BytesMut,
+    /// Where the complete events of `buffer` end, read once per byte.
+    scanner: EventScanner,
     /// Set once an answer too long to filter was replaced: nothing more is sent.
     stopped: bool,
 }
@@ -97,7 +99,7 @@ impl ListFilter {
                 let complete = if end {
                     self.buffer.len()
                 } else {
-                    crate::sse::complete_events_len(&self.buffer)
+                    self.scanner.complete_len(&self.buffer)
                 };
                 let events = self.buffer.split_to(complete).freeze();
                 let filtered = if events.is_empty() {

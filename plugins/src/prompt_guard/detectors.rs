@@ -247,6 +247,7 @@ fn plausible_ssn(found: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::xorshift;
 
     fn detect(name: &str, text: &str) -> bool {
         Detector::builtin(name).unwrap().found_in(text)
@@ -320,16 +321,6 @@ mod tests {
         assert!(!detect("us_ssn", "ssn 666-45-6789"));
         assert!(detect("phone", "call +1 415-555-0199"));
         assert!(Detector::builtin("nope").is_err());
-    }
-
-    /// A small deterministic generator: each call gives a number below its argument.
-    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
-        move |below| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        }
     }
 
     #[test]

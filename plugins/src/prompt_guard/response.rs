@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use super::detectors::Detector;
 use crate::sse::{
-    complete_events_len, event_parts, json_string, offset_in, push_event, push_event_parts,
-    split_events, BodyKind, JsonText,
+    event_parts, json_string, offset_in, push_event, push_event_parts, split_events, BodyKind,
+    EventScanner, JsonText,
 };
 use crate::stream_events::{ContentDeltaRef, StreamEvent, StreamEvents};
 
@@ -23,15 +23,24 @@ pub const HOLDBACK: usize = 64;
 pub struct ResponseMasker {
     mode: BodyKind,
     buffer: BytesMut,
+    /// Where the complete events of `buffer` end, read once per byte.
+    scanner: EventScanner,
     /// Streamed text not yet sent, per content block index (a stream has few blocks open).
     pending: Vec<(u64, String)>,
-    /// The stream was stopped (an event too long to hold): nothing more is sent.
+    /// The answer was stopped (an event or JSON body too long to hold): nothing more is sent.
     stopped: bool,
 }
 
 /// Longest incomplete event a stream may hold back while its end is awaited. A longer one cannot
 /// be checked without holding it whole: the stream is stopped with an error event instead.
 pub const MAX_HELD_EVENT: usize = 1 << 20;
+
+/// Longest JSON answer held to be checked whole. `max_tokens` keeps real answers far below it
+/// (a whole 128k-token answer is about 1 MB of JSON).
+pub const MAX_HELD_ANSWER: usize = 8 << 20;
+
+/// The Anthropic error body that replaces a JSON answer too long to check.
+const OVERSIZED_ANSWER: &str = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: it is over 8 MiB, too long to check\"}}";
 
 /// The Anthropic error event that ends a stream stopped for an oversized event.
 const OVERSIZED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: one of its events is over 1 MiB, too long to check\"}}\n\n";
@@ -110,9 +119,23 @@ impl ResponseMasker {
         known: Option<&StreamEvents>,
         detectors: &[Detector],
     ) -> Bytes {
+        if self.stopped {
+            return Bytes::new();
+        }
         match self.mode {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
+                if self.buffer.len() + data.len() > MAX_HELD_ANSWER {
+                    // The head has gone out (status 200): the body says what happened, in the
+                    // API's error shape; the unchecked answer never goes out.
+                    self.buffer = BytesMut::new();
+                    self.stopped = true;
+                    tracing::warn!(
+                        limit = MAX_HELD_ANSWER,
+                        "prompt-guard stopped an answer too long to check"
+                    );
+                    return Bytes::from_static(OVERSIZED_ANSWER.as_bytes());
+                }
                 self.buffer.extend_from_slice(data);
                 if !end {
                     return Bytes::new();
@@ -131,7 +154,6 @@ impl ResponseMasker {
                     body
                 }
             }
-            BodyKind::Sse if self.stopped => Bytes::new(),
             BodyKind::Sse => {
                 // The gateway's reading applies when this chunk is all there is to read: nothing
                 // of an earlier chunk is waiting (the usual case: upstreams write whole events).
@@ -140,7 +162,7 @@ impl ResponseMasker {
                     Some(_) => data.clone(),
                     None => {
                         self.buffer.extend_from_slice(data);
-                        let complete = complete_events_len(&self.buffer);
+                        let complete = self.scanner.complete_len(&self.buffer);
                         self.buffer.split_to(complete).freeze()
                     }
                 };
@@ -164,6 +186,7 @@ impl ResponseMasker {
                     }
                     out.push_str(OVERSIZED_EVENT);
                     self.buffer = BytesMut::new();
+                    self.scanner = EventScanner::new();
                     self.stopped = true;
                     tracing::warn!(
                         limit = MAX_HELD_EVENT,
@@ -441,7 +464,7 @@ fn safe_cut(pending: &str, detectors: &[Detector]) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::format_event;
+    use crate::sse::{complete_events_len, format_event};
 
     fn email() -> [Detector; 1] {
         [Detector::builtin("email").unwrap()]

@@ -309,10 +309,20 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         .get("x-test-say")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // `x-test-delta-bytes: N`: one text delta of N `x`s (an oversized event), or in a JSON
+    // answer a text of N `x`s.
+    let one_delta = headers
+        .get("x-test-delta-bytes")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if json.get("stream").and_then(Value::as_bool) != Some(true) {
+        let text = match one_delta {
+            Some(bytes) => "x".repeat(bytes),
+            None => said.unwrap_or_else(|| "hi".to_string()),
+        };
         let answer = json!({
             "id": "msg_test", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": said.as_deref().unwrap_or("hi")}], "stop_reason": "end_turn", "stop_sequence": null,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
             "usage": {"input_tokens": 12, "output_tokens": 3}
         });
         return ([("content-type", "application/json")], answer.to_string()).into_response();
@@ -322,11 +332,6 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         format!("event: message_start\ndata: {message_start}\n\n"),
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
     ];
-    // `x-test-delta-bytes: N`: one text delta of N `x`s (an oversized event).
-    let one_delta = headers
-        .get("x-test-delta-bytes")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
     let words: Vec<String> = match (&said, one_delta) {
         (_, Some(bytes)) => vec!["x".repeat(bytes)],
         (said, None) => match said {
