@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway::{GatewayBuilder, RunningGateway};
 use crate::common::upstream::TestUpstream;
 use crate::common::{client, free_addr};
 
@@ -184,54 +184,71 @@ async fn upstream_refused_is_502_and_slow_is_504() {
     assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.timeout");
 }
 
-/// An upstream whose every answer is a response head followed, in the same write, by a chunked
-/// body that cannot be parsed; the connection then stays open (so the failure is the framing,
-/// not an early close). A request for `/stream` gets an SSE head.
-async fn broken_body_upstream() -> String {
+/// A loopback upstream that hands every connection to `serve`; its `http://` URL.
+async fn raw_upstream<F, Fut>(serve: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = vec![0u8; 64 * 1024];
-                if socket.read(&mut request).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                let content_type = if request.starts_with(b"POST /stream") {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                };
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n\
-                     transfer-encoding: chunked\r\n\r\nnot-a-chunk-size\r\n"
-                );
-                let _ = socket.write_all(answer.as_bytes()).await;
-                tokio::time::sleep(Duration::from_secs(10)).await;
-            });
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(socket));
         }
     });
     format!("http://{addr}")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_body_that_fails_before_anything_is_sent_is_a_clean_502() {
-    let up = broken_body_upstream().await;
-    let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
-    let client = client();
+/// An upstream whose every answer is a response head followed, in the same write, by a chunked
+/// body that cannot be parsed; the connection then stays open (so the failure is the framing,
+/// not an early close). A request for `/stream` gets an SSE head.
+async fn broken_body_upstream() -> String {
+    raw_upstream(|mut socket| async move {
+        let mut request = vec![0u8; 64 * 1024];
+        if socket.read(&mut request).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let content_type = if request.starts_with(b"POST /stream") {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n\
+             transfer-encoding: chunked\r\n\r\nnot-a-chunk-size\r\n"
+        );
+        let _ = socket.write_all(answer.as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    })
+    .await
+}
 
-    for path in ["/anthropic/v1/messages", "/anthropic/stream"] {
+/// An upstream that reads each request and closes the connection without answering (a crash).
+async fn hanging_up_upstream() -> String {
+    raw_upstream(|mut socket| async move {
+        let mut request = vec![0u8; 64 * 1024];
+        let _ = socket.read(&mut request).await;
+    })
+    .await
+}
+
+/// The LLM requests to `llm_paths` and an MCP request each get a clean `502 upstream.error` in
+/// their protocol.
+async fn assert_upstream_errors(gw: &RunningGateway, llm_paths: &[&str]) {
+    let client = client();
+    for path in llm_paths {
         let resp = client
             .post(gw.url(path))
-            .json(&json!({"model": "m", "stream": path.ends_with("stream")}))
+            .json(&json!({"model": "m", "max_tokens": 5, "stream": path.ends_with("stream"), "messages": []}))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 502, "{path}");
         assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["type"], "error");
-        assert_eq!(body["error"]["type"], "api_error");
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], "api_error", "{body}");
     }
 
     let resp = client
@@ -241,54 +258,29 @@ async fn a_body_that_fails_before_anything_is_sent_is_a_clean_502() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["id"], 9);
+    assert_eq!(body["id"], 9, "{body}");
     assert_eq!(body["error"]["code"], -32603);
 }
 
-/// An upstream that reads each request and closes the connection without answering (a crash).
-async fn hanging_up_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut request = vec![0u8; 64 * 1024];
-            let _ = socket.read(&mut request).await;
-        }
-    });
-    format!("http://{addr}")
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_fails_before_anything_is_sent_is_a_clean_502() {
+    let up = broken_body_upstream().await;
+    let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
+    assert_upstream_errors(&gw, &["/anthropic/v1/messages", "/anthropic/stream"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_that_hangs_up_without_answering_is_a_502() {
     let up = hanging_up_upstream().await;
     let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
-    let client = client();
-
-    let resp = client
-        .post(gw.url("/anthropic/v1/messages"))
-        .json(&json!({"model": "m", "max_tokens": 5, "messages": []}))
+    assert_upstream_errors(&gw, &["/anthropic/v1/messages"]).await;
+    let resp = client()
+        .get(gw.url("/plain/anything"))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 502);
-    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["type"], "api_error", "{body}");
-
-    let resp = client
-        .post(gw.url("/mcp"))
-        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 502);
-    assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.error");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["id"], 4, "{body}");
-    assert_eq!(body["error"]["code"], -32603);
-
-    let resp = client.get(gw.url("/plain/anything")).send().await.unwrap();
     assert_eq!(resp.status(), 502);
 }
 
