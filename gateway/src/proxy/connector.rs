@@ -61,7 +61,8 @@ impl Default for UpstreamConnector {
     }
 }
 
-/// The test Pingora's connector makes: no ALPN offer above HTTP/1.1.
+/// Whether `peer` is offered nothing above HTTP/1.1 by ALPN (the test Pingora's own `Connector`
+/// makes to pick its HTTP/1.1 pool).
 fn h1_only(peer: &HttpPeer) -> bool {
     peer.get_peer_options()
         .is_none_or(|options| options.alpn.get_max_http_version() == 1)
