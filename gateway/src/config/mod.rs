@@ -501,6 +501,7 @@ impl Builder<'_> {
             upstream,
             chain,
             max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
+            series: std::sync::OnceLock::new(),
         })
     }
 }

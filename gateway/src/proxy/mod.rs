@@ -422,8 +422,12 @@ impl ProxyHttp for TollgateProxy {
             }
             return;
         };
+        let series = route
+            .series
+            .get_or_init(|| self.metrics.route_series(&route.info.name, route.info.kind));
         self.metrics.exchange(&ExchangeReport {
             cx,
+            series,
             status: ctx.status,
             decision: &ctx.decision,
             upstream: ctx.upstream_started.map(|t| t.elapsed()),

@@ -1,11 +1,12 @@
 //! The route table resolved at configuration load: matching and each route's plugin chain.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::Method;
 use tollgate_plugins::{Plugin, RouteInfo};
 
 use super::upstream::Upstream;
+use crate::telemetry::metrics::RouteSeries;
 
 /// One route, ready to serve: no lookups by name remain.
 pub struct Route {
@@ -23,6 +24,8 @@ pub struct Route {
     pub chain: Vec<Arc<dyn Plugin>>,
     /// Request body limit in bytes.
     pub max_body: usize,
+    /// The route's metric series, looked up at its first exchange (one `Metrics` per process).
+    pub series: OnceLock<RouteSeries>,
 }
 
 impl std::fmt::Debug for Route {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
@@ -19,11 +19,26 @@ const DURATION_BUCKETS: [f64; 19] = [
 /// Distinct model and tool label values kept at most (per label).
 pub const LABEL_CAP: usize = 100;
 
+/// The series of one route whose labels the route alone fixes, looked up once per route. Each
+/// lookup in a labelled metric takes that metric's lock, which every worker thread shares: a
+/// request pays for the lookups whose labels it decides (status, model, tool), not for these.
+#[derive(Debug, Clone)]
+pub struct RouteSeries {
+    /// `requests_total` with status 200.
+    answered_ok: IntCounter,
+    /// `request_duration_seconds`.
+    request_duration: Histogram,
+    /// `upstream_duration_seconds`.
+    upstream_duration: Histogram,
+}
+
 /// Everything an exchange reports when it ends.
 #[derive(Debug)]
 pub struct ExchangeReport<'a> {
     /// The request context.
     pub cx: &'a RequestCtx,
+    /// The route's series, from [`Metrics::route_series`] of the same `Metrics`.
+    pub series: &'a RouteSeries,
     /// Status sent to the client (0: none).
     pub status: u16,
     /// The chain's decision.
@@ -49,6 +64,15 @@ pub struct Metrics {
     trace_spans: IntCounterVec,
     models: LabelFilter,
     tools: LabelFilter,
+}
+
+/// The `kind` label of a route.
+fn kind_label(kind: RouteKind) -> &'static str {
+    match kind {
+        RouteKind::Http => "http",
+        RouteKind::Mcp => "mcp",
+        RouteKind::Llm => "llm",
+    }
 }
 
 /// Errors setting up the registry (a programming error: duplicate or malformed metric names).
@@ -164,30 +188,38 @@ impl Metrics {
             .inc();
     }
 
+    /// The series of the route named `route`, of kind `kind`, for its exchanges' reports.
+    pub fn route_series(&self, route: &str, kind: RouteKind) -> RouteSeries {
+        RouteSeries {
+            answered_ok: self
+                .requests
+                .with_label_values(&[route, kind_label(kind), "200"]),
+            request_duration: self.request_duration.with_label_values(&[route]),
+            upstream_duration: self.upstream_duration.with_label_values(&[route]),
+        }
+    }
+
     /// Records one finished exchange.
     pub fn exchange(&self, report: &ExchangeReport<'_>) {
         let cx = report.cx;
         let route = &*cx.route.name;
-        let kind = match cx.route.kind {
-            RouteKind::Http => "http",
-            RouteKind::Mcp => "mcp",
-            RouteKind::Llm => "llm",
-        };
-        let status = if report.status == 0 {
-            "none".to_string()
-        } else {
-            report.status.to_string()
-        };
-        self.requests
-            .with_label_values(&[route, kind, &status])
-            .inc();
-        self.request_duration
-            .with_label_values(&[route])
+        let series = report.series;
+        match report.status {
+            200 => series.answered_ok.inc(),
+            0 => self
+                .requests
+                .with_label_values(&[route, kind_label(cx.route.kind), "none"])
+                .inc(),
+            status => self
+                .requests
+                .with_label_values(&[route, kind_label(cx.route.kind), &status.to_string()])
+                .inc(),
+        }
+        series
+            .request_duration
             .observe(cx.started.elapsed().as_secs_f64());
         if let Some(upstream) = report.upstream {
-            self.upstream_duration
-                .with_label_values(&[route])
-                .observe(upstream.as_secs_f64());
+            series.upstream_duration.observe(upstream.as_secs_f64());
         }
         for reason in &cx.warnings {
             self.plugin_warnings
