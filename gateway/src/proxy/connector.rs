@@ -4,7 +4,7 @@
 //! 9 KB, even when it only hands out a pooled connection. Boxed, that is an allocation and a
 //! 9 KB copy per request; inline, it would make every future above it that large. HTTP/1.1-only
 //! upstreams (every plain-text one, and TLS ones without `http2`) therefore have a pool of their
-//! own, looked into with a small future; only a new connection pays for the boxed connect.
+//! own, looked into with a small future; only a pool miss pays for the boxed connect.
 
 use pingora::connectors::http::{v1, Connector};
 use pingora::protocols::http::client::HttpSession;

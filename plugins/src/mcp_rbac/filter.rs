@@ -78,14 +78,13 @@ impl ListFilter {
             BodyKind::Other => data.clone(),
             BodyKind::Json => {
                 if self.buffer.len() + data.len() > MAX_HELD_ANSWER {
-                    // The answer to a batch is an array, even of one.
+                    // The answer to a batch is an array, even of one; a single request has one
+                    // pending list.
                     let mut errors = self.too_long_errors();
-                    let body = match errors.pop() {
-                        Some(single) if !self.batch && errors.is_empty() => single,
-                        last => {
-                            errors.extend(last);
-                            Value::Array(errors)
-                        }
+                    let body = if self.batch || errors.len() != 1 {
+                        Value::Array(errors)
+                    } else {
+                        errors.swap_remove(0)
                     };
                     return self.stop(body.to_string());
                 }
@@ -93,6 +92,16 @@ impl ListFilter {
                 crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
                     filter_message(pending, answered, json, policy, identity)
                 })
+            }
+            BodyKind::Sse if self.answered.iter().all(|answered| *answered) => {
+                // Every list request has its answer: nothing is left to filter or to hold, the
+                // rest of the stream (a batch's other answers) passes as it comes.
+                if self.buffer.is_empty() {
+                    data.clone()
+                } else {
+                    self.buffer.extend_from_slice(data);
+                    self.buffer.split().freeze()
+                }
             }
             BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
@@ -342,6 +351,32 @@ mod tests {
             let rest = filter.chunk(&Bytes::from_static(b"]}}"), true, &allow_none, None);
             assert!(rest.is_empty(), "nothing of the answer follows the error");
         }
+    }
+
+    #[test]
+    fn once_every_list_is_answered_the_rest_of_a_stream_passes_as_it_comes() {
+        let allow_none = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        let mut filter = ListFilter::new(tools_list(&[1]), true);
+        filter.start("text/event-stream");
+        let answer = format!(
+            "data: {}\n\ndata: {{\"jsonrpc\":\"2.0\",\"id\":2,",
+            long_answer(1, 10)
+        );
+        let out = filter.chunk(&Bytes::from(answer), false, &allow_none, None);
+        assert!(!String::from_utf8_lossy(&out).contains("delete_all"));
+        // A batch's other answer, longer than any list answer may be, is not held.
+        let other = Bytes::from(format!("\"result\":\"{}", "x".repeat(MAX_HELD_ANSWER)));
+        let out = filter.chunk(&other, false, &allow_none, None);
+        assert!(out.starts_with(b"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":\"xxx"));
+        assert_eq!(
+            out.len(),
+            "data: {\"jsonrpc\":\"2.0\",\"id\":2,".len() + other.len()
+        );
+        let end = Bytes::from_static(b"\"}\n\n");
+        assert_eq!(filter.chunk(&end, true, &allow_none, None), end);
     }
 
     #[test]
