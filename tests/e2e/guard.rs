@@ -487,29 +487,22 @@ async fn answers_with_bytes_that_are_not_utf8_are_masked_too() {
     let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
     let gw = GatewayBuilder::new(&config).start().await;
     let say = "Reach dana.smith@example.com today.";
-    let request = |stream: bool| json!({"model": "m", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "who?"}]});
-    let resp = client()
-        .post(gw.url("/anthropic/v1/messages"))
-        .header("x-test-say", say)
-        .header("x-test-bad-byte", "1")
-        .json(&request(false))
-        .send()
-        .await
-        .unwrap();
+    let send = |stream: bool| {
+        client()
+            .post(gw.url("/anthropic/v1/messages"))
+            .header("x-test-say", say)
+            .header("x-test-bad-byte", "1")
+            .json(&json!({"model": "m", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "who?"}]}))
+            .send()
+    };
+    let resp = send(false).await.unwrap();
     let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(
         body["content"][0]["text"],
         "\u{fffd}Reach <REDACTED:email> today."
     );
 
-    let resp = client()
-        .post(gw.url("/anthropic/v1/messages"))
-        .header("x-test-say", say)
-        .header("x-test-bad-byte", "1")
-        .json(&request(true))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(true).await.unwrap();
     let (raw, first_delta_at) = read_stream(resp).await;
     let sent = up.recorder.event_times.lock().unwrap().clone();
     assert!(
