@@ -220,3 +220,48 @@ async fn a_list_answer_too_long_to_filter_becomes_a_jsonrpc_error() {
     assert_eq!(status, 200);
     assert_eq!(tool_names(&text), ["add", "multiply"]);
 }
+
+/// The 8 MiB bound is for list answers: once a stream's list requests are answered, a batch's
+/// other answer of any size passes whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_answer_after_the_filtered_list_passes_whole() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    ]);
+    let padding = 9 << 20;
+    let resp = client()
+        .post(gw.url("/mcp"))
+        .bearer_auth(&alice)
+        .header("x-test-answer", "sse-batch")
+        .header("x-test-other-bytes", padding.to_string())
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let answers: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{}", &text[..text.len().min(300)]);
+    assert_eq!(answers[0]["id"], 1);
+    let names: Vec<&str> = answers[0]["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["add", "multiply"], "the list is filtered");
+    assert_eq!(answers[1]["id"], 2);
+    assert_eq!(
+        answers[1]["result"]["padding"].as_str().map(str::len),
+        Some(padding),
+        "the other answer arrives whole"
+    );
+}

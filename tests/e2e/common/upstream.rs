@@ -226,6 +226,11 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
         .get("x-test-list-bytes")
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         .map_or_else(String::new, |n| "x".repeat(n));
+    // `x-test-other-bytes: N`: the answers to other methods carry N bytes of padding.
+    let padding = headers
+        .get("x-test-other-bytes")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .map(|n| "x".repeat(n));
     let answer = |msg: &Value| -> Option<Value> {
         let id = msg.get("id")?;
         let method = msg.get("method")?.as_str()?;
@@ -238,7 +243,10 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
             "tools/call" => {
                 json!({"content": [{"type": "text", "text": "called"}], "isError": false})
             }
-            _ => json!({"method": method, "protocol_version": version}),
+            _ => match &padding {
+                Some(padding) => json!({"method": method, "padding": padding}),
+                None => json!({"method": method, "protocol_version": version}),
+            },
         };
         Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
     };
@@ -251,6 +259,17 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
                 .map(|message| format!("event: message\ndata: {message}\n\n"))
                 .collect();
             return sse(rec, events, EVENT_GAP, &[]);
+        }
+    }
+    if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse-batch") {
+        if let Value::Array(items) = &json {
+            // Each answer of a batch as its own event, 100 ms apart.
+            let events = items
+                .iter()
+                .filter_map(answer)
+                .map(|message| format!("event: message\ndata: {message}\n\n"))
+                .collect();
+            return sse(rec, events, Duration::from_millis(100), &[]);
         }
     }
     if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse") {
