@@ -416,8 +416,8 @@ pub struct RequestCtx {
     /// When the first generated token (first text delta of a stream) passed through.
     pub first_token_at: Option<Instant>,
     /// Degradations plugins report for this request (a store or classifier was unreachable and
-    /// the request went on in fail-open mode): reason codes, counted in
-    /// `tollgate_plugin_warnings_total`.
+    /// the request went on in fail-open mode; an answer was stopped after its head went out):
+    /// reason codes, counted in `tollgate_plugin_warnings_total` and listed in the audit record.
     pub warnings: Vec<&'static str>,
     /// Plugins' own per-request state.
     pub extensions: Extensions,

@@ -1,12 +1,10 @@
 //! The audit log: one JSON line per exchange with the right decision, the caller, the tool or
 //! model and the tokens — and no secret anywhere in what the gateway writes.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
 use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway::{read_audit_lines, GatewayBuilder};
 use crate::common::keys::hs256_token;
 use crate::common::upstream::TestUpstream;
 
@@ -148,24 +146,7 @@ plugins = ["auth", "one-per-minute"]
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let lines: Vec<Value> = loop {
-        let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect();
-        if lines.len() >= 9 {
-            break lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "audit log has {} lines:\n{text}",
-            lines.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(lines.len(), 9, "{lines:#?}");
+    let lines = read_audit_lines(&audit_path, 9).await;
     let find = |pred: &dyn Fn(&Value) -> bool| {
         lines
             .iter()

@@ -400,7 +400,7 @@ async fn a_crlf_stream_is_masked_event_by_event() {
 async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = GatewayBuilder::new(&config).audit_log().start().await;
     let request = json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]});
     let resp = client()
         .post(gw.url("/anthropic/v1/messages"))
@@ -432,6 +432,8 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
         .unwrap();
     let (raw, _) = read_stream(resp).await;
     assert_eq!(streamed_text(&raw), "fine");
+    gw.assert_warnings("llm", &[&["guard.event_too_long"], &[]])
+        .await;
 }
 
 /// A JSON answer longer than the guard holds to check (8 MiB) is replaced by an Anthropic error
@@ -440,7 +442,7 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
 async fn a_json_answer_too_long_to_check_becomes_an_error() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = GatewayBuilder::new(&config).audit_log().start().await;
     let request =
         json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
     let resp = client()
@@ -477,6 +479,8 @@ async fn a_json_answer_too_long_to_check_becomes_an_error() {
         .unwrap();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["content"][0]["text"], "write to <REDACTED:email>");
+    gw.assert_warnings("llm", &[&["guard.answer_too_long"], &[]])
+        .await;
 }
 
 /// An answer that is not valid UTF-8 is masked all the same (it used to pass unread), JSON and

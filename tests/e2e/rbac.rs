@@ -39,6 +39,7 @@ plugins = ["auth", "tool-access"]
     );
     GatewayBuilder::new(&config)
         .env("E2E_RBAC_SECRET", SECRET)
+        .audit_log()
         .start()
         .await
 }
@@ -219,6 +220,8 @@ async fn a_list_answer_too_long_to_filter_becomes_a_jsonrpc_error() {
     let (status, _, text) = rpc(&gw, &alice, list, true).await;
     assert_eq!(status, 200);
     assert_eq!(tool_names(&text), ["add", "multiply"]);
+    let stopped: &[&str] = &["rbac.list_too_long"];
+    gw.assert_warnings("mcp", &[stopped, stopped, &[]]).await;
 }
 
 /// The 8 MiB bound is for list answers: once a stream's list requests are answered, a batch's

@@ -206,6 +206,7 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
         reason,
         detail,
         error: facts.error,
+        warnings: &cx.warnings,
         duration_ms: millis(cx.started.elapsed()),
         upstream_ms: facts.upstream.map(millis),
         body: facts.body,
@@ -238,6 +239,8 @@ struct Record<'a> {
     reason: Option<&'a str>,
     detail: Option<&'a str>,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    warnings: &'a [&'static str],
     duration_ms: f64,
     upstream_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

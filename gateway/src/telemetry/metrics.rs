@@ -160,7 +160,7 @@ impl Metrics {
                 "Configuration loads by result",
                 &["result"],
             )?,
-            plugin_warnings: counter(&registry, "plugin_warnings_total", "Requests a plugin let through degraded (store or classifier unreachable, fail-open)", &["route", "reason"])?,
+            plugin_warnings: counter(&registry, "plugin_warnings_total", "Requests a plugin let through degraded (store or classifier unreachable, fail-open) or whose answer it stopped (too long to check)", &["route", "reason"])?,
             audit_dropped: {
                 let metric = IntCounter::new(
                     "audit_dropped_total",

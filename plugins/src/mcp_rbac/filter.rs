@@ -63,6 +63,11 @@ impl ListFilter {
         self.mode != BodyKind::Other
     }
 
+    /// Whether the answer was stopped for being too long to filter (nothing more is sent).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Processes one chunk, returning the bytes to send now.
     pub fn chunk(
         &mut self,

@@ -342,8 +342,12 @@ impl Plugin for PromptGuard {
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
         if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
             let known = chunk.stream_events();
+            let was_stopped = masker.stopped().is_some();
             let masked = masker.chunk(&chunk.data, chunk.end_of_stream, known, &self.maskers);
             chunk.data = masked;
+            if let Some(reason) = masker.stopped().filter(|_| !was_stopped) {
+                cx.warnings.push(reason);
+            }
         }
     }
 }

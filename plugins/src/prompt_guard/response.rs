@@ -27,9 +27,16 @@ pub struct ResponseMasker {
     scanner: EventScanner,
     /// Streamed text not yet sent, per content block index (a stream has few blocks open).
     pending: Vec<(u64, String)>,
-    /// The answer was stopped (an event or JSON body too long to hold): nothing more is sent.
-    stopped: bool,
+    /// Why the answer was stopped (an event or JSON body too long to hold), if it was: nothing
+    /// more is sent.
+    stopped: Option<&'static str>,
 }
+
+/// Warning reason of a JSON answer stopped for being too long to check.
+pub const ANSWER_TOO_LONG: &str = "guard.answer_too_long";
+
+/// Warning reason of a stream stopped at an event too long to check.
+pub const EVENT_TOO_LONG: &str = "guard.event_too_long";
 
 /// Longest incomplete event a stream may hold back while its end is awaited. A longer one cannot
 /// be checked without holding it whole: the stream is stopped with an error event instead.
@@ -110,6 +117,11 @@ impl ResponseMasker {
         self.mode != BodyKind::Other
     }
 
+    /// Why the answer was stopped ([`ANSWER_TOO_LONG`], [`EVENT_TOO_LONG`]), if it was.
+    pub fn stopped(&self) -> Option<&'static str> {
+        self.stopped
+    }
+
     /// Processes one chunk, returning what to send now. `known`: the events the gateway read in
     /// this chunk ([`crate::ResponseChunk::stream_events`]).
     pub fn chunk(
@@ -119,7 +131,7 @@ impl ResponseMasker {
         known: Option<&StreamEvents>,
         detectors: &[Detector],
     ) -> Bytes {
-        if self.stopped {
+        if self.stopped.is_some() {
             return Bytes::new();
         }
         match self.mode {
@@ -129,7 +141,7 @@ impl ResponseMasker {
                     // The head has gone out (status 200): the body says what happened, in the
                     // API's error shape; the unchecked answer never goes out.
                     self.buffer = BytesMut::new();
-                    self.stopped = true;
+                    self.stopped = Some(ANSWER_TOO_LONG);
                     tracing::warn!(
                         limit = MAX_HELD_ANSWER,
                         "prompt-guard stopped an answer too long to check"
@@ -187,7 +199,7 @@ impl ResponseMasker {
                     out.push_str(OVERSIZED_EVENT);
                     self.buffer = BytesMut::new();
                     self.scanner = EventScanner::new();
-                    self.stopped = true;
+                    self.stopped = Some(EVENT_TOO_LONG);
                     tracing::warn!(
                         limit = MAX_HELD_EVENT,
                         "prompt-guard stopped a stream: an event too long to check"

@@ -27,6 +27,32 @@ pub fn example_bin() -> PathBuf {
     path
 }
 
+/// The audit log's file name in the gateway's directory.
+const AUDIT_FILE: &str = "audit.jsonl";
+
+/// The records of the audit log at `path` once it has at least `count` (waiting up to 5 s; a
+/// dedicated thread writes them): exactly `count`, or the test fails.
+pub async fn read_audit_lines(path: &Path, count: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        if lines.len() >= count {
+            assert_eq!(lines.len(), count, "{lines:#?}");
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit log has {} lines:\n{text}",
+            lines.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A running gateway process.
 pub struct RunningGateway {
     child: Child,
@@ -75,6 +101,7 @@ pub struct GatewayBuilder {
     server_extra: String,
     body: String,
     env: Vec<(String, String)>,
+    audit_log: bool,
 }
 
 impl GatewayBuilder {
@@ -86,6 +113,7 @@ impl GatewayBuilder {
             server_extra: String::new(),
             body: routes_and_plugins.to_string(),
             env: Vec::new(),
+            audit_log: false,
         }
     }
 
@@ -106,6 +134,13 @@ impl GatewayBuilder {
     /// symlink into `..data`, itself a symlink to a versioned directory.
     pub fn kubernetes_layout(mut self) -> Self {
         self.kubernetes_layout = true;
+        self
+    }
+
+    /// Writes the audit log to a file of the gateway's directory (read it with
+    /// [`RunningGateway::audit_lines`]); the configuration must have no `[telemetry]` table.
+    pub fn audit_log(mut self) -> Self {
+        self.audit_log = true;
         self
     }
 
@@ -130,7 +165,15 @@ impl GatewayBuilder {
             "[server]\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = 1\n{shutdown}{}\n",
             self.server_extra
         );
-        let config = format!("{server_header}{}", self.body);
+        let telemetry = if self.audit_log {
+            format!(
+                "[telemetry]\naudit_log = \"{}\"\n",
+                dir.path().join(AUDIT_FILE).display()
+            )
+        } else {
+            String::new()
+        };
+        let config = format!("{server_header}{telemetry}{}", self.body);
         let config_path = dir.path().join("tollgate.toml");
         if self.kubernetes_layout {
             write_kubernetes_version(dir.path(), "v1", &config);
@@ -232,6 +275,36 @@ impl RunningGateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
+    }
+
+    /// The first `count` records of the audit log ([`GatewayBuilder::audit_log`]), waiting up to
+    /// 5 s for them (a dedicated thread writes them).
+    pub async fn audit_lines(&self, count: usize) -> Vec<serde_json::Value> {
+        read_audit_lines(&self.dir.path().join(AUDIT_FILE), count).await
+    }
+
+    /// Checks that the exchanges of the audit log's first `count` records carry exactly the
+    /// plugin warnings `expected` (one list per record, in order), and that the route's
+    /// `tollgate_plugin_warnings_total` counts them.
+    pub async fn assert_warnings(&self, route: &str, expected: &[&[&str]]) {
+        let lines = self.audit_lines(expected.len()).await;
+        let mut counts = std::collections::BTreeMap::<&str, f64>::new();
+        for (line, warned) in lines.iter().zip(expected) {
+            let listed: Vec<&str> = line["warnings"]
+                .as_array()
+                .map(|w| w.iter().filter_map(|r| r.as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(&listed, warned, "{line}");
+            for reason in *warned {
+                *counts.entry(reason).or_default() += 1.0;
+            }
+        }
+        let scrape = self.metrics().await;
+        for (reason, count) in counts {
+            let series =
+                format!(r#"tollgate_plugin_warnings_total{{reason="{reason}",route="{route}"}}"#);
+            assert_eq!(super::sample(&scrape, &series), Some(count), "{scrape}");
+        }
     }
 
     /// The configuration file's path.
