@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::config::PluginConfigError;
+use crate::json_answer::JsonAnswer;
 use crate::request::{LlmRequest, McpRequest, Usage};
 use crate::stream_events::StreamEvents;
 
@@ -538,6 +539,7 @@ pub struct ResponseChunk {
     /// The bytes `events` describe, held so that their memory cannot be reused: `data` still
     /// starting at the same address with the same length means no plugin replaced them.
     events_of: Bytes,
+    answer: Option<JsonAnswer>,
 }
 
 impl ResponseChunk {
@@ -548,6 +550,16 @@ impl ResponseChunk {
             end_of_stream,
             events: None,
             events_of: Bytes::new(),
+            answer: None,
+        }
+    }
+
+    /// The last chunk of a JSON answer the gateway read whole (`answer`, as the upstream sent
+    /// it).
+    pub fn with_answer(data: Bytes, answer: JsonAnswer) -> Self {
+        Self {
+            answer: Some(answer),
+            ..Self::new(data, true)
         }
     }
 
@@ -559,6 +571,7 @@ impl ResponseChunk {
             end_of_stream,
             events: Some(events),
             events_of,
+            answer: None,
         }
     }
 
@@ -569,6 +582,14 @@ impl ResponseChunk {
         let unchanged = self.events_of.as_ptr() == self.data.as_ptr()
             && self.events_of.len() == self.data.len();
         self.events.as_ref().filter(|_| unchanged)
+    }
+
+    /// With a JSON answer's last chunk (LLM routes): the whole answer as the upstream sent it
+    /// and where its texts are, so that a plugin that held the answer need not parse it again.
+    /// A plugin earlier in the chain may have changed the bytes it passed on: use it only when
+    /// it is byte for byte what the plugin holds.
+    pub fn json_answer(&self) -> Option<&JsonAnswer> {
+        self.answer.as_ref()
     }
 
     /// The bytes to send and the events read in them (for their allocation, reused).

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod json_answer;
 pub mod jwt;
 pub mod mcp_rbac;
 pub mod prompt_guard;

@@ -1,6 +1,8 @@
 //! The Anthropic Messages API: request facts and usage from JSON bodies and SSE events.
 
+use bytes::Bytes;
 use serde_json::Value;
+use tollgate_plugins::json_answer::JsonAnswer;
 use tollgate_plugins::sse::json_string;
 use tollgate_plugins::stream_events::{ContentDeltaRef, EventView};
 use tollgate_plugins::{LlmRequest, RequestCtx};
@@ -114,20 +116,39 @@ pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
     }
 }
 
-/// The same as [`observe_json_body`] on a whole response body, without building its JSON tree
-/// (the answer's content is skipped unparsed).
-pub fn observe_json_bytes(raw: &[u8], cx: &mut RequestCtx) {
+/// The same as [`observe_json_body`] on a whole response body, without building its JSON tree;
+/// returns the reading for the route's plugins (where the answer's texts are), `None` for a body
+/// not of the Messages shape (whose model and usage are still read if it has them).
+pub fn observe_json_answer(body: Bytes, cx: &mut RequestCtx) -> Option<JsonAnswer> {
+    match JsonAnswer::read(body.clone()) {
+        Some((answer, fields)) => {
+            apply_fields(fields.model, fields.usage.as_ref(), cx);
+            Some(answer)
+        }
+        None => {
+            observe_json_bytes(&body, cx);
+            None
+        }
+    }
+}
+
+/// Model and usage of a whole response body of any shape (the rest is skipped unparsed).
+fn observe_json_bytes(raw: &[u8], cx: &mut RequestCtx) {
     if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return;
     }
     let Ok(head) = serde_json::from_slice::<ResponseFacts>(raw) else {
         return;
     };
-    if let Some(Value::String(model)) = head.model {
+    apply_fields(head.model, head.usage.as_ref(), cx);
+}
+
+fn apply_fields(model: Option<Value>, usage: Option<&Value>, cx: &mut RequestCtx) {
+    if let Some(Value::String(model)) = model {
         cx.response_model = Some(model);
     }
-    if let Some(usage) = head.usage {
-        apply_usage(&usage, cx);
+    if let Some(usage) = usage {
+        apply_usage(usage, cx);
     }
 }
 
@@ -335,7 +356,8 @@ mod raw_description_tests {
         );
         let answer = r#"{"id":"m","model":"claude-x","content":[{"type":"text","text":"a \"quoted\" answer"}],"usage":{"input_tokens":12,"cache_read_input_tokens":5,"output_tokens":3}}"#;
         observe_json_body(&serde_json::from_str(answer).unwrap(), &mut from_tree);
-        observe_json_bytes(answer.as_bytes(), &mut from_bytes);
+        let read = observe_json_answer(Bytes::from_static(answer.as_bytes()), &mut from_bytes);
+        assert_eq!(read.map(|a| a.texts().count()), Some(1));
         assert_eq!(from_bytes.response_model.as_deref(), Some("claude-x"));
         assert_eq!(
             (
@@ -351,6 +373,11 @@ mod raw_description_tests {
         );
         assert_eq!(from_bytes.usage.input_tokens, 17);
         observe_json_bytes(b"[1]", &mut from_bytes);
+        // Not the Messages shape (content is no array): nothing for plugins, usage still read.
+        let odd = r#"{"model":"odd","content":"text","usage":{"output_tokens":9}}"#;
+        assert!(observe_json_answer(Bytes::from_static(odd.as_bytes()), &mut from_bytes).is_none());
+        assert_eq!(from_bytes.response_model.as_deref(), Some("odd"));
+        assert_eq!(from_bytes.usage.output_tokens, 9);
         for bad in ["[1,2]", "\"text\"", "{\"model\":", "", "null"] {
             assert!(describe_raw(bad.as_bytes()).is_none(), "{bad}");
         }

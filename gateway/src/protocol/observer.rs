@@ -1,6 +1,8 @@
 //! Watches a response body on its way to the client and records what plugins need (usage,
 //! model) without holding any byte back.
 
+use bytes::Bytes;
+use tollgate_plugins::json_answer::JsonAnswer;
 use tollgate_plugins::stream_events::StreamEvents;
 use tollgate_plugins::{RequestCtx, RouteKind};
 
@@ -61,11 +63,13 @@ impl ResponseObserver {
         }
     }
 
-    /// The body ended.
-    pub fn finish(&mut self, cx: &mut RequestCtx) {
-        if let ResponseObserver::Json(buffer) = self {
-            anthropic::observe_json_bytes(buffer, cx);
+    /// The body ended. Returns the reading of a whole JSON answer, for the plugins' last chunk.
+    pub fn finish(&mut self, cx: &mut RequestCtx) -> Option<JsonAnswer> {
+        match std::mem::replace(self, ResponseObserver::Ignore) {
+            ResponseObserver::Json(buffer) => {
+                anthropic::observe_json_answer(Bytes::from(buffer), cx)
+            }
+            _ => None,
         }
-        *self = ResponseObserver::Ignore;
     }
 }

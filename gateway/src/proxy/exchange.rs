@@ -369,9 +369,12 @@ async fn stream_response(
             }
         }
         if ended {
-            finish_observation(ctx);
+            let answer = ctx.cx.as_mut().and_then(|cx| ctx.observer.finish(cx));
             if let Some(cx) = ctx.cx.as_mut() {
-                let end = ResponseChunk::new(Bytes::new(), true);
+                let end = match answer {
+                    Some(answer) => ResponseChunk::with_answer(Bytes::new(), answer),
+                    None => ResponseChunk::new(Bytes::new(), true),
+                };
                 let tail = chain::on_response_chunk(route, cx, end);
                 if !tail.is_empty() {
                     batch

@@ -343,7 +343,14 @@ impl Plugin for PromptGuard {
         if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
             let known = chunk.stream_events();
             let was_stopped = masker.stopped().is_some();
-            let masked = masker.chunk(&chunk.data, chunk.end_of_stream, known, &self.maskers);
+            let answer = chunk.json_answer();
+            let masked = masker.chunk(
+                &chunk.data,
+                chunk.end_of_stream,
+                known,
+                answer,
+                &self.maskers,
+            );
             chunk.data = masked;
             if let Some(reason) = masker.stopped().filter(|_| !was_stopped) {
                 cx.warnings.push(reason);

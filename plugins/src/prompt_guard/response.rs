@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
+use crate::json_answer::JsonAnswer;
 use crate::sse::{
     event_parts, json_string, offset_in, push_event, push_event_parts, split_events, BodyKind,
     EventScanner, JsonText,
@@ -77,8 +78,14 @@ struct AnswerBlock<'a> {
 type KnownDelta<'a> = (u64, Option<&'a str>);
 
 /// Whether a JSON answer has text a detector matches; answers of another shape are handed to
-/// the general path.
-fn answer_needs_masking(body: &[u8], detectors: &[Detector]) -> bool {
+/// the general path. `known`: the gateway's reading of the answer, if it read these very bytes.
+fn answer_needs_masking(body: &[u8], known: Option<&JsonAnswer>, detectors: &[Detector]) -> bool {
+    if let Some(known) = known.filter(|answer| answer.body()[..] == *body) {
+        return known.texts().any(|raw| {
+            // The gateway found a JSON string there; should it not decode, the tree decides.
+            json_string(raw).is_none_or(|text| detectors.iter().any(|d| d.found_in(&text)))
+        });
+    }
     match serde_json::from_slice::<AnswerTexts<'_>>(body) {
         Ok(answer) => answer
             .content
@@ -123,12 +130,14 @@ impl ResponseMasker {
     }
 
     /// Processes one chunk, returning what to send now. `known`: the events the gateway read in
-    /// this chunk ([`crate::ResponseChunk::stream_events`]).
+    /// this chunk ([`crate::ResponseChunk::stream_events`]); `answer`: with a JSON answer's last
+    /// chunk, the gateway's reading of the whole answer ([`crate::ResponseChunk::json_answer`]).
     pub fn chunk(
         &mut self,
         data: &Bytes,
         end: bool,
         known: Option<&StreamEvents>,
+        answer: Option<&JsonAnswer>,
         detectors: &[Detector],
     ) -> Bytes {
         if self.stopped.is_some() {
@@ -160,7 +169,7 @@ impl ResponseMasker {
                 }
                 // Most answers hold nothing to mask: check the texts in place first and send
                 // the body as it came; only a match pays for the JSON tree.
-                if answer_needs_masking(&body, detectors) {
+                if answer_needs_masking(&body, answer, detectors) {
                     mask_answer(body, detectors)
                 } else {
                     body
@@ -511,7 +520,7 @@ mod tests {
             );
             let event = format_event(Some("content_block_delta"), &data);
             let end = i == 1;
-            let chunk = masker.chunk(&Bytes::from(event), end, None, &email());
+            let chunk = masker.chunk(&Bytes::from(event), end, None, None, &email());
             out.push_str(std::str::from_utf8(&chunk).unwrap());
         }
         let text: String = out
@@ -529,7 +538,7 @@ mod tests {
         masker.start("text/event-stream");
         let text = "w".repeat(HOLDBACK + 10);
         let event = format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\ndata: \"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n");
-        let out = masker.chunk(&Bytes::from(event), false, None, &email());
+        let out = masker.chunk(&Bytes::from(event), false, None, None, &email());
         let out = std::str::from_utf8(&out).unwrap();
         let data: Vec<&str> = out
             .lines()
@@ -545,15 +554,36 @@ mod tests {
         let body = "{ \"content\": [ {\"type\": \"text\", \"text\": \"hi \\\"there\\\"\"} ],\n  \"usage\": {} }";
         let mut masker = ResponseMasker::default();
         masker.start("application/json");
-        let out = masker.chunk(&Bytes::from(body), true, None, &email());
+        let out = masker.chunk(&Bytes::from(body), true, None, None, &email());
         assert_eq!(out, body.as_bytes());
         let with_mail = body.replace("hi", "mail a@b.io");
-        let out = masker.chunk(&Bytes::from(with_mail), true, None, &email());
+        let out = masker.chunk(&Bytes::from(with_mail), true, None, None, &email());
         let json: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             json["content"][0]["text"],
             "mail <REDACTED:email> \"there\""
         );
+    }
+
+    #[test]
+    fn the_gateways_reading_of_a_json_answer_applies_only_to_the_same_bytes() {
+        let clean = r#"{"content":[{"type":"text","text":"hi \"there\""},{"type":"text","text":"and you"}]}"#;
+        let mailed = clean.replace("you", "a@b.io");
+        let mask = |held: &str, read: &str| {
+            let (answer, _) = JsonAnswer::read(Bytes::copy_from_slice(read.as_bytes())).unwrap();
+            let mut masker = ResponseMasker::default();
+            masker.start("application/json");
+            let held = Bytes::copy_from_slice(held.as_bytes());
+            let out = masker.chunk(&held, true, None, Some(&answer), &email());
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        assert_eq!(mask(clean, clean), clean);
+        let masked = mask(&mailed, &mailed);
+        assert!(masked.contains("<REDACTED:email>") && !masked.contains("a@b.io"));
+        // A reading of other bytes (a plugin ahead changed them) is not trusted.
+        let masked = mask(&mailed, clean);
+        assert!(masked.contains("<REDACTED:email>") && !masked.contains("a@b.io"));
+        assert_eq!(mask(clean, &mailed), clean);
     }
 
     #[test]
@@ -563,7 +593,7 @@ mod tests {
         let text = format!("{}\"quoted\"\n\u{e9}", "z".repeat(HOLDBACK));
         let data = json!({"type": "content_block_delta", "index": 2, "extra": [1, {"k": "v"}], "delta": {"type": "text_delta", "text": text}}).to_string();
         let event = format_event(Some("content_block_delta"), &data);
-        let out = masker.chunk(&Bytes::from(event), false, None, &email());
+        let out = masker.chunk(&Bytes::from(event), false, None, None, &email());
         let out = std::str::from_utf8(&out).unwrap();
         let data_line = out.lines().nth(1).unwrap().trim_start_matches("data: ");
         let sent: Value = serde_json::from_str(data_line).unwrap();
@@ -587,14 +617,22 @@ mod tests {
         for delta in deltas {
             let event = format_event(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": delta}}).to_string());
             out.push_str(
-                std::str::from_utf8(&masker.chunk(&Bytes::from(event), false, None, &detectors))
-                    .unwrap(),
+                std::str::from_utf8(&masker.chunk(
+                    &Bytes::from(event),
+                    false,
+                    None,
+                    None,
+                    &detectors,
+                ))
+                .unwrap(),
             );
         }
         let stop = Bytes::from(
             "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
         );
-        out.push_str(std::str::from_utf8(&masker.chunk(&stop, true, None, &detectors)).unwrap());
+        out.push_str(
+            std::str::from_utf8(&masker.chunk(&stop, true, None, None, &detectors)).unwrap(),
+        );
         out.lines()
             .filter_map(|l| l.strip_prefix("data: "))
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
@@ -619,7 +657,7 @@ mod tests {
             Some("content_block_delta"),
             &json!({"index": 0, "delta": {"type": "text_delta", "text": text}}).to_string(),
         );
-        let out = masker.chunk(&Bytes::from(event), false, None, &detectors);
+        let out = masker.chunk(&Bytes::from(event), false, None, None, &detectors);
         let sent: Value = serde_json::from_str(
             std::str::from_utf8(&out)
                 .unwrap()
@@ -665,6 +703,7 @@ mod tests {
                 &Bytes::copy_from_slice(chunk.as_bytes()),
                 end,
                 facts.as_ref(),
+                None,
                 &detectors,
             );
             out.push_str(std::str::from_utf8(&sent).unwrap());
@@ -768,10 +807,10 @@ mod tests {
         first.extend_from_slice(b": note \xff\n\n");
         let unfinished = delta(" or c@d.io").trim_end().to_string();
         let mut out = masker
-            .chunk(&Bytes::from(first), false, None, &email())
+            .chunk(&Bytes::from(first), false, None, None, &email())
             .to_vec();
-        out.extend_from_slice(&masker.chunk(&Bytes::from(unfinished), false, None, &email()));
-        out.extend_from_slice(&masker.chunk(&Bytes::new(), true, None, &email()));
+        out.extend_from_slice(&masker.chunk(&Bytes::from(unfinished), false, None, None, &email()));
+        out.extend_from_slice(&masker.chunk(&Bytes::new(), true, None, None, &email()));
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains("a@b.io") && !out.contains("c@d.io"), "{out}");
         let text: String = split_events(&out)
@@ -784,7 +823,7 @@ mod tests {
         let mut masker = ResponseMasker::default();
         masker.start("application/json");
         let answer = b"{\"content\":[{\"type\":\"text\",\"text\":\"mail a@b.io \xff\"}]}";
-        let out = masker.chunk(&Bytes::from(&answer[..]), true, None, &email());
+        let out = masker.chunk(&Bytes::from(&answer[..]), true, None, None, &email());
         let json: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(json["content"][0]["text"], "mail <REDACTED:email> \u{fffd}");
     }
@@ -794,17 +833,18 @@ mod tests {
         let mut masker = ResponseMasker::default();
         masker.start("text/event-stream");
         let first = delta_event("mail a@b.io then");
-        let out = masker.chunk(&Bytes::from(first), false, None, &email());
+        let out = masker.chunk(&Bytes::from(first), false, None, None, &email());
         assert!(!String::from_utf8_lossy(&out).contains("a@b.io"));
         let head = Bytes::from_static(
             b"event: content_block_delta\ndata: {\"index\":0,\"delta\":{\"text\":\"",
         );
         assert!(
-            masker.chunk(&head, false, None, &email()).is_empty(),
+            masker.chunk(&head, false, None, None, &email()).is_empty(),
             "held"
         );
         let big = Bytes::from(vec![b'x'; MAX_HELD_EVENT]);
-        let out = String::from_utf8(masker.chunk(&big, false, None, &email()).to_vec()).unwrap();
+        let out =
+            String::from_utf8(masker.chunk(&big, false, None, None, &email()).to_vec()).unwrap();
         assert!(out.ends_with(OVERSIZED_EVENT), "{out}");
         assert!(
             out.contains("<REDACTED:email>"),
@@ -816,8 +856,10 @@ mod tests {
             "x".repeat(10),
             delta_event("more")
         ));
-        assert!(masker.chunk(&rest, false, None, &email()).is_empty());
-        assert!(masker.chunk(&Bytes::new(), true, None, &email()).is_empty());
+        assert!(masker.chunk(&rest, false, None, None, &email()).is_empty());
+        assert!(masker
+            .chunk(&Bytes::new(), true, None, None, &email())
+            .is_empty());
     }
 
     fn delta_event(text: &str) -> String {
