@@ -9,6 +9,7 @@ use prometheus::{
 use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
 use super::labels::{mcp_method, LabelFilter};
+use super::model_series::{ModelSeries, ModelSeriesCache};
 
 /// Buckets from sub-millisecond proxy overhead to ten-minute LLM streams.
 const DURATION_BUCKETS: [f64; 19] = [
@@ -22,7 +23,7 @@ pub const LABEL_CAP: usize = 100;
 /// The series of one route whose labels the route alone fixes, looked up once per route. Each
 /// lookup in a labelled metric takes that metric's lock, which every worker thread shares: a
 /// request pays for the lookups whose labels it decides (status, model, tool), not for these.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RouteSeries {
     /// `requests_total` with status 200.
     answered_ok: IntCounter,
@@ -30,6 +31,8 @@ pub struct RouteSeries {
     request_duration: Histogram,
     /// `upstream_duration_seconds`.
     upstream_duration: Histogram,
+    /// The tokens and time-to-first-token series of the models seen on the route.
+    models: ModelSeriesCache,
 }
 
 /// Everything an exchange reports when it ends.
@@ -196,6 +199,7 @@ impl Metrics {
                 .with_label_values(&[route, kind_label(kind), "200"]),
             request_duration: self.request_duration.with_label_values(&[route]),
             upstream_duration: self.upstream_duration.with_label_values(&[route]),
+            models: ModelSeriesCache::default(),
         }
     }
 
@@ -250,28 +254,39 @@ impl Metrics {
                     .inc();
             }
         }
-        if cx.route.kind == RouteKind::Llm {
-            let provider = cx.route.provider.as_deref().unwrap_or("");
+        if cx.route.kind == RouteKind::Llm && (cx.usage.reported || cx.first_token_at.is_some()) {
             let model = cx
                 .response_model
                 .as_deref()
                 .or(cx.llm.as_ref().and_then(|l| l.model.as_deref()))
                 .unwrap_or("");
-            let model = self.models.label(model);
-            if cx.usage.reported {
-                self.tokens
-                    .with_label_values(&[route, provider, model, "input"])
-                    .inc_by(cx.usage.input_tokens);
-                self.tokens
-                    .with_label_values(&[route, provider, model, "output"])
-                    .inc_by(cx.usage.output_tokens);
-            }
-            if let Some(first) = cx.first_token_at {
-                let ttft = first.saturating_duration_since(cx.started);
-                self.time_to_first_token
-                    .with_label_values(&[route, model])
-                    .observe(ttft.as_secs_f64());
-            }
+            let make = || {
+                let label = self.models.label(model);
+                let provider = cx.route.provider.as_deref().unwrap_or("");
+                let series = ModelSeries {
+                    input_tokens: self
+                        .tokens
+                        .with_label_values(&[route, provider, label, "input"]),
+                    output_tokens: self
+                        .tokens
+                        .with_label_values(&[route, provider, label, "output"]),
+                    time_to_first_token: self
+                        .time_to_first_token
+                        .with_label_values(&[route, label]),
+                };
+                // `other` stands for any number of names: those are not kept.
+                (series, !label.is_empty() && label == model)
+            };
+            series.models.with(model, make, |model| {
+                if cx.usage.reported {
+                    model.input_tokens.inc_by(cx.usage.input_tokens);
+                    model.output_tokens.inc_by(cx.usage.output_tokens);
+                }
+                if let Some(first) = cx.first_token_at {
+                    let ttft = first.saturating_duration_since(cx.started);
+                    model.time_to_first_token.observe(ttft.as_secs_f64());
+                }
+            });
         }
     }
 

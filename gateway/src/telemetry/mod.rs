@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod labels;
 pub mod metrics;
+pub mod model_series;
 pub mod semconv;
 pub mod traces;
 
