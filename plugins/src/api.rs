@@ -539,7 +539,9 @@ pub struct ResponseChunk {
     /// The bytes `events` describe, held so that their memory cannot be reused: `data` still
     /// starting at the same address with the same length means no plugin replaced them.
     events_of: Bytes,
-    answer: Option<JsonAnswer>,
+    /// Boxed: every chunk of every stream is moved along the chain, only a JSON answer's last
+    /// one carries this.
+    answer: Option<Box<JsonAnswer>>,
 }
 
 impl ResponseChunk {
@@ -558,7 +560,7 @@ impl ResponseChunk {
     /// it).
     pub fn with_answer(data: Bytes, answer: JsonAnswer) -> Self {
         Self {
-            answer: Some(answer),
+            answer: Some(Box::new(answer)),
             ..Self::new(data, true)
         }
     }
@@ -589,7 +591,7 @@ impl ResponseChunk {
     /// A plugin earlier in the chain may have changed the bytes it passed on: use it only when
     /// it is byte for byte what the plugin holds.
     pub fn json_answer(&self) -> Option<&JsonAnswer> {
-        self.answer.as_ref()
+        self.answer.as_deref()
     }
 
     /// The bytes to send and the events read in them (for their allocation, reused).
