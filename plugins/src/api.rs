@@ -588,10 +588,16 @@ impl ResponseChunk {
 
     /// With a JSON answer's last chunk (LLM routes): the whole answer as the upstream sent it
     /// and where its texts are, so that a plugin that held the answer need not parse it again.
-    /// A plugin earlier in the chain may have changed the bytes it passed on: use it only when
-    /// it is byte for byte what the plugin holds.
+    /// The plugins after one that changed the answer (in any chunk) do not get it. Use it only
+    /// when it is byte for byte what the plugin holds.
     pub fn json_answer(&self) -> Option<&JsonAnswer> {
         self.answer.as_deref()
+    }
+
+    /// Drops the JSON answer's reading (the gateway does so for the plugins after one that changed
+    /// the answer: the reading holds the upstream's bytes).
+    pub fn forget_json_answer(&mut self) {
+        self.answer = None;
     }
 
     /// The bytes to send and the events read in them (for their allocation, reused).

@@ -42,9 +42,10 @@ struct BlockRef<'a> {
 }
 
 impl JsonAnswer {
-    /// Reads `body`, a whole answer: its fields and where its texts are. `None` when it is not
-    /// an object of the Messages shape (no `content` array of objects, duplicate keys, not
-    /// UTF-8): the caller reads such a body its own way.
+    /// Reads `body`, a whole answer: its fields and where its texts are (an answer without
+    /// `content`, such as an error, has none). `None` when it is not a JSON object, its
+    /// `content` is not an array of blocks, a key is given twice, or a string read is not UTF-8:
+    /// the caller reads such a body its own way.
     pub fn read(body: Bytes) -> Option<(Self, AnswerFields)> {
         // serde would read an array into the struct too, field by field.
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -58,9 +59,9 @@ impl JsonAnswer {
             .filter_map(|block| block.text)
             // A `text` that is not a string is no text (a detector has nothing to read in it).
             .filter(|raw| raw.get().starts_with('"'))
-            .map(|raw| {
-                let at = raw.get().as_ptr() as usize - start;
-                at..at + raw.get().len()
+            .filter_map(|raw| {
+                let at = (raw.get().as_ptr() as usize).checked_sub(start)?;
+                Some(at..at + raw.get().len())
             })
             .collect();
         let fields = AnswerFields {

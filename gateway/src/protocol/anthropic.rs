@@ -133,7 +133,7 @@ pub fn observe_json_answer(body: Bytes, cx: &mut RequestCtx) -> Option<JsonAnswe
 }
 
 /// Model and usage of a whole response body of any shape (the rest is skipped unparsed).
-fn observe_json_bytes(raw: &[u8], cx: &mut RequestCtx) {
+pub fn observe_json_bytes(raw: &[u8], cx: &mut RequestCtx) {
     if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return;
     }
@@ -373,6 +373,11 @@ mod raw_description_tests {
         );
         assert_eq!(from_bytes.usage.input_tokens, 17);
         observe_json_bytes(b"[1]", &mut from_bytes);
+        assert_eq!(
+            from_bytes.response_model.as_deref(),
+            Some("claude-x"),
+            "not an answer"
+        );
         // Not the Messages shape (content is no array): nothing for plugins, usage still read.
         let odd = r#"{"model":"odd","content":"text","usage":{"output_tokens":9}}"#;
         assert!(observe_json_answer(Bytes::from_static(odd.as_bytes()), &mut from_bytes).is_none());

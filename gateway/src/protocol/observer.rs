@@ -63,11 +63,16 @@ impl ResponseObserver {
         }
     }
 
-    /// The body ended. Returns the reading of a whole JSON answer, for the plugins' last chunk.
-    pub fn finish(&mut self, cx: &mut RequestCtx) -> Option<JsonAnswer> {
+    /// The body ended. With `with_reading`, returns the reading of a whole JSON answer, for the
+    /// plugins' last chunk.
+    pub fn finish(&mut self, cx: &mut RequestCtx, with_reading: bool) -> Option<JsonAnswer> {
         match std::mem::replace(self, ResponseObserver::Ignore) {
-            ResponseObserver::Json(buffer) => {
+            ResponseObserver::Json(buffer) if with_reading => {
                 anthropic::observe_json_answer(Bytes::from(buffer), cx)
+            }
+            ResponseObserver::Json(buffer) => {
+                anthropic::observe_json_bytes(&buffer, cx);
+                None
             }
             _ => None,
         }

@@ -3,8 +3,10 @@
 use bytes::Bytes;
 use http::StatusCode;
 use pingora::http::ResponseHeader;
+use std::sync::Arc;
+
 use tollgate_plugins::{
-    Outcome, PluginError, RejectKind, Rejection, RequestBody, RequestCtx, ResponseChunk,
+    Outcome, Plugin, PluginError, RejectKind, Rejection, RequestBody, RequestCtx, ResponseChunk,
     ResponseHead, Verdict,
 };
 
@@ -128,10 +130,36 @@ pub async fn on_response(
     Ok(length_dropped)
 }
 
-/// Response chunk phase (synchronous).
-pub fn on_response_chunk(route: &Route, cx: &mut RequestCtx, mut chunk: ResponseChunk) -> Bytes {
-    for plugin in &route.chain {
+/// Response chunk phase (synchronous). `altered_from`: the first plugin that changed the body in
+/// this or an earlier chunk (`usize::MAX` while none has). The gateway's reading of a JSON answer
+/// describes the upstream's bytes: the plugins after that one never see it (it may hold text an
+/// earlier plugin masked).
+pub fn on_response_chunk(
+    route: &Route,
+    cx: &mut RequestCtx,
+    chunk: ResponseChunk,
+    altered_from: &mut usize,
+) -> Bytes {
+    chunk_through(&route.chain, cx, chunk, altered_from)
+}
+
+fn chunk_through(
+    chain: &[Arc<dyn Plugin>],
+    cx: &mut RequestCtx,
+    mut chunk: ResponseChunk,
+    altered_from: &mut usize,
+) -> Bytes {
+    for (index, plugin) in chain.iter().enumerate() {
+        if index > *altered_from {
+            chunk.forget_json_answer();
+        }
+        let before = (chunk.data.as_ptr(), chunk.data.len());
         plugin.on_response_chunk(cx, &mut chunk);
+        let after = (chunk.data.as_ptr(), chunk.data.len());
+        let changed = after != before && (before.1, after.1) != (0, 0);
+        if changed && index < *altered_from {
+            *altered_from = index;
+        }
     }
     chunk.into_parts().0
 }
@@ -140,5 +168,82 @@ pub fn on_response_chunk(route: &Route, cx: &mut RequestCtx, mut chunk: Response
 pub async fn on_complete(route: &Route, cx: &RequestCtx, outcome: &Outcome) {
     for plugin in &route.chain {
         plugin.on_complete(cx, outcome).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tollgate_plugins::json_answer::JsonAnswer;
+    use tollgate_plugins::{RouteInfo, RouteKind};
+
+    use super::*;
+
+    /// Replaces every non-empty chunk with `[masked]` (a masking plugin).
+    struct Masks;
+
+    /// Notes, per chunk, whether it was handed the gateway's reading of the answer.
+    #[derive(Default)]
+    struct Looks(Mutex<Vec<bool>>);
+
+    #[tollgate_plugins::async_trait]
+    impl Plugin for Masks {
+        fn name(&self) -> &str {
+            "masks"
+        }
+        fn on_response_chunk(&self, _cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
+            if !chunk.data.is_empty() {
+                chunk.data = Bytes::from_static(b"[masked]");
+            }
+        }
+    }
+
+    #[tollgate_plugins::async_trait]
+    impl Plugin for Looks {
+        fn name(&self) -> &str {
+            "looks"
+        }
+        fn on_response_chunk(&self, _cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(chunk.json_answer().is_some());
+            }
+        }
+    }
+
+    fn answer() -> ResponseChunk {
+        let body = Bytes::from_static(br#"{"content":[{"type":"text","text":"a@b.io"}]}"#);
+        let (reading, _) = JsonAnswer::read(body).unwrap();
+        ResponseChunk::with_answer(Bytes::new(), reading)
+    }
+
+    #[test]
+    fn the_answers_reading_stops_at_the_first_plugin_that_changed_the_answer() {
+        let route = RouteInfo {
+            name: "r".into(),
+            kind: RouteKind::Llm,
+            provider: None,
+            path_prefix: "/".into(),
+        };
+        let mut cx = RequestCtx::new(
+            route,
+            http::Method::POST,
+            http::Uri::from_static("/"),
+            http::HeaderMap::new(),
+        );
+        let (before, after) = (Arc::new(Looks::default()), Arc::new(Looks::default()));
+        let chain: Vec<Arc<dyn Plugin>> = vec![before.clone(), Arc::new(Masks), after.clone()];
+        let mut altered_from = usize::MAX;
+        // Nothing changed yet: every plugin gets the reading.
+        chunk_through(&chain, &mut cx, answer(), &mut altered_from);
+        assert_eq!(altered_from, usize::MAX);
+        // A chunk the masking plugin changes; from then on only the plugins up to it get it.
+        let chunk = ResponseChunk::new(Bytes::from_static(b"a@b.io"), false);
+        let sent = chunk_through(&chain, &mut cx, chunk, &mut altered_from);
+        assert_eq!(sent, "[masked]");
+        assert_eq!(altered_from, 1);
+        chunk_through(&chain, &mut cx, answer(), &mut altered_from);
+        assert_eq!(*before.0.lock().unwrap(), [true, false, true]);
+        assert_eq!(*after.0.lock().unwrap(), [true, false, false]);
     }
 }

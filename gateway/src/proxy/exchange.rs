@@ -369,13 +369,18 @@ async fn stream_response(
             }
         }
         if ended {
-            let answer = ctx.cx.as_mut().and_then(|cx| ctx.observer.finish(cx));
+            // The reading of a whole JSON answer is worth making only for plugins.
+            let with_reading = !route.chain.is_empty();
+            let answer = ctx
+                .cx
+                .as_mut()
+                .and_then(|cx| ctx.observer.finish(cx, with_reading));
             if let Some(cx) = ctx.cx.as_mut() {
                 let end = match answer {
                     Some(answer) => ResponseChunk::with_answer(Bytes::new(), answer),
                     None => ResponseChunk::new(Bytes::new(), true),
                 };
-                let tail = chain::on_response_chunk(route, cx, end);
+                let tail = chain::on_response_chunk(route, cx, end, &mut ctx.altered_from);
                 if !tail.is_empty() {
                     batch
                         .get_or_insert_with(|| BytesMut::from(&data[..]))
@@ -448,7 +453,7 @@ fn observe_and_filter(ctx: &mut ProxyCtx, route: &Route, chunk: Bytes) -> Bytes 
                 Some(events) => ResponseChunk::with_events(chunk, false, events),
                 None => ResponseChunk::new(chunk, false),
             };
-            chain::on_response_chunk(route, cx, chunk)
+            chain::on_response_chunk(route, cx, chunk, &mut ctx.altered_from)
         }
         None => chunk,
     }
@@ -456,6 +461,6 @@ fn observe_and_filter(ctx: &mut ProxyCtx, route: &Route, chunk: Bytes) -> Bytes 
 
 fn finish_observation(ctx: &mut ProxyCtx) {
     if let Some(cx) = ctx.cx.as_mut() {
-        ctx.observer.finish(cx);
+        ctx.observer.finish(cx, false);
     }
 }

@@ -87,6 +87,8 @@ pub struct ProxyCtx {
     error: Option<Cow<'static, str>>,
     status: u16,
     observer: ResponseObserver,
+    /// The first plugin of the chain that changed the response body so far (`usize::MAX`: none).
+    altered_from: usize,
     request_body_bytes: usize,
     /// When the gateway started contacting the upstream.
     upstream_started: Option<std::time::Instant>,
@@ -194,6 +196,7 @@ impl ProxyHttp for TollgateProxy {
             error: None,
             status: 0,
             observer: ResponseObserver::Ignore,
+            altered_from: usize::MAX,
             request_body_bytes: 0,
             upstream_started: None,
             _in_flight: self.lifecycle.track(),
@@ -366,10 +369,15 @@ impl ProxyHttp for TollgateProxy {
         if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
             if let Some(data) = body.take() {
                 let chunk = ResponseChunk::new(data, end_of_stream);
-                *body = Some(chain::on_response_chunk(route, cx, chunk));
+                *body = Some(chain::on_response_chunk(
+                    route,
+                    cx,
+                    chunk,
+                    &mut ctx.altered_from,
+                ));
             } else if end_of_stream {
                 let end = ResponseChunk::new(Bytes::new(), true);
-                let data = chain::on_response_chunk(route, cx, end);
+                let data = chain::on_response_chunk(route, cx, end, &mut ctx.altered_from);
                 *body = (!data.is_empty()).then_some(data);
             }
         }

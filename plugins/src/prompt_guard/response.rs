@@ -36,6 +36,9 @@ pub struct ResponseMasker {
 /// Warning reason of a JSON answer stopped for being too long to check.
 pub const ANSWER_TOO_LONG: &str = "guard.answer_too_long";
 
+/// Warning reason of a JSON answer stopped for not being JSON the guard can read.
+pub const ANSWER_UNREADABLE: &str = "guard.answer_unreadable";
+
 /// Warning reason of a stream stopped at an event too long to check.
 pub const EVENT_TOO_LONG: &str = "guard.event_too_long";
 
@@ -49,6 +52,9 @@ pub const MAX_HELD_ANSWER: usize = 8 << 20;
 
 /// The Anthropic error body that replaces a JSON answer too long to check.
 const OVERSIZED_ANSWER: &str = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: it is over 8 MiB, too long to check\"}}";
+
+/// The Anthropic error body that replaces a JSON answer that is not JSON.
+const UNREADABLE_ANSWER: &str = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: it is not JSON it can read to check\"}}";
 
 /// The Anthropic error event that ends a stream stopped for an oversized event.
 const OVERSIZED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: one of its events is over 1 MiB, too long to check\"}}\n\n";
@@ -77,30 +83,57 @@ struct AnswerBlock<'a> {
 /// (the JSON string as sent, `None` when the delta has none).
 type KnownDelta<'a> = (u64, Option<&'a str>);
 
-/// Whether a JSON answer has text a detector matches; answers of another shape are handed to
-/// the general path. `known`: the gateway's reading of the answer, if it read these very bytes.
-fn answer_needs_masking(body: &[u8], known: Option<&JsonAnswer>, detectors: &[Detector]) -> bool {
+/// What a JSON answer needs once its texts were checked in place.
+#[derive(Debug, PartialEq, Eq)]
+enum AnswerCheck {
+    /// Nothing to mask: sent as it came.
+    Clean,
+    /// A detector matched: masked on the JSON tree.
+    Mask,
+    /// It could not be read in place (a key given twice, blocks of another shape, a string that
+    /// does not decode): masked on the JSON tree and sent as the tree has it, so that every
+    /// client reads what was checked (with a duplicate key, not the one the tree dropped).
+    Rebuild,
+}
+
+/// Checks the texts of a JSON answer. `known`: the gateway's reading of the answer, used when it
+/// read these very bytes.
+fn check_answer(body: &[u8], known: Option<&JsonAnswer>, detectors: &[Detector]) -> AnswerCheck {
+    let matches = |text: &str| detectors.iter().any(|d| d.found_in(text));
     if let Some(known) = known.filter(|answer| answer.body()[..] == *body) {
-        return known.texts().any(|raw| {
-            // The gateway found a JSON string there; should it not decode, the tree decides.
-            json_string(raw).is_none_or(|text| detectors.iter().any(|d| d.found_in(&text)))
-        });
+        let mut found = false;
+        for raw in known.texts() {
+            match json_string(raw) {
+                Some(text) => found = found || matches(&text),
+                None => return AnswerCheck::Rebuild,
+            }
+        }
+        return if found {
+            AnswerCheck::Mask
+        } else {
+            AnswerCheck::Clean
+        };
     }
     match serde_json::from_slice::<AnswerTexts<'_>>(body) {
-        Ok(answer) => answer
-            .content
-            .iter()
-            .filter_map(|block| block.text.as_ref())
-            .any(|text| detectors.iter().any(|d| d.found_in(&text.0))),
-        Err(_) => true,
+        Ok(answer) => {
+            let mut texts = answer
+                .content
+                .iter()
+                .filter_map(|block| block.text.as_ref());
+            if texts.any(|text| matches(&text.0)) {
+                AnswerCheck::Mask
+            } else {
+                AnswerCheck::Clean
+            }
+        }
+        Err(_) => AnswerCheck::Rebuild,
     }
 }
 
-/// Masks the text blocks of a JSON answer; the original bytes if nothing changed.
-fn mask_answer(body: Bytes, detectors: &[Detector]) -> Bytes {
-    let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
-        return body;
-    };
+/// Masks the text blocks of a JSON answer: the original bytes if nothing changed (and no
+/// `rebuild` is asked for); `None` when it is not JSON at all, which the guard cannot check.
+fn mask_answer(body: Bytes, detectors: &[Detector], rebuild: bool) -> Option<Bytes> {
+    let mut json = serde_json::from_slice::<Value>(&body).ok()?;
     let mut changed = false;
     if let Some(Value::Array(blocks)) = json.get_mut("content") {
         for block in blocks {
@@ -111,10 +144,10 @@ fn mask_answer(body: Bytes, detectors: &[Detector]) -> Bytes {
             }
         }
     }
-    if !changed {
-        return body;
+    if !changed && !rebuild {
+        return Some(body);
     }
-    serde_json::to_vec(&json).map_or(body, Bytes::from)
+    serde_json::to_vec(&json).ok().map(Bytes::from)
 }
 
 impl ResponseMasker {
@@ -124,7 +157,8 @@ impl ResponseMasker {
         self.mode != BodyKind::Other
     }
 
-    /// Why the answer was stopped ([`ANSWER_TOO_LONG`], [`EVENT_TOO_LONG`]), if it was.
+    /// Why the answer was stopped ([`ANSWER_TOO_LONG`], [`ANSWER_UNREADABLE`],
+    /// [`EVENT_TOO_LONG`]), if it was.
     pub fn stopped(&self) -> Option<&'static str> {
         self.stopped
     }
@@ -167,12 +201,23 @@ impl ResponseMasker {
                     // can be read and masked, never sent past the guard unread.
                     body = Bytes::from(String::from_utf8_lossy(&body).into_owned());
                 }
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    return body;
+                }
                 // Most answers hold nothing to mask: check the texts in place first and send
                 // the body as it came; only a match pays for the JSON tree.
-                if answer_needs_masking(&body, answer, detectors) {
-                    mask_answer(body, detectors)
-                } else {
-                    body
+                let check = check_answer(&body, answer, detectors);
+                if check == AnswerCheck::Clean {
+                    return body;
+                }
+                match mask_answer(body, detectors, check == AnswerCheck::Rebuild) {
+                    Some(sent) => sent,
+                    None => {
+                        // What the guard cannot read it does not send.
+                        self.stopped = Some(ANSWER_UNREADABLE);
+                        tracing::warn!("prompt-guard stopped an answer that is not JSON");
+                        Bytes::from_static(UNREADABLE_ANSWER.as_bytes())
+                    }
                 }
             }
             BodyKind::Sse => {
@@ -562,6 +607,43 @@ mod tests {
         assert_eq!(
             json["content"][0]["text"],
             "mail <REDACTED:email> \"there\""
+        );
+    }
+
+    #[test]
+    fn a_json_answer_that_cannot_be_read_in_place_is_sent_as_checked() {
+        let json = |body: &str| {
+            let mut masker = ResponseMasker::default();
+            masker.start("application/json");
+            let held = Bytes::copy_from_slice(body.as_bytes());
+            let read = JsonAnswer::read(held.clone()).map(|(answer, _)| answer);
+            let out = masker.chunk(&held, true, None, read.as_ref(), &email());
+            (String::from_utf8(out.to_vec()).unwrap(), masker.stopped())
+        };
+        // A client may keep the first of two keys, the tree keeps the last: the tree is sent.
+        let (out, _) = json(r#"{"content":[{"type":"text","text":"mail a@b.io","text":"ok"}]}"#);
+        assert!(!out.contains("a@b.io"), "{out}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["content"][0]["text"],
+            "ok"
+        );
+        // A lone surrogate neither the gateway's reading nor the tree decodes.
+        let (out, stopped) = json(r#"{"content":[{"type":"text","text":"mail a@b.io \ud800"}]}"#);
+        assert!(!out.contains("a@b.io"), "{out}");
+        assert!(out.contains("not JSON it can read"), "{out}");
+        assert_eq!(stopped, Some(ANSWER_UNREADABLE));
+        let (out, stopped) = json("upstream error: a@b.io");
+        assert!(
+            !out.contains("a@b.io") && stopped == Some(ANSWER_UNREADABLE),
+            "{out}"
+        );
+        // Nothing to read is nothing to stop.
+        assert_eq!(json(" \n"), (" \n".to_string(), None));
+        let odd = r#"{"content":"mail a@b.io"}"#;
+        assert_eq!(
+            json(odd),
+            (odd.to_string(), None),
+            "only content blocks' texts are masked"
         );
     }
 

@@ -277,15 +277,15 @@ impl RunningGateway {
         None
     }
 
-    /// The first `count` records of the audit log ([`GatewayBuilder::audit_log`]), waiting up to
-    /// 5 s for them (a dedicated thread writes them).
+    /// The records of the audit log ([`GatewayBuilder::audit_log`]) once there are `count` of
+    /// them, waiting up to 5 s (a dedicated thread writes them); more than `count` fails.
     pub async fn audit_lines(&self, count: usize) -> Vec<serde_json::Value> {
         read_audit_lines(&self.dir.path().join(AUDIT_FILE), count).await
     }
 
-    /// Checks that the exchanges of the audit log's first `count` records carry exactly the
+    /// Checks that the audit log's records (as many as `expected` has lists) carry exactly the
     /// plugin warnings `expected` (one list per record, in order), and that the route's
-    /// `tollgate_plugin_warnings_total` counts them.
+    /// `tollgate_plugin_warnings_total` counts them and no other reason.
     pub async fn assert_warnings(&self, route: &str, expected: &[&[&str]]) {
         let lines = self.audit_lines(expected.len()).await;
         let mut counts = std::collections::BTreeMap::<&str, f64>::new();
@@ -300,6 +300,17 @@ impl RunningGateway {
             }
         }
         let scrape = self.metrics().await;
+        let route_label = format!(r#"route="{route}""#);
+        for line in scrape.lines() {
+            if line.starts_with("tollgate_plugin_warnings_total{") && line.contains(&route_label) {
+                assert!(
+                    counts
+                        .keys()
+                        .any(|reason| line.contains(&format!(r#"reason="{reason}""#))),
+                    "unexpected warning: {line}"
+                );
+            }
+        }
         for (reason, count) in counts {
             let series =
                 format!(r#"tollgate_plugin_warnings_total{{reason="{reason}",route="{route}"}}"#);
