@@ -16,6 +16,10 @@
 #   HIGH_RATE=2000 HIGH_STREAM_RATE=200   a second fixed rate, for direct/tollgate/nginx only
 #                       (the peers cannot keep up with it); 0: none
 #   RATE_REPEATS=3      fixed-rate runs per row; the run with the median p99 is reported
+#   TAIL_ROUNDS=5       the high rates are measured in interleaved rounds instead: every round
+#                       runs direct, tollgate and nginx back to back (TAIL_DURATION=5s each), and
+#                       the report gives the median over rounds of each target's p99 minus
+#                       direct's in the same round; 0: sequential runs as for the low rate
 #   TTFB_REQUESTS=200   sequential streams for the time-to-first-byte measure
 #   PIN=auto            pin the target on its own cores, wrk + upstream + curl on the others
 #                       (auto: when nproc > THREADS); 0 to never pin
@@ -43,6 +47,8 @@ STREAM_RATE=${STREAM_RATE:-10}
 HIGH_RATE=${HIGH_RATE:-2000}
 HIGH_STREAM_RATE=${HIGH_STREAM_RATE:-200}
 RATE_REPEATS=${RATE_REPEATS:-3}
+TAIL_ROUNDS=${TAIL_ROUNDS:-5}
+TAIL_DURATION=${TAIL_DURATION:-5s}
 TTFB_REQUESTS=${TTFB_REQUESTS:-200}
 PIN=${PIN:-auto}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/bench
@@ -694,6 +700,69 @@ $(workload_hdrs "$t" c)"
     END { if (bad) print t "\tERR\t" bad }' "$WORK/ttfb-$t.txt" >>"$TTFB"
 }
 
+high_rate() { # WORKLOAD
+  if [ "$1" = c ]; then echo "$HIGH_STREAM_RATE"; else echo "$HIGH_RATE"; fi
+}
+
+# Interleaved tail rounds: the p99 of a shared VM moves with its neighbours from one minute to
+# the next by more than what a proxy adds, so targets measured minutes apart are not comparable.
+# Within a round direct, tollgate and nginx run back to back (a few seconds each) and see the same
+# neighbours; the median over rounds of (target p99 - direct p99 of that round) is what is
+# reported. A round in which other processes took more than 10 % of the machine is run again.
+TAILS="$WORK/tails.tsv"
+: >"$TAILS"
+tail_round() { # WORKLOAD ROUND TARGETS...: appends "w round target p99_us other" lines
+  local w=$1 round=$2 t attempt busy p99
+  shift 2
+  local -a rows
+  for attempt in $(seq 0 "${BUSY_RETRIES:-2}"); do
+    wait_quiet 3
+    rows=()
+    busy=0
+    for t in "$@"; do
+      measure_once "$t" "$w" rate "$(high_rate "$w")" || return 1
+      p99=$(printf '%s
+' "$LAST_ROW" | grep -o 'p99=[0-9.]*' | head -n 1 | cut -d= -f2)
+      rows+=("$w	$round	$t	$p99	$OTHER")
+      [ "$OTHER" -gt 10 ] && busy=1
+    done
+    [ "$busy" = 0 ] && break
+    [ "$attempt" -lt "${BUSY_RETRIES:-2}" ] && log "  other processes took over 10% of the machine in round $round: again"
+  done
+  printf '%s\n' "${rows[@]}" >>"$TAILS"
+}
+
+run_tail_rounds() {
+  local t w round
+  local -a started=()
+  for t in $TARGETS; do
+    case $t in direct | tollgate-nop | tollgate-full | nginx) ;; *) continue ;; esac
+    if start_target "$t"; then
+      started+=("$t")
+    else
+      NOTES+=("tail rounds: $t did not start")
+      [ -n "${TARGET_PID[$t]:-}" ] && [ "$t" != direct ] && stop_pid "${TARGET_PID[$t]}"
+    fi
+  done
+  if [ "${started[0]:-}" = direct ] && [ "${#started[@]}" -gt 1 ]; then
+    local saved=$DURATION
+    DURATION=$TAIL_DURATION
+    for w in a b c; do
+      [ "$(high_rate "$w")" = 0 ] && continue
+      for round in $(seq "$TAIL_ROUNDS"); do
+        log "tail rounds: workload $w at $(high_rate "$w")/s, round $round of $TAIL_ROUNDS"
+        tail_round "$w" "$round" "${started[@]}" || NOTES+=("tail rounds: workload $w round $round failed")
+      done
+    done
+    DURATION=$saved
+  else
+    NOTES+=("tail rounds: not run (they need direct and at least one other target)")
+  fi
+  for t in "${started[@]}"; do
+    [ "$t" != direct ] && stop_pid "${TARGET_PID[$t]}"
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Run
 
@@ -752,7 +821,7 @@ for t in $TARGETS; do
     [ "$w" = c ] && rates="$STREAM_RATE"
     case $t in
     litellm | portkey) ;;
-    *) if [ "$w" = c ]; then rates="$rates $HIGH_STREAM_RATE"; else rates="$rates $HIGH_RATE"; fi ;;
+    *) [ "$TAIL_ROUNDS" = 0 ] && rates="$rates $(high_rate "$w")" ;;
     esac
     for r in $rates; do
       [ "$r" = 0 ] && continue
@@ -766,6 +835,9 @@ for t in $TARGETS; do
   done
   [ "$t" != direct ] && stop_pid "${TARGET_PID[$t]}"
 done
+if [ "$TAIL_ROUNDS" != 0 ]; then
+  run_tail_rounds
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -807,6 +879,12 @@ report() {
     echo
     render rate
   fi
+  if [ -s "$TAILS" ]; then
+    echo
+    echo "### Added p99 at the high rates, interleaved rounds ($TAIL_ROUNDS rounds of $TAIL_DURATION per target; JSON and MCP at $HIGH_RATE req/s, SSE at $HIGH_STREAM_RATE streams/s)"
+    echo
+    render_tails
+  fi
   if [ -s "$TTFB" ]; then
     echo
     echo "### SSE time to first byte ($TTFB_REQUESTS sequential streams, one connection)"
@@ -835,6 +913,40 @@ report() {
     "$RESULTS"
   local note
   for note in "${NOTES[@]}"; do echo "- $note"; done
+}
+
+# One row per workload and target: the median, lowest and highest over the rounds of the
+# target's p99 minus direct's p99 of the same round, and the median p99s themselves.
+render_tails() {
+  echo "| workload | target | rounds | median +p99 ms | lowest +p99 ms | highest +p99 ms | median p99 ms | direct's median p99 ms |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk -F'\t' '
+    function median(list,   n, v, i, j, x) {
+      n = split(list, v, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
+      lo = v[1]; hi = v[n]
+      return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    $3 == "direct" { base[$1, $2] = $4; directs[$1] = directs[$1] " " $4; next }
+    { rows[++n] = $0 }
+    END {
+      names["a"] = "JSON /v1/messages"; names["b"] = "MCP tools/call"; names["c"] = "SSE /v1/messages"
+      for (i = 1; i <= n; i++) {
+        split(rows[i], f, "\t")
+        if (!((f[1], f[2]) in base)) continue
+        key = f[1] SUBSEP f[3]
+        if (!(key in count)) order[++m] = key
+        count[key]++
+        added[key] = added[key] " " (f[4] - base[f[1], f[2]]) / 1000
+        own[key] = own[key] " " f[4] / 1000
+      }
+      for (k = 1; k <= m; k++) {
+        split(order[k], kt, SUBSEP)
+        med = median(added[order[k]]); l = lo; h = hi
+        printf "| %s | %s | %d | %+.3f | %+.3f | %+.3f | %.3f | %.3f |\n", names[kt[1]], kt[2], count[order[k]], \
+          med, l, h, median(own[order[k]]), median(directs[kt[1]]) / 1000
+      }
+    }' "$TAILS"
 }
 
 pct() { # SORTED-FILE FRACTION: nearest-rank percentile
