@@ -853,6 +853,8 @@ version_of() {
 }
 REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)
 (cd "$ROOT" && git diff --quiet HEAD -- gateway plugins Cargo.toml Cargo.lock 2>/dev/null) || REV="$REV + uncommitted changes"
+# With SKIP_BUILD the binaries may be older than the checkout: the report says so.
+[ "${SKIP_BUILD:-0}" = 1 ] && REV="$REV checkout (SKIP_BUILD=1: binaries built earlier, maybe from another revision)"
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 
