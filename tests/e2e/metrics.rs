@@ -37,6 +37,7 @@ async fn counters_after_mcp_and_llm_traffic_pass_promtool() {
         r#"
 [telemetry]
 metric_models = ["claude-*"]
+metric_tools = ["multiply", "delete_all"]
 
 [plugin.auth]
 type = "jwt"
@@ -82,10 +83,14 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap();
     }
+    // A series is found again the second time (kept with the route): it must count on.
     for (token, tool) in [
+        (Some(&alice), "multiply"),
         (Some(&alice), "multiply"),
         (Some(&alice), "delete_all"),
         (None, "multiply"),
+        (Some(&alice), "add"),
+        (Some(&alice), "subtract"),
     ] {
         let mut request = client.post(gw.url("/mcp")).json(&call(tool));
         if let Some(token) = token {
@@ -116,7 +121,7 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
         ),
         (
             r#"tollgate_requests_total{kind="mcp",route="mcp",status="200"}"#,
-            2.0,
+            5.0,
         ),
         (
             r#"tollgate_gen_ai_tokens_total{model="claude-test",provider="anthropic",route="llm",type="input"}"#,
@@ -136,7 +141,13 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
         ),
         (
             r#"tollgate_mcp_requests_total{method="tools/call",outcome="ok",route="mcp",tool="multiply"}"#,
-            1.0,
+            2.0,
+        ),
+        (
+            // Tools outside `metric_tools` share `other`, each call counted (refused by
+            // `mcp-rbac`: only `multiply` is allowed).
+            r#"tollgate_mcp_requests_total{method="tools/call",outcome="rejected",route="mcp",tool="other"}"#,
+            2.0,
         ),
         (
             r#"tollgate_mcp_requests_total{method="tools/call",outcome="rejected",route="mcp",tool="delete_all"}"#,
@@ -144,7 +155,7 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
         ),
         (
             r#"tollgate_plugin_rejections_total{plugin="tool-access",reason="rbac.denied",route="mcp"}"#,
-            1.0,
+            3.0,
         ),
         (
             r#"tollgate_plugin_rejections_total{plugin="auth",reason="jwt.missing",route="mcp"}"#,

@@ -9,7 +9,7 @@ use prometheus::{
 use tollgate_plugins::{Decision, RequestCtx, RouteKind};
 
 use super::labels::{mcp_method, LabelFilter};
-use super::model_series::{ModelSeries, ModelSeriesCache};
+use super::series_cache::{CallKey, ModelSeries, SeriesCache, CACHED_CALLS, CACHED_MODELS};
 
 /// Buckets from sub-millisecond proxy overhead to ten-minute LLM streams.
 const DURATION_BUCKETS: [f64; 19] = [
@@ -32,7 +32,9 @@ pub struct RouteSeries {
     /// `upstream_duration_seconds`.
     upstream_duration: Histogram,
     /// The tokens and time-to-first-token series of the models seen on the route.
-    models: ModelSeriesCache,
+    models: SeriesCache<Box<str>, ModelSeries>,
+    /// `mcp_requests_total` by method, tool and outcome seen on the route.
+    calls: SeriesCache<CallKey, IntCounter>,
 }
 
 /// Everything an exchange reports when it ends.
@@ -199,7 +201,8 @@ impl Metrics {
                 .with_label_values(&[route, kind_label(kind), "200"]),
             request_duration: self.request_duration.with_label_values(&[route]),
             upstream_duration: self.upstream_duration.with_label_values(&[route]),
-            models: ModelSeriesCache::default(),
+            models: SeriesCache::new(CACHED_MODELS),
+            calls: SeriesCache::new(CACHED_CALLS),
         }
     }
 
@@ -243,15 +246,25 @@ impl Metrics {
             };
             for message in mcp.messages.iter().filter(|m| m.method.is_some()) {
                 let method = mcp_method(message.method.as_deref().unwrap_or_default());
-                let tool = if method == "tools/call" {
-                    self.tools
-                        .label(message.target.as_deref().unwrap_or_default())
-                } else {
-                    ""
+                let target = match method {
+                    "tools/call" => message.target.as_deref().unwrap_or_default(),
+                    _ => "",
                 };
-                self.mcp_requests
-                    .with_label_values(&[route, method, tool, outcome])
-                    .inc();
+                let is = |key: &CallKey| &*key.0 == method && &*key.1 == target && key.2 == outcome;
+                let make = || {
+                    let tool = if method == "tools/call" {
+                        self.tools.label(target)
+                    } else {
+                        ""
+                    };
+                    let counter = self
+                        .mcp_requests
+                        .with_label_values(&[route, method, tool, outcome]);
+                    // A tool counted as `other` stands for any number of names: not kept.
+                    let key = (tool == target).then(|| (method.into(), target.into(), outcome));
+                    (counter, key)
+                };
+                series.calls.with(is, make, IntCounter::inc);
             }
         }
         if cx.route.kind == RouteKind::Llm && (cx.usage.reported || cx.first_token_at.is_some()) {
@@ -275,18 +288,23 @@ impl Metrics {
                         .with_label_values(&[route, label]),
                 };
                 // `other` stands for any number of names: those are not kept.
-                (series, !label.is_empty() && label == model)
+                let key = (!label.is_empty() && label == model).then(|| model.into());
+                (series, key)
             };
-            series.models.with(model, make, |model| {
-                if cx.usage.reported {
-                    model.input_tokens.inc_by(cx.usage.input_tokens);
-                    model.output_tokens.inc_by(cx.usage.output_tokens);
-                }
-                if let Some(first) = cx.first_token_at {
-                    let ttft = first.saturating_duration_since(cx.started);
-                    model.time_to_first_token.observe(ttft.as_secs_f64());
-                }
-            });
+            series.models.with(
+                |kept| **kept == *model,
+                make,
+                |model| {
+                    if cx.usage.reported {
+                        model.input_tokens.inc_by(cx.usage.input_tokens);
+                        model.output_tokens.inc_by(cx.usage.output_tokens);
+                    }
+                    if let Some(first) = cx.first_token_at {
+                        let ttft = first.saturating_duration_since(cx.started);
+                        model.time_to_first_token.observe(ttft.as_secs_f64());
+                    }
+                },
+            );
         }
     }
 

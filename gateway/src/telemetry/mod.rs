@@ -3,8 +3,8 @@
 pub mod audit;
 pub mod labels;
 pub mod metrics;
-pub mod model_series;
 pub mod semconv;
+pub mod series_cache;
 pub mod traces;
 
 pub use audit::{AuditLog, AuditSink};
