@@ -436,6 +436,52 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
         .await;
 }
 
+/// A JSON answer the guard cannot read in place is sent as it checked it; one it cannot read at
+/// all is replaced by an Anthropic error body. No unchecked text gets through either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let gw = GatewayBuilder::new(&config).audit_log().start().await;
+    let request =
+        json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
+    let answer = |raw: &'static str| {
+        client()
+            .post(gw.url("/anthropic/v1/messages"))
+            .header("x-test-raw-answer", raw)
+            .json(&request)
+            .send()
+    };
+    // Clients differ in which of two keys they keep: what goes out has only the checked one.
+    let twice = r#"{"content":[{"type":"text","text":"mail a@b.io","text":"ok"}]}"#;
+    let body = answer(twice).await.unwrap().text().await.unwrap();
+    assert!(!body.contains("a@b.io"), "{body}");
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["content"][0]["text"], "ok", "{body}");
+    for unreadable in [
+        "upstream says a@b.io",
+        r#"{"content":[{"type":"text","text":"mail a@b.io \ud800"}]}"#,
+    ] {
+        let resp = answer(unreadable).await.unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "the head went out before the body was read"
+        );
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("a@b.io"), "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["type"], "api_error", "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON it can read"));
+    }
+    let unreadable: &[&str] = &["guard.answer_unreadable"];
+    gw.assert_warnings("llm", &[&[], unreadable, unreadable])
+        .await;
+}
+
 /// A JSON answer longer than the guard holds to check (8 MiB) is replaced by an Anthropic error
 /// body; nothing of it goes out unchecked.
 #[tokio::test(flavor = "multi_thread")]

@@ -334,6 +334,14 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         .get("x-test-delta-bytes")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    // `x-test-raw-answer: TEXT`: the JSON answer is exactly TEXT (labelled `application/json`
+    // whatever it is).
+    if let Some(raw) = headers
+        .get("x-test-raw-answer")
+        .and_then(|v| v.to_str().ok())
+    {
+        return ([("content-type", "application/json")], raw.to_string()).into_response();
+    }
     if json.get("stream").and_then(Value::as_bool) != Some(true) {
         let text = match one_delta {
             Some(bytes) => "x".repeat(bytes),
