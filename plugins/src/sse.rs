@@ -34,17 +34,18 @@ impl BodyKind {
 }
 
 /// Holds a JSON body in `buffer` until its last chunk, then lets `rewrite` change it; returns
-/// what to send now (nothing before the end; the original bytes if it is not JSON or unchanged,
-/// with bytes that are not UTF-8 replaced).
+/// what to send now (nothing before the end; the original bytes if unchanged, with bytes that
+/// are not UTF-8 replaced), or the body as `Err` if it is not JSON (the caller decides what a
+/// body it cannot read becomes).
 pub fn rewrite_json_at_end(
     buffer: &mut bytes::BytesMut,
     data: &[u8],
     end: bool,
     rewrite: impl FnOnce(&mut serde_json::Value) -> bool,
-) -> bytes::Bytes {
+) -> Result<bytes::Bytes, bytes::Bytes> {
     buffer.extend_from_slice(data);
     if !end {
-        return bytes::Bytes::new();
+        return Ok(bytes::Bytes::new());
     }
     let mut body = buffer.split().freeze();
     if std::str::from_utf8(&body).is_err() {
@@ -53,14 +54,14 @@ pub fn rewrite_json_at_end(
         body = bytes::Bytes::from(String::from_utf8_lossy(&body).into_owned());
     }
     let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return body;
+        return Err(body);
     };
     if rewrite(&mut json) {
-        serde_json::to_vec(&json)
+        Ok(serde_json::to_vec(&json)
             .map(bytes::Bytes::from)
-            .unwrap_or(body)
+            .unwrap_or(body))
     } else {
-        body
+        Ok(body)
     }
 }
 

@@ -224,6 +224,33 @@ async fn a_list_answer_too_long_to_filter_becomes_a_jsonrpc_error() {
     gw.assert_warnings("mcp", &[stopped, stopped, &[]]).await;
 }
 
+/// A list answer the filter cannot read (a lone UTF-16 surrogate, which serde refuses and a
+/// JavaScript client reads) becomes a JSON-RPC error; no tool of it reaches the caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_answer_that_is_not_json_becomes_a_jsonrpc_error() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    let list = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"});
+    let raw = r#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"delete_all\ud800"}]}}"#;
+    let resp = client()
+        .post(gw.url("/mcp"))
+        .bearer_auth(&alice)
+        .header("x-test-raw-answer", raw)
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains("delete_all"), "{text}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["id"], 5, "{error}");
+    assert_eq!(error["error"]["data"]["reason"], "rbac.list_unreadable");
+    gw.assert_warnings("mcp", &[&["rbac.list_unreadable"]])
+        .await;
+}
+
 /// The 8 MiB bound is for list answers: once a stream's list requests are answered, a batch's
 /// other answer of any size passes whole.
 #[tokio::test(flavor = "multi_thread")]

@@ -28,6 +28,10 @@ pub const MAX_HELD_ANSWER: usize = 8 << 20;
 /// The reason of the error that replaces an answer too long to filter.
 pub const TOO_LONG_REASON: &str = "rbac.list_too_long";
 
+/// The reason of the error that replaces a list answer that is not JSON (serde refuses what a
+/// lenient client may read, a lone UTF-16 surrogate say: it is never sent unfiltered).
+pub const UNREADABLE_REASON: &str = "rbac.list_unreadable";
+
 /// Per-request filtering state, kept in the request's extensions.
 #[derive(Debug, Default)]
 pub struct ListFilter {
@@ -43,6 +47,8 @@ pub struct ListFilter {
     scanner: EventScanner,
     /// Set once an answer too long to filter was replaced: nothing more is sent.
     stopped: bool,
+    /// Reasons of answers replaced since the plugin last took them (for `cx.warnings`).
+    warnings: Vec<&'static str>,
 }
 
 impl ListFilter {
@@ -63,9 +69,10 @@ impl ListFilter {
         self.mode != BodyKind::Other
     }
 
-    /// Whether the answer was stopped for being too long to filter (nothing more is sent).
-    pub fn is_stopped(&self) -> bool {
-        self.stopped
+    /// The reasons of the answers replaced since the last call ([`TOO_LONG_REASON`],
+    /// [`UNREADABLE_REASON`]), for the request's warnings.
+    pub fn take_warnings(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Processes one chunk, returning the bytes to send now.
@@ -85,18 +92,22 @@ impl ListFilter {
                 if self.buffer.len() + data.len() > MAX_HELD_ANSWER {
                     // The answer to a batch is an array, even of one; a single request has one
                     // pending list.
-                    let mut errors = self.too_long_errors();
-                    let body = if self.batch || errors.len() != 1 {
-                        Value::Array(errors)
-                    } else {
-                        errors.swap_remove(0)
-                    };
-                    return self.stop(body.to_string());
+                    let body = self.json_errors(TOO_LONG_REASON);
+                    return self.stop(body);
                 }
                 let (pending, answered) = (&self.pending, &mut self.answered);
-                crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
+                let read = crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
                     filter_message(pending, answered, json, policy, identity)
-                })
+                });
+                match read {
+                    Ok(sent) => sent,
+                    Err(_) => {
+                        // What cannot be read cannot be filtered: the list requests get errors.
+                        tracing::warn!("mcp-rbac replaced a list answer that is not JSON");
+                        self.warnings.push(UNREADABLE_REASON);
+                        Bytes::from(self.json_errors(UNREADABLE_REASON))
+                    }
+                }
             }
             BodyKind::Sse if self.answered.iter().all(|answered| *answered) => {
                 // Every list request has its answer: nothing is left to filter or to hold, the
@@ -127,22 +138,22 @@ impl ListFilter {
                 // The events already filtered go out, then an error event for every list
                 // request still unanswered; the event too long to read never does.
                 let mut out = String::from_utf8_lossy(&filtered).into_owned();
-                for error in self.too_long_errors() {
-                    out.push_str("event: message\ndata: ");
-                    out.push_str(&error.to_string());
-                    out.push_str("\n\n");
-                }
+                self.push_error_events(TOO_LONG_REASON, &mut out);
                 self.stop(out)
             }
         }
     }
 
-    /// The JSON-RPC errors that answer the list requests still unanswered.
-    fn too_long_errors(&self) -> Vec<Value> {
-        let message = format!(
-            "mcp-rbac stopped the answer: it is over {} MiB, too long to filter",
-            MAX_HELD_ANSWER >> 20
-        );
+    /// The JSON-RPC errors that answer the list requests still unanswered, for `reason`.
+    fn unanswered_errors(&self, reason: &'static str) -> Vec<Value> {
+        let message = if reason == TOO_LONG_REASON {
+            format!(
+                "mcp-rbac stopped the answer: it is over {} MiB, too long to filter",
+                MAX_HELD_ANSWER >> 20
+            )
+        } else {
+            "mcp-rbac stopped the answer: it is not JSON it can read to filter".to_string()
+        };
         self.pending
             .iter()
             .zip(&self.answered)
@@ -151,10 +162,34 @@ impl ListFilter {
                 json!({
                     "jsonrpc": "2.0",
                     "id": pending.id,
-                    "error": { "code": -32603, "message": message, "data": { "reason": TOO_LONG_REASON } },
+                    "error": { "code": -32603, "message": message, "data": { "reason": reason } },
                 })
             })
             .collect()
+    }
+
+    /// The body that answers a JSON request with errors for its unanswered list requests (an
+    /// array for a batch, as the answer to a batch is, even of one).
+    fn json_errors(&self, reason: &'static str) -> String {
+        let mut errors = self.unanswered_errors(reason);
+        let body = if self.batch || errors.len() != 1 {
+            Value::Array(errors)
+        } else {
+            errors.swap_remove(0)
+        };
+        body.to_string()
+    }
+
+    /// Appends an error event for every unanswered list request to `out`, which answers them.
+    fn push_error_events(&mut self, reason: &'static str, out: &mut String) {
+        for error in self.unanswered_errors(reason) {
+            out.push_str("event: message\ndata: ");
+            out.push_str(&error.to_string());
+            out.push_str("\n\n");
+        }
+        self.answered
+            .iter_mut()
+            .for_each(|answered| *answered = true);
     }
 
     /// Ends the answer with `last`; what the upstream sends after it is dropped.
@@ -163,6 +198,7 @@ impl ListFilter {
             limit = MAX_HELD_ANSWER,
             "mcp-rbac stopped an answer too long to filter"
         );
+        self.warnings.push(TOO_LONG_REASON);
         self.stopped = true;
         self.buffer = BytesMut::new();
         Bytes::from(last)
@@ -205,7 +241,14 @@ impl ListFilter {
         if data.is_empty() {
             return None;
         }
-        let mut json: Value = serde_json::from_str(&data).ok()?;
+        let Ok(mut json) = serde_json::from_str::<Value>(&data) else {
+            // It may be the list answer: the unanswered list requests get errors in its place.
+            tracing::warn!("mcp-rbac replaced an event that is not JSON");
+            self.warnings.push(UNREADABLE_REASON);
+            let mut out = String::new();
+            self.push_error_events(UNREADABLE_REASON, &mut out);
+            return Some(out);
+        };
         if !self.filter_message(&mut json, policy, identity) {
             return None;
         }
@@ -421,5 +464,45 @@ mod tests {
         too_long_error(&serde_json::from_str(data).unwrap(), 2);
         let rest = filter.chunk(&Bytes::from_static(b"\r\n\r\n"), true, &allow_none, None);
         assert!(rest.is_empty(), "nothing of the stream follows the error");
+        assert_eq!(filter.take_warnings(), [TOO_LONG_REASON]);
+    }
+
+    #[test]
+    fn a_list_answer_that_is_not_json_becomes_errors_never_passes() {
+        let allow_none = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        // serde refuses a lone surrogate; a JavaScript client would read the tools.
+        let unreadable =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_all\ud800"}]}}"#;
+        let mut filter = ListFilter::new(tools_list(&[1]), false);
+        filter.start("application/json");
+        let out = filter.chunk(&Bytes::from(unreadable), true, &allow_none, None);
+        let json: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json["id"], 1, "{json}");
+        assert_eq!(json["error"]["data"]["reason"], UNREADABLE_REASON, "{json}");
+        assert_eq!(filter.take_warnings(), [UNREADABLE_REASON]);
+
+        let mut filter = ListFilter::new(tools_list(&[1, 2]), true);
+        filter.start("text/event-stream");
+        let stream = format!(
+            "event: message\ndata: {}\n\nevent: message\ndata: {unreadable}\n\n",
+            long_answer(2, 1)
+        );
+        let out = filter.chunk(&Bytes::from(stream), false, &allow_none, None);
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(!out.contains("delete_all"), "{out}");
+        let errors: Vec<Value> = crate::sse::split_events(&out)
+            .map(|event| crate::sse::event_parts(event).1)
+            .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
+            .filter(|json| json.get("error").is_some())
+            .collect();
+        assert_eq!(errors.len(), 1, "for the request still unanswered: {out}");
+        assert_eq!(errors[0]["id"], 1);
+        assert_eq!(errors[0]["error"]["data"]["reason"], UNREADABLE_REASON);
+        // Every list request has its answer now: the rest passes.
+        let rest = filter.chunk(&Bytes::from_static(b": done\n\n"), true, &allow_none, None);
+        assert_eq!(rest, ": done\n\n");
     }
 }

@@ -170,11 +170,8 @@ impl Plugin for McpRbac {
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
         let identity = cx.identity.as_ref();
         if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
-            let was_stopped = filter.is_stopped();
             chunk.data = filter.chunk(&chunk.data, chunk.end_of_stream, &self.policy, identity);
-            if !was_stopped && filter.is_stopped() {
-                cx.warnings.push(filter::TOO_LONG_REASON);
-            }
+            cx.warnings.extend(filter.take_warnings());
         }
     }
 }

@@ -250,6 +250,13 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
         };
         Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
     };
+    // `x-test-raw-answer: TEXT`: the answer is exactly TEXT, as `application/json`.
+    if let Some(raw) = headers
+        .get("x-test-raw-answer")
+        .and_then(|v| v.to_str().ok())
+    {
+        return ([("content-type", "application/json")], raw.to_string()).into_response();
+    }
     if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse-progress") {
         if let Some(result) = answer(&json) {
             // A progress notification, then the answer, EVENT_GAP apart.
