@@ -596,6 +596,7 @@ impl ResponseChunk {
 
     /// Drops the JSON answer's reading (the gateway does so for the plugins after one that changed
     /// the answer: the reading holds the upstream's bytes).
+    #[inline]
     pub fn forget_json_answer(&mut self) {
         self.answer = None;
     }

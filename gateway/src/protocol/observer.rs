@@ -63,6 +63,11 @@ impl ResponseObserver {
         }
     }
 
+    /// Whether the body is read whole at its end (a JSON answer), for the plugins' last chunk.
+    pub fn reads_whole(&self) -> bool {
+        matches!(self, ResponseObserver::Json(_))
+    }
+
     /// The body ended. With `with_reading`, returns the reading of a whole JSON answer, for the
     /// plugins' last chunk.
     pub fn finish(&mut self, cx: &mut RequestCtx, with_reading: bool) -> Option<JsonAnswer> {

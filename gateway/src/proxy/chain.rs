@@ -130,15 +130,16 @@ pub async fn on_response(
     Ok(length_dropped)
 }
 
-/// Response chunk phase (synchronous). `altered_from`: the first plugin that changed the body in
-/// this or an earlier chunk (`usize::MAX` while none has). The gateway's reading of a JSON answer
-/// describes the upstream's bytes: the plugins after that one never see it (it may hold text an
-/// earlier plugin masked).
+/// Response chunk phase (synchronous). `altered_from`, for a body the gateway reads whole (a JSON
+/// answer): the first plugin that changed it in this or an earlier chunk (`usize::MAX` while none
+/// has). The gateway's reading describes the upstream's bytes: the plugins after that one never
+/// see it (it may hold text an earlier plugin masked). `None` for other bodies, which get no
+/// reading.
 pub fn on_response_chunk(
     route: &Route,
     cx: &mut RequestCtx,
     chunk: ResponseChunk,
-    altered_from: &mut usize,
+    altered_from: Option<&mut usize>,
 ) -> Bytes {
     chunk_through(&route.chain, cx, chunk, altered_from)
 }
@@ -147,18 +148,27 @@ fn chunk_through(
     chain: &[Arc<dyn Plugin>],
     cx: &mut RequestCtx,
     mut chunk: ResponseChunk,
-    altered_from: &mut usize,
+    altered_from: Option<&mut usize>,
 ) -> Bytes {
+    let Some(altered_from) = altered_from else {
+        for plugin in chain {
+            plugin.on_response_chunk(cx, &mut chunk);
+        }
+        return chunk.into_parts().0;
+    };
     for (index, plugin) in chain.iter().enumerate() {
-        if index > *altered_from {
+        if index > *altered_from && chunk.json_answer().is_some() {
             chunk.forget_json_answer();
         }
-        let before = (chunk.data.as_ptr(), chunk.data.len());
+        // Only the plugins ahead of the first that changed the body are watched (for a stream
+        // a masking plugin changes every chunk: the rest run unwatched).
+        let before = (index < *altered_from).then(|| (chunk.data.as_ptr(), chunk.data.len()));
         plugin.on_response_chunk(cx, &mut chunk);
-        let after = (chunk.data.as_ptr(), chunk.data.len());
-        let changed = after != before && (before.1, after.1) != (0, 0);
-        if changed && index < *altered_from {
-            *altered_from = index;
+        if let Some(before) = before {
+            let after = (chunk.data.as_ptr(), chunk.data.len());
+            if after != before && (before.1, after.1) != (0, 0) {
+                *altered_from = index;
+            }
         }
     }
     chunk.into_parts().0
@@ -235,14 +245,14 @@ mod tests {
         let chain: Vec<Arc<dyn Plugin>> = vec![before.clone(), Arc::new(Masks), after.clone()];
         let mut altered_from = usize::MAX;
         // Nothing changed yet: every plugin gets the reading.
-        chunk_through(&chain, &mut cx, answer(), &mut altered_from);
+        chunk_through(&chain, &mut cx, answer(), Some(&mut altered_from));
         assert_eq!(altered_from, usize::MAX);
         // A chunk the masking plugin changes; from then on only the plugins up to it get it.
         let chunk = ResponseChunk::new(Bytes::from_static(b"a@b.io"), false);
-        let sent = chunk_through(&chain, &mut cx, chunk, &mut altered_from);
+        let sent = chunk_through(&chain, &mut cx, chunk, Some(&mut altered_from));
         assert_eq!(sent, "[masked]");
         assert_eq!(altered_from, 1);
-        chunk_through(&chain, &mut cx, answer(), &mut altered_from);
+        chunk_through(&chain, &mut cx, answer(), Some(&mut altered_from));
         assert_eq!(*before.0.lock().unwrap(), [true, false, true]);
         assert_eq!(*after.0.lock().unwrap(), [true, false, false]);
     }

@@ -376,11 +376,14 @@ async fn stream_response(
                 .as_mut()
                 .and_then(|cx| ctx.observer.finish(cx, with_reading));
             if let Some(cx) = ctx.cx.as_mut() {
-                let end = match answer {
-                    Some(answer) => ResponseChunk::with_answer(Bytes::new(), answer),
-                    None => ResponseChunk::new(Bytes::new(), true),
+                let (end, watch) = match answer {
+                    Some(answer) => (
+                        ResponseChunk::with_answer(Bytes::new(), answer),
+                        Some(&mut ctx.altered_from),
+                    ),
+                    None => (ResponseChunk::new(Bytes::new(), true), None),
                 };
-                let tail = chain::on_response_chunk(route, cx, end, &mut ctx.altered_from);
+                let tail = chain::on_response_chunk(route, cx, end, watch);
                 if !tail.is_empty() {
                     batch
                         .get_or_insert_with(|| BytesMut::from(&data[..]))
@@ -453,7 +456,9 @@ fn observe_and_filter(ctx: &mut ProxyCtx, route: &Route, chunk: Bytes) -> Bytes 
                 Some(events) => ResponseChunk::with_events(chunk, false, events),
                 None => ResponseChunk::new(chunk, false),
             };
-            chain::on_response_chunk(route, cx, chunk, &mut ctx.altered_from)
+            // Which plugin changed the answer matters only for one read whole at its end.
+            let watch = ctx.observer.reads_whole().then_some(&mut ctx.altered_from);
+            chain::on_response_chunk(route, cx, chunk, watch)
         }
         None => chunk,
     }

@@ -87,7 +87,7 @@ pub struct ProxyCtx {
     error: Option<Cow<'static, str>>,
     status: u16,
     observer: ResponseObserver,
-    /// The first plugin of the chain that changed the response body so far (`usize::MAX`: none).
+    /// The first plugin of the chain that changed a JSON answer so far (`usize::MAX`: none).
     altered_from: usize,
     request_body_bytes: usize,
     /// When the gateway started contacting the upstream.
@@ -369,15 +369,10 @@ impl ProxyHttp for TollgateProxy {
         if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
             if let Some(data) = body.take() {
                 let chunk = ResponseChunk::new(data, end_of_stream);
-                *body = Some(chain::on_response_chunk(
-                    route,
-                    cx,
-                    chunk,
-                    &mut ctx.altered_from,
-                ));
+                *body = Some(chain::on_response_chunk(route, cx, chunk, None));
             } else if end_of_stream {
                 let end = ResponseChunk::new(Bytes::new(), true);
-                let data = chain::on_response_chunk(route, cx, end, &mut ctx.altered_from);
+                let data = chain::on_response_chunk(route, cx, end, None);
                 *body = (!data.is_empty()).then_some(data);
             }
         }
