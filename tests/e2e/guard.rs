@@ -369,7 +369,7 @@ plugins = ["slow-open"]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crlf_stream_is_masked_event_by_event() {
     let up = TestUpstream::start().await;
-    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let config = masking_route(&up, EMAIL_MASK);
     let gw = GatewayBuilder::new(&config).start().await;
     let say = "Reach dana.smith@example.com today.";
     let resp = client()
@@ -399,7 +399,7 @@ async fn a_crlf_stream_is_masked_event_by_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
     let up = TestUpstream::start().await;
-    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let config = masking_route(&up, EMAIL_MASK);
     let gw = GatewayBuilder::new(&config).audit_log().start().await;
     let request = json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]});
     let resp = client()
@@ -441,7 +441,7 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
     let up = TestUpstream::start().await;
-    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let config = masking_route(&up, EMAIL_MASK);
     let gw = GatewayBuilder::new(&config).audit_log().start().await;
     let request =
         json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
@@ -471,11 +471,7 @@ async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
         let body = resp.text().await.unwrap();
         assert!(!body.contains("a@b.io"), "{body}");
         let body: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(body["error"]["type"], "api_error", "{body}");
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not JSON it can read"));
+        assert_api_error(&body, "not JSON it can read");
     }
     let unreadable: &[&str] = &["guard.answer_unreadable"];
     gw.assert_warnings("llm", &[&[], unreadable, unreadable])
@@ -487,7 +483,7 @@ async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_json_answer_too_long_to_check_becomes_an_error() {
     let up = TestUpstream::start().await;
-    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let config = masking_route(&up, EMAIL_MASK);
     let gw = GatewayBuilder::new(&config).audit_log().start().await;
     let request =
         json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
@@ -507,11 +503,7 @@ async fn a_json_answer_too_long_to_check_becomes_an_error() {
     assert!(body.len() < 1024, "{} bytes came through", body.len());
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["type"], "error", "{body}");
-    assert_eq!(body["error"]["type"], "api_error", "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("too long to check"));
+    assert_api_error(&body, "too long to check");
     assert!(gw
         .log()
         .contains("prompt-guard stopped an answer too long to check"));
@@ -534,7 +526,7 @@ async fn a_json_answer_too_long_to_check_becomes_an_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_with_bytes_that_are_not_utf8_are_masked_too() {
     let up = TestUpstream::start().await;
-    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let config = masking_route(&up, EMAIL_MASK);
     let gw = GatewayBuilder::new(&config).start().await;
     let say = "Reach dana.smith@example.com today.";
     let send = |stream: bool| {
@@ -568,6 +560,16 @@ async fn answers_with_bytes_that_are_not_utf8_are_masked_too() {
 }
 
 /// An `llm` route to `up` behind a `prompt-guard` with these `rules` (a TOML array).
+/// The rule list of a guard that masks email addresses.
+const EMAIL_MASK: &str = r#"[{ builtin = "email", action = "mask" }]"#;
+
+/// Asserts that `body` is an Anthropic `api_error` whose message says `says`.
+fn assert_api_error(body: &Value, says: &str) {
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{body}");
+}
+
 fn masking_route(up: &TestUpstream, rules: &str) -> String {
     format!(
         r#"
