@@ -16,8 +16,8 @@ use http::{HeaderMap, HeaderValue, Method, Uri};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tollgate::config::{load_str, RuntimeConfig};
-use tollgate::protocol::sse::SseFramer;
-use tollgate::protocol::{anthropic, mcp};
+use tollgate::internals::SseFramer;
+use tollgate::internals::{anthropic, mcp};
 use tollgate::token::{mint, TokenRequest};
 use tollgate_plugins::{
     Decision, Identity, Outcome, Plugin, PluginRegistry, RequestBody, RequestCtx, RouteInfo,

@@ -11,19 +11,24 @@
 //! });
 //! ```
 
-pub mod admin;
-pub mod cli;
+// Layers, each using only the ones above it: `routing` (the route table) is built by `config` and
+// read by `proxy`; `gateway` wires everything together; `cli` drives `gateway`.
+pub(crate) mod ip_text;
+pub(crate) mod protocol;
+pub(crate) mod telemetry;
+pub(crate) mod tls;
+pub(crate) mod routing;
 pub mod config;
-pub mod demo;
-pub mod gateway;
-pub mod ip_text;
-pub mod lifecycle;
-pub mod protocol;
-pub mod proxy;
-pub mod reload;
-pub mod telemetry;
-pub mod tls;
+pub(crate) mod lifecycle;
+pub(crate) mod admin;
+pub(crate) mod proxy;
+pub(crate) mod reload;
 pub mod token;
+pub mod gateway;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod cli;
+pub mod internals;
 
 pub use gateway::{Gateway, StartError};
 /// The plugin API, re-exported so operators' plugins need only this crate or `tollgate-plugins`.

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use tollgate_plugins::PluginRegistry;
 
-use crate::config;
-use crate::proxy::SharedConfig;
+use crate::config::{self, SharedConfig};
 use crate::telemetry::Metrics;
 use crate::tls::CertSlot;
 
@@ -135,40 +134,4 @@ fn fingerprint(path: &Path, files: &[PathBuf]) -> u64 {
         }
     }
     hasher.finish()
-}
-
-/// Files a configuration names: `file = "..."` in plugin tables (secrets, JWKS, keys), upstream
-/// `ca_file`s, and the listener's TLS certificate and key.
-pub fn referenced_files(file: &config::schema::ConfigFile) -> Vec<PathBuf> {
-    fn walk(value: &toml::Value, out: &mut Vec<PathBuf>) {
-        match value {
-            toml::Value::Table(table) => {
-                for (key, value) in table {
-                    match (key.as_str(), value) {
-                        ("file" | "ca_file", toml::Value::String(path)) => {
-                            out.push(PathBuf::from(path))
-                        }
-                        _ => walk(value, out),
-                    }
-                }
-            }
-            toml::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for table in file.plugin.values() {
-        walk(&toml::Value::Table(table.clone()), &mut out);
-    }
-    out.extend(
-        file.route
-            .iter()
-            .filter_map(|r| r.upstream.ca_file.as_ref().map(PathBuf::from)),
-    );
-    if let Some(tls) = &file.server.tls {
-        out.push(PathBuf::from(&tls.cert));
-        out.push(PathBuf::from(&tls.key));
-        out.extend(tls.client_ca.iter().map(PathBuf::from));
-    }
-    out
 }

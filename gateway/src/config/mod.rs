@@ -2,6 +2,7 @@
 //! resolution of the route table (plugins built, chains resolved) at load time.
 
 pub mod error;
+mod files;
 pub mod locate;
 pub mod schema;
 pub mod units;
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::Method;
 use tollgate_plugins::{Plugin, PluginRegistry, RouteInfo, RouteKind};
 
@@ -18,8 +20,7 @@ pub use error::{ConfigError, ConfigErrors};
 use locate::{Locator, Step};
 use schema::{ConfigFile, RouteSection, UpstreamKind};
 
-use crate::proxy::route::{Route, RouteTable};
-use crate::proxy::upstream::{Upstream, UpstreamOptions};
+use crate::routing::{Route, RouteTable, Upstream, UpstreamOptions};
 
 /// Default request body limit for MCP and LLM routes.
 pub const DEFAULT_MAX_BODY: u64 = 10 << 20;
@@ -78,6 +79,9 @@ pub struct RuntimeConfig {
     /// The route table.
     pub routes: RouteTable,
 }
+
+/// The configuration the proxy serves from, swapped atomically on reload.
+pub type SharedConfig = Arc<ArcSwap<RuntimeConfig>>;
 
 /// Reads and validates the file at `path`.
 pub fn load_file(path: &Path, registry: &PluginRegistry) -> Result<RuntimeConfig, ConfigErrors> {
@@ -183,7 +187,7 @@ impl Builder<'_> {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
-        let watched_files = crate::reload::referenced_files(&file);
+        let watched_files = files::referenced_files(&file);
         Ok(RuntimeConfig {
             server,
             telemetry,

@@ -1,6 +1,7 @@
 //! In-process demo upstreams for `tollgate demo` (and the tests): an MCP math server and an
 //! Anthropic-compatible echo model, each on its own loopback listener.
 
+pub mod command;
 pub mod echo_model;
 pub mod mcp_math;
 

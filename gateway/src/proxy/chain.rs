@@ -10,7 +10,7 @@ use tollgate_plugins::{
     ResponseHead, Verdict,
 };
 
-use super::route::Route;
+use crate::routing::Route;
 
 /// Why the chain stopped a request.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::{RequestCtx, ResponseHead};
 
-use super::route::Route;
+use crate::routing::Route;
 use crate::ip_text::ip_text;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not be forwarded. `transfer-encoding` is left

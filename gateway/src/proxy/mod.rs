@@ -11,15 +11,12 @@ pub mod connector;
 pub mod exchange;
 pub mod headers;
 pub mod respond;
-pub mod route;
-pub mod upstream;
 pub mod well_known;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -34,7 +31,7 @@ use tollgate_plugins::{
     Decision, Outcome, RejectKind, Rejection, RequestCtx, ResponseChunk, RouteKind,
 };
 
-use crate::config::RuntimeConfig;
+use crate::config::SharedConfig;
 use crate::ip_text::ip_text;
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::protocol::errors::{self, ErrorStyle};
@@ -44,10 +41,7 @@ use crate::telemetry::semconv;
 use crate::telemetry::traces::{self, Tracing};
 use crate::telemetry::{AuditLog, ExchangeReport, Metrics};
 use connector::UpstreamConnector;
-use route::{NoRoute, Route};
-
-/// The configuration the proxy serves from, swapped atomically on reload.
-pub type SharedConfig = Arc<ArcSwap<RuntimeConfig>>;
+use crate::routing::{NoRoute, Route};
 
 /// The tollgate proxy service.
 pub struct TollgateProxy {
