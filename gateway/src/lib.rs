@@ -13,22 +13,22 @@
 
 // Layers, each using only the ones above it: `routing` (the route table) is built by `config` and
 // read by `proxy`; `gateway` wires everything together; `cli` drives `gateway`.
-pub(crate) mod ip_text;
-pub(crate) mod protocol;
-pub(crate) mod telemetry;
-pub(crate) mod tls;
-pub(crate) mod routing;
-pub mod config;
-pub(crate) mod lifecycle;
 pub(crate) mod admin;
-pub(crate) mod proxy;
-pub(crate) mod reload;
-pub mod token;
-pub mod gateway;
+pub mod cli;
+pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
-pub mod cli;
+pub mod gateway;
 pub mod internals;
+pub(crate) mod ip_text;
+pub(crate) mod lifecycle;
+pub(crate) mod protocol;
+pub(crate) mod proxy;
+pub(crate) mod reload;
+pub(crate) mod routing;
+pub(crate) mod telemetry;
+pub(crate) mod tls;
+pub mod token;
 
 pub use gateway::{Gateway, StartError};
 /// The plugin API, re-exported so operators' plugins need only this crate or `tollgate-plugins`.

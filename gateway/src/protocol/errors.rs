@@ -1,4 +1,4 @@
-//! Error responses in the caller's protocol (DESIGN §6): JSON-RPC on MCP routes, Anthropic error
+//! Error responses in the caller's protocol: JSON-RPC on MCP routes, Anthropic error
 //! JSON on Anthropic routes, `{"error":{...}}` elsewhere. Every one carries `x-tollgate-reason`.
 
 use bytes::Bytes;

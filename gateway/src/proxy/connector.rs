@@ -1,8 +1,8 @@
 //! Upstream connections of the exchange, taken from the pool without building a connect future.
 //!
-//! Pingora's `get_http_session` future holds the whole connect path (TCP, TLS handshake), about
-//! 9 KB, even when it only hands out a pooled connection. Boxed, that is an allocation and a
-//! 9 KB copy per request; inline, it would make every future above it that large. HTTP/1.1-only
+//! Pingora's `get_http_session` future holds the whole connect path (TCP, TLS handshake) even
+//! when it only hands out a pooled connection. Boxed, that is an allocation and a large copy per
+//! request; inline, it would make every future above it that large (docs/benchmarks.md). HTTP/1.1-only
 //! upstreams (every plain-text one, and TLS ones without `http2`) therefore have a pool of their
 //! own, looked into with a small future; only a pool miss pays for the boxed connect.
 

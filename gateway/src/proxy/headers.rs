@@ -15,8 +15,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::{RequestCtx, ResponseHead};
 
-use crate::routing::Route;
 use crate::ip_text::ip_text;
+use crate::routing::Route;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not be forwarded. `transfer-encoding` is left
 /// to the caller, which knows the body framing.

@@ -8,6 +8,8 @@
 pub mod chain;
 pub mod client_watch;
 pub mod connector;
+pub mod context;
+pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod respond;
@@ -21,27 +23,25 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::StatusCode;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::KeyValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 use tollgate_plugins::trace::TraceCtx;
-use tollgate_plugins::{
-    Decision, Outcome, RejectKind, Rejection, RequestCtx, ResponseChunk, RouteKind,
-};
+use tollgate_plugins::{Decision, Outcome, RequestCtx, ResponseChunk, RouteKind};
 
 use crate::config::SharedConfig;
 use crate::ip_text::ip_text;
-use crate::lifecycle::{InFlight, Lifecycle};
-use crate::protocol::errors::{self, ErrorStyle};
-use crate::protocol::observer::ResponseObserver;
+use crate::lifecycle::Lifecycle;
+use crate::routing::{NoRoute, Route};
 use crate::telemetry::audit::{self, AuditFacts};
 use crate::telemetry::semconv;
 use crate::telemetry::traces::{self, Tracing};
 use crate::telemetry::{AuditLog, ExchangeReport, Metrics};
 use connector::UpstreamConnector;
-use crate::routing::{NoRoute, Route};
+use context::ProxyCtx;
+use error::GatewayError;
 
 /// The tollgate proxy service.
 pub struct TollgateProxy {
@@ -73,133 +73,12 @@ impl TollgateProxy {
     }
 }
 
-/// Per-request state of the proxy.
-pub struct ProxyCtx {
-    route: Option<Arc<Route>>,
-    cx: Option<RequestCtx>,
-    decision: Decision,
-    error: Option<Cow<'static, str>>,
-    status: u16,
-    observer: ResponseObserver,
-    /// The first plugin of the chain that changed a JSON answer so far (`usize::MAX`: none).
-    altered_from: usize,
-    request_body_bytes: usize,
-    /// When the gateway started contacting the upstream.
-    upstream_started: Option<std::time::Instant>,
-    /// Keeps the request counted until the context is dropped (shutdown waits for it).
-    _in_flight: InFlight,
-    /// The trace pipeline, when tracing is on.
-    tracing: Option<Arc<Tracing>>,
-    /// The request's server span, when tracing is on.
-    span: Option<Context>,
-    /// The upstream call's client span.
-    upstream_span: Option<Context>,
-    /// Whether the audit record carries the forwarded prompt or tool arguments.
-    audit_bodies: bool,
-    /// Prompt or tool arguments as forwarded (after masking), for the audit record.
-    audit_body: Option<serde_json::Value>,
-}
-
-impl ProxyCtx {
-    /// Marks the start of the upstream call (and its client span).
-    fn start_upstream(&mut self, route: &Route) {
-        self.upstream_started = Some(std::time::Instant::now());
-        if let (Some(tracing), Some(parent)) = (&self.tracing, &self.span) {
-            // An unsampled request still gets its (non-recording) span: its context carries
-            // the sampling decision upstream in `traceparent`. Only a recorded one needs a name.
-            let name = if traces::is_recording(parent) {
-                Cow::Owned(format!("upstream {}", route.info.name))
-            } else {
-                Cow::Borrowed("upstream")
-            };
-            self.upstream_span = Some(tracing.upstream_span(parent, name));
-        }
-    }
-
-    /// Writes the upstream span's context into the upstream request (`traceparent`).
-    fn propagate(&self, request: &mut RequestHeader) {
-        if let (Some(tracing), Some(span)) = (&self.tracing, &self.upstream_span) {
-            tracing.inject(span, request);
-        }
-    }
-
-    fn style(&self) -> ErrorStyle {
-        self.route
-            .as_ref()
-            .map_or(ErrorStyle::Plain, |r| ErrorStyle::for_route(r.info.kind))
-    }
-
-    fn jsonrpc_id(&self) -> Option<&serde_json::Value> {
-        self.cx.as_ref()?.mcp.as_ref()?.first()?.id.as_ref()
-    }
-
-    /// Answers 413 for a body over `limit` bytes, then drains and closes the connection.
-    async fn reject_too_large(&mut self, session: &mut Session, limit: usize) -> Result<()> {
-        let rejection = gateway_rejection(
-            RejectKind::InvalidRequest,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.too_large",
-            format!("request body is larger than this route's limit of {limit} bytes"),
-        );
-        self.reject(session, invalid("request.too_large"), &rejection)
-            .await?;
-        respond::drain_and_close(session).await;
-        Ok(())
-    }
-
-    /// Answers with a gateway-made error in the route's protocol.
-    async fn reject(
-        &mut self,
-        session: &mut Session,
-        decision: Decision,
-        rejection: &Rejection,
-    ) -> Result<()> {
-        let response = errors::render(self.style(), rejection, self.jsonrpc_id());
-        self.status = response.status.as_u16();
-        self.decision = decision;
-        respond::send(session, &response).await
-    }
-}
-
-/// A gateway-made rejection (not a plugin's).
-fn gateway_rejection(
-    kind: RejectKind,
-    status: StatusCode,
-    reason: &'static str,
-    message: impl Into<String>,
-) -> Rejection {
-    Rejection::new(kind, reason, message).with_status(status)
-}
-
-/// An invalid-request decision with `reason`.
-fn invalid(reason: &str) -> Decision {
-    Decision::Invalid {
-        reason: reason.to_string(),
-    }
-}
-
 #[async_trait]
 impl ProxyHttp for TollgateProxy {
     type CTX = ProxyCtx;
 
     fn new_ctx(&self) -> ProxyCtx {
-        ProxyCtx {
-            route: None,
-            cx: None,
-            decision: Decision::Allowed,
-            error: None,
-            status: 0,
-            observer: ResponseObserver::Ignore,
-            altered_from: usize::MAX,
-            request_body_bytes: 0,
-            upstream_started: None,
-            _in_flight: self.lifecycle.track(),
-            tracing: self.tracing.clone(),
-            span: None,
-            upstream_span: None,
-            audit_bodies: false,
-            audit_body: None,
-        }
+        ProxyCtx::new(self.lifecycle.track(), self.tracing.clone())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
@@ -227,21 +106,11 @@ impl ProxyHttp for TollgateProxy {
         let route = match config.routes.find(host, &req.method, req.uri.path()) {
             Ok(route) => route.clone(),
             Err(no_route) => {
-                let (status, reason, message) = match no_route {
-                    NoRoute::NotFound => (
-                        StatusCode::NOT_FOUND,
-                        "route.not_found",
-                        "no route matches this request",
-                    ),
-                    NoRoute::MethodNotAllowed => (
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "route.method_not_allowed",
-                        "this route does not take this method",
-                    ),
+                let error = match no_route {
+                    NoRoute::NotFound => GatewayError::RouteNotFound,
+                    NoRoute::MethodNotAllowed => GatewayError::MethodNotAllowed,
                 };
-                let rejection =
-                    gateway_rejection(RejectKind::InvalidRequest, status, reason, message);
-                ctx.reject(session, invalid(reason), &rejection).await?;
+                respond::refuse(session, ctx, &error).await?;
                 return Ok(true);
             }
         };
@@ -261,7 +130,7 @@ impl ProxyHttp for TollgateProxy {
         if let Some(len) = declared_length(req) {
             if len > route.max_body {
                 ctx.cx = Some(cx);
-                ctx.reject_too_large(session, route.max_body).await?;
+                respond::refuse_too_large(session, ctx, route.max_body).await?;
                 return Ok(true);
             }
         }
@@ -269,12 +138,7 @@ impl ProxyHttp for TollgateProxy {
         let stopped = chain::on_request(&route, &mut cx).await.err();
         ctx.cx = Some(cx);
         if let Some(stop) = stopped {
-            let decision = Decision::Rejected {
-                plugin: stop.plugin,
-                reason: stop.rejection.reason.to_string(),
-                detail: stop.rejection.detail.clone(),
-            };
-            ctx.reject(session, decision, &stop.rejection).await?;
+            respond::refuse_for_plugin(session, ctx, stop).await?;
             return Ok(true);
         }
         if route.info.kind == RouteKind::Http {
@@ -327,7 +191,9 @@ impl ProxyHttp for TollgateProxy {
         ctx.request_body_bytes += body.as_ref().map_or(0, Bytes::len);
         let limit = ctx.route.as_ref().map_or(usize::MAX, |r| r.max_body);
         if ctx.request_body_bytes > limit {
-            ctx.error = Some(Cow::Borrowed("request.too_large"));
+            ctx.error = Some(Cow::Borrowed(
+                GatewayError::TooLarge { limit: None }.reason(),
+            ));
             return Error::e_explain(
                 ErrorType::HTTPStatus(413),
                 "request body over the route's max_body",
@@ -379,32 +245,24 @@ impl ProxyHttp for TollgateProxy {
         e: &Error,
         ctx: &mut ProxyCtx,
     ) -> FailToProxy {
-        let (status, reason, message) = classify_failure(e);
+        let error = GatewayError::from_pingora(e);
         if ctx.error.is_none() {
-            ctx.error = Some(Cow::Borrowed(reason));
+            ctx.error = Some(Cow::Borrowed(error.reason()));
         }
-        if status == 0 || session.response_written().is_some() {
-            return FailToProxy {
-                error_code: ctx.status,
-                can_reuse_downstream: false,
-            };
-        }
-        let kind = if status == 413 {
-            RejectKind::InvalidRequest
-        } else {
-            RejectKind::Api
+        let status = match error.status() {
+            Some(status) if session.response_written().is_none() => status,
+            _ => {
+                return FailToProxy {
+                    error_code: ctx.status,
+                    can_reuse_downstream: false,
+                }
+            }
         };
-        let rejection = gateway_rejection(
-            kind,
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            reason,
-            message,
-        );
-        if let Err(write_error) = ctx.reject(session, invalid(reason), &rejection).await {
+        if let Err(write_error) = respond::refuse(session, ctx, &error).await {
             tracing::debug!(%write_error, "could not send the error response");
         }
         FailToProxy {
-            error_code: status,
+            error_code: status.as_u16(),
             can_reuse_downstream: false,
         }
     }
@@ -432,7 +290,7 @@ impl ProxyHttp for TollgateProxy {
         let error = ctx
             .error
             .clone()
-            .or_else(|| e.map(|e| Cow::Borrowed(classify_failure(e).1)));
+            .or_else(|| e.map(|e| Cow::Borrowed(GatewayError::from_pingora(e).reason())));
         let outcome = Outcome {
             status: ctx.status,
             decision: ctx.decision.clone(),
@@ -527,42 +385,4 @@ fn declared_length(req: &RequestHeader) -> Option<usize> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Status, reason code and message for a failed exchange (0: the client is gone, send nothing).
-pub fn classify_failure(e: &Error) -> (u16, &'static str, &'static str) {
-    use pingora::ErrorSource;
-    match e.etype() {
-        ErrorType::HTTPStatus(413) => (
-            413,
-            "request.too_large",
-            "request body is larger than this route's limit",
-        ),
-        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => (
-            504,
-            "upstream.connect_timeout",
-            "the upstream did not accept the connection in time",
-        ),
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
-            504,
-            "upstream.timeout",
-            "the upstream did not answer in time",
-        ),
-        ErrorType::ConnectRefused
-        | ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError
-        | ErrorType::SocketError => (
-            502,
-            "upstream.unavailable",
-            "the upstream cannot be reached",
-        ),
-        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
-            (502, "upstream.tls", "TLS with the upstream failed")
-        }
-        _ => match e.esource() {
-            ErrorSource::Downstream => (0, "client.disconnected", "the client went away"),
-            ErrorSource::Upstream => (502, "upstream.error", "the upstream failed"),
-            _ => (500, "gateway.error", "internal gateway error"),
-        },
-    }
 }

@@ -1,11 +1,69 @@
-//! Writes gateway-made responses (errors) to the client.
+//! Writes gateway-made responses to the client: refusals in the route's protocol, and the
+//! well-known documents.
+
+use std::borrow::Cow;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
-use crate::protocol::errors::ErrorResponse;
+use tollgate_plugins::{Decision, Rejection};
+
+use super::chain::Stop;
+use super::context::ProxyCtx;
+use super::error::GatewayError;
+use crate::protocol::errors::{self, ErrorResponse};
+
+/// Answers a refusal of the gateway's own in the route's protocol, and records it as the
+/// request's decision. Nothing is sent when the client is gone.
+pub async fn refuse(session: &mut Session, ctx: &mut ProxyCtx, error: &GatewayError) -> Result<()> {
+    ctx.decision = Decision::Invalid {
+        reason: error.reason().to_string(),
+    };
+    match error.rejection() {
+        Some(rejection) => answer(session, ctx, &rejection).await,
+        None => Ok(()),
+    }
+}
+
+/// Like `refuse`, for a failure of the exchange (kept as the request's error too).
+pub async fn fail(session: &mut Session, ctx: &mut ProxyCtx, error: &GatewayError) -> Result<()> {
+    ctx.error = Some(Cow::Borrowed(error.reason()));
+    refuse(session, ctx, error).await
+}
+
+/// Answers 413 for a body over `limit` bytes, then drains and closes the connection.
+pub async fn refuse_too_large(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    limit: usize,
+) -> Result<()> {
+    let error = GatewayError::TooLarge { limit: Some(limit) };
+    refuse(session, ctx, &error).await?;
+    drain_and_close(session).await;
+    Ok(())
+}
+
+/// Answers a plugin's refusal in the route's protocol, and records who refused.
+pub async fn refuse_for_plugin(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    stop: Stop,
+) -> Result<()> {
+    ctx.decision = Decision::Rejected {
+        plugin: stop.plugin,
+        reason: stop.rejection.reason.to_string(),
+        detail: stop.rejection.detail.clone(),
+    };
+    answer(session, ctx, &stop.rejection).await
+}
+
+async fn answer(session: &mut Session, ctx: &mut ProxyCtx, rejection: &Rejection) -> Result<()> {
+    let response = errors::render(ctx.style(), rejection, ctx.jsonrpc_id());
+    ctx.status = response.status.as_u16();
+    send(session, &response).await
+}
 
 /// Sends `error` as a complete response.
 pub async fn send(session: &mut Session, error: &ErrorResponse) -> Result<()> {

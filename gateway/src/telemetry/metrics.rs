@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN §7), served on the admin listener at `/metrics`.
+//! Prometheus metrics, served on the admin listener at `/metrics`.
 
 use std::time::Duration;
 

@@ -1,0 +1,49 @@
+//! The upstream exchange of body-inspecting (MCP and LLM) routes, stage by stage: `body` reads
+//! and parses the request and runs the body phase, `send` connects and sends it, `stream`
+//! streams the answer back through the response phases.
+//!
+//! Pingora 0.9 hands the request body to `request_body_filter` only after the upstream is
+//! connected and the request head sent, and a body read in `request_filter` is not replayed
+//! beyond its 64 KiB retry buffer. So for these routes tollgate reads the body whole here,
+//! parses it once, runs the body phase, and only then connects with Pingora's own connector,
+//! sends the (possibly rewritten) body with an exact `Content-Length`, and streams the answer
+//! back chunk by chunk through the same response phases. A rejected request never opens an
+//! upstream connection. Each stage answers its own refusals (`respond`) and returns `None` then.
+
+mod body;
+mod send;
+mod stream;
+
+use std::sync::Arc;
+
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::connector::UpstreamConnector;
+use super::context::ProxyCtx;
+use crate::routing::Route;
+
+/// Serves the whole exchange; the response (or an error) has been written when it returns Ok.
+pub async fn serve(
+    connector: &UpstreamConnector,
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    route: &Arc<Route>,
+) -> Result<()> {
+    let Some(raw) = body::read(session, ctx, route).await? else {
+        return Ok(());
+    };
+    let Some(body) = body::parse_and_decide(session, ctx, route, raw).await? else {
+        return Ok(());
+    };
+    let Some(mut upstream) = send::send_request(connector, session, ctx, route, body).await? else {
+        return Ok(());
+    };
+    let reusable = stream::stream_response(session, ctx, route, &mut upstream.session).await?;
+    if reusable {
+        connector.release(upstream.session, &upstream.peer).await;
+    } else {
+        upstream.session.shutdown().await;
+    }
+    Ok(())
+}
