@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
-use tollgate::plugins::config::{self, PluginConfigError};
-use tollgate::plugins::http::{HeaderName, HeaderValue};
-use tollgate::plugins::{
+use tollgate::plugin_api::config::{self, PluginConfigError};
+use tollgate::plugin_api::http::{HeaderName, HeaderValue};
+use tollgate::plugin_api::{
     async_trait, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody,
     RequestCtx, ResponseHead, Verdict,
 };

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::api::{Plugin, PluginError, PluginFactory, RequestCtx, Verdict};
-use crate::config::{self, PluginConfigError};
-use crate::secret_source::{Secret, SecretSource};
+use tollgate_plugin_api::config::{self, PluginConfigError};
+use tollgate_plugin_api::secret_source::{Secret, SecretSource};
+use tollgate_plugin_api::{Plugin, PluginError, PluginFactory, RequestCtx, Verdict};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +104,7 @@ impl Plugin for SecretInjection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{RouteInfo, RouteKind};
+    use tollgate_plugin_api::{RouteInfo, RouteKind};
 
     fn build(toml_src: &str) -> Result<Arc<dyn Plugin>, PluginConfigError> {
         let table: toml::Table = toml::from_str(toml_src).unwrap();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use tollgate_plugins::{Plugin, PluginRegistry, RouteInfo, RouteKind};
+use tollgate_plugin_api::{Plugin, PluginRegistry, RouteInfo, RouteKind};
 
 pub use error::{ConfigError, ConfigErrors};
 use locate::{Locator, Step};

@@ -19,7 +19,8 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugins::{Decision, RejectKind, Rejection, RequestBody, ResponseChunk, RouteKind};
+use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::{Decision, RejectKind, Rejection, RequestBody, ResponseChunk, RouteKind};
 
 use super::client_watch::ClientWatch;
 use super::connector::UpstreamConnector;
@@ -87,14 +88,14 @@ async fn parse_and_decide(
     let Some(cx) = ctx.cx.as_mut() else {
         return Error::e_explain(ErrorType::InternalError, "no request context");
     };
-    let has_json_body = cx.method == Method::POST && !raw.is_empty();
+    let has_json_body = cx.method() == Method::POST && !raw.is_empty();
     let json = if !has_json_body {
         None
     } else {
         match route.info.kind {
             RouteKind::Mcp => match mcp::parse(&raw) {
                 Ok((json, request)) => {
-                    cx.mcp = Some(request);
+                    facts_mut(cx).mcp = Some(request);
                     Some(json)
                 }
                 Err(e) => {
@@ -116,7 +117,7 @@ async fn parse_and_decide(
             {
                 match anthropic::describe_raw(&raw) {
                     Some(request) => {
-                        cx.llm = Some(request);
+                        facts_mut(cx).llm = Some(request);
                         None
                     }
                     None => {
@@ -134,7 +135,7 @@ async fn parse_and_decide(
             }
             RouteKind::Llm => match serde_json::from_slice::<serde_json::Value>(&raw) {
                 Ok(json) if json.is_object() => {
-                    cx.llm = Some(anthropic::describe_request(&json));
+                    facts_mut(cx).llm = Some(anthropic::describe_request(&json));
                     Some(json)
                 }
                 Ok(_) | Err(_) => {
@@ -318,7 +319,10 @@ async fn stream_response(
         .and_then(|v| v.to_str().ok());
     ctx.observer = ResponseObserver::for_response(route.info.kind, content_type);
     ctx.status = head.status().as_u16();
-    let head_request = ctx.cx.as_ref().is_some_and(|cx| cx.method == Method::HEAD);
+    let head_request = ctx
+        .cx
+        .as_ref()
+        .is_some_and(|cx| cx.method() == Method::HEAD);
     let mut unsent_head = Some(head);
     let mut watch = ClientWatch::default();
     let mut ended = false;

@@ -29,8 +29,9 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugins::trace::TraceCtx;
-use tollgate_plugins::{
+use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::trace::TraceCtx;
+use tollgate_plugin_api::{
     Decision, Outcome, RejectKind, Rejection, RequestCtx, ResponseChunk, RouteKind,
 };
 
@@ -136,7 +137,7 @@ impl ProxyCtx {
     }
 
     fn jsonrpc_id(&self) -> Option<&serde_json::Value> {
-        self.cx.as_ref()?.mcp.as_ref()?.first()?.id.as_ref()
+        self.cx.as_ref()?.mcp()?.first()?.id.as_ref()
     }
 
     /// Answers 413 for a body over `limit` bytes, then drains and closes the connection.
@@ -258,9 +259,10 @@ impl ProxyHttp for TollgateProxy {
             req.uri.clone(),
             req.headers.clone(),
         );
-        cx.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let facts = facts_mut(&mut cx);
+        facts.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
         if let Some(span) = &ctx.span {
-            cx.trace = TraceCtx::new(span.clone());
+            facts.trace = TraceCtx::new(span.clone());
         }
         ctx.route = Some(route.clone());
 
@@ -463,8 +465,8 @@ impl ProxyHttp for TollgateProxy {
             status = outcome.status,
             decision = ?outcome.decision,
             error = outcome.error.as_deref(),
-            input_tokens = cx.usage.input_tokens,
-            output_tokens = cx.usage.output_tokens,
+            input_tokens = cx.usage().input_tokens,
+            output_tokens = cx.usage().output_tokens,
             "request done"
         );
     }
@@ -484,7 +486,7 @@ impl TollgateProxy {
         {
             let mut attributes = vec![
                 KeyValue::new("server.address", route.upstream.authority().to_string()),
-                KeyValue::new("http.request.method", cx.method.as_str().to_string()),
+                KeyValue::new("http.request.method", cx.method().as_str().to_string()),
             ];
             if outcome.status != 0 {
                 attributes.push(KeyValue::new(

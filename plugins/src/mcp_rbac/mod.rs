@@ -13,14 +13,14 @@ use async_trait::async_trait;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::api::{
+use filter::{ListFilter, PendingList};
+use rules::{Policy, Rule, RuleConfig, Target};
+use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::request::McpMessage;
+use tollgate_plugin_api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
     ResponseChunk, ResponseHead, Verdict,
 };
-use crate::config::{parse, PluginConfigError};
-use crate::request::McpMessage;
-use filter::{ListFilter, PendingList};
-use rules::{Policy, Rule, RuleConfig, Target};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +112,7 @@ impl Plugin for McpRbac {
         cx: &mut RequestCtx,
         _body: &mut RequestBody,
     ) -> Result<Verdict, PluginError> {
-        let Some(request) = cx.mcp.as_ref() else {
+        let Some(request) = cx.mcp() else {
             return Ok(Verdict::Continue);
         };
         // Batches are checked element by element; one forbidden call refuses the whole batch,
@@ -170,7 +170,8 @@ impl Plugin for McpRbac {
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
         let identity = cx.identity.as_ref();
         if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
-            chunk.data = filter.chunk(&chunk.data, chunk.end_of_stream, &self.policy, identity);
+            let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &self.policy, identity);
+            chunk.set_data(sent);
             cx.warnings.extend(filter.take_warnings());
         }
     }
