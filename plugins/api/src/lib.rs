@@ -5,7 +5,7 @@
 //! by a [`PluginFactory`]. The gateway calls its phases for every request on the routes that name
 //! it; per-request state lives in the [`RequestCtx`]. Operators write their own plugins against
 //! the same trait the built-in plugins (crate `tollgate-plugins`) use and register their factory
-//! in a [`PluginRegistry`].
+//! in a [`PluginRegistry`]. The [`testing`] module runs a plugin's phases without a gateway.
 
 #![warn(missing_docs)]
 
@@ -23,6 +23,7 @@ pub mod sse;
 pub mod stream_events;
 #[cfg(test)]
 mod test_rng;
+pub mod testing;
 pub mod trace;
 pub mod units;
 mod verdict;
