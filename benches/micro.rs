@@ -19,9 +19,9 @@ use tollgate::config::{load_str, RuntimeConfig};
 use tollgate::internals::SseFramer;
 use tollgate::internals::{anthropic, mcp};
 use tollgate::token::{mint, TokenRequest};
-use tollgate_plugins::{
-    Decision, Identity, Outcome, Plugin, PluginRegistry, RequestBody, RequestCtx, RouteInfo,
-    RouteKind,
+use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::{
+    Decision, Identity, Outcome, Plugin, RequestBody, RequestCtx, RouteInfo, RouteKind,
 };
 
 /// Keys made with the `openssl` CLI in a scratch directory.
@@ -151,7 +151,7 @@ plugins = ["guard", "limit"]
     load_str(
         Path::new("micro.toml"),
         &source,
-        &PluginRegistry::with_builtins(),
+        &tollgate_plugins::builtins(),
     )
     .unwrap_or_else(|e| panic!("benchmark config: {e}"))
 }
@@ -211,7 +211,7 @@ fn jwt_verify(c: &mut Criterion, config: &RuntimeConfig, keys: &Keys) {
         let plugin = plugin(config, name);
         let mut table = config.plugins[name].0.clone();
         table.remove("type");
-        let registry = PluginRegistry::with_builtins();
+        let registry = tollgate_plugins::builtins();
         let Some(factory) = registry.get("jwt") else {
             panic!("jwt plugin type missing");
         };
@@ -255,7 +255,7 @@ fn rbac_decision(c: &mut Criterion, config: &RuntimeConfig) {
             let (json, request) = mcp::parse(body.as_bytes()).expect("json-rpc");
             let mut cx = context(RouteKind::Mcp, HeaderMap::new());
             cx.identity = Some(identity.clone());
-            cx.mcp = Some(request);
+            facts_mut(&mut cx).mcp = Some(request);
             let mut body = RequestBody::new(Bytes::from(body.clone()), Some(json));
             black_box(block_on(plugin.on_request_body(&mut cx, &mut body)).is_ok())
         })
@@ -280,7 +280,7 @@ fn guard_scan(c: &mut Criterion, config: &RuntimeConfig) {
             |b| {
                 b.iter(|| {
                     let mut cx = context(RouteKind::Llm, HeaderMap::new());
-                    cx.llm = Some(anthropic::describe_request(&json));
+                    facts_mut(&mut cx).llm = Some(anthropic::describe_request(&json));
                     let mut body = RequestBody::new(raw.clone(), Some(json.clone()));
                     black_box(block_on(plugin.on_request_body(&mut cx, &mut body)).is_ok())
                 })
@@ -303,13 +303,14 @@ fn limiter(c: &mut Criterion, config: &RuntimeConfig) {
     c.bench_function("token-ratelimit local reserve + settle", |b| {
         b.iter(|| {
             let mut cx = context(RouteKind::Llm, headers.clone());
-            cx.llm = Some(anthropic::describe_request(&json));
+            facts_mut(&mut cx).llm = Some(anthropic::describe_request(&json));
             let mut body = RequestBody::new(Bytes::new(), Some(json.clone()));
             let admitted = block_on(plugin.on_request(&mut cx)).is_ok()
                 && block_on(plugin.on_request_body(&mut cx, &mut body)).is_ok();
-            cx.usage.input_tokens = 120;
-            cx.usage.output_tokens = 16;
-            cx.usage.reported = true;
+            let usage = &mut facts_mut(&mut cx).usage;
+            usage.input_tokens = 120;
+            usage.output_tokens = 16;
+            usage.reported = true;
             block_on(plugin.on_complete(&cx, &outcome));
             black_box(admitted)
         })
@@ -335,7 +336,7 @@ fn sse_usage(c: &mut Criterion) {
                     anthropic::observe_event(e, &mut cx)
                 }));
             });
-            black_box(cx.usage.output_tokens);
+            black_box(cx.usage().output_tokens);
         });
     }
     group.finish();
@@ -360,7 +361,7 @@ fn sse_usage(c: &mut Criterion) {
                 }));
             }
         });
-        black_box(cx.usage.output_tokens);
+        black_box(cx.usage().output_tokens);
     });
     group.finish();
 }

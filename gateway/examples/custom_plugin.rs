@@ -10,16 +10,17 @@
 //! message = "that project is confidential"   # optional
 //! ```
 //!
-//! Run: `cargo run -p tollgate --example custom_plugin -- run -c my.toml`
+//! Run: `cargo run -p tollgate --example custom_plugin -- run -c my.toml`; its unit tests, which
+//! run the plugin without a gateway: `cargo test -p tollgate --example custom_plugin`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
-use tollgate::plugins::config::{self, PluginConfigError};
-use tollgate::plugins::http::{HeaderName, HeaderValue};
-use tollgate::plugins::{
+use tollgate::plugin_api::config::{self, PluginConfigError};
+use tollgate::plugin_api::http::{HeaderName, HeaderValue};
+use tollgate::plugin_api::{
     async_trait, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody,
     RequestCtx, ResponseHead, Verdict,
 };
@@ -106,4 +107,59 @@ fn main() -> ExitCode {
     let mut gateway = tollgate::Gateway::new();
     gateway.register_plugin("forbidden-words", ForbiddenWordsFactory);
     tollgate::cli::main(gateway)
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate::plugin_api::http::StatusCode;
+    use tollgate::plugin_api::serde_json::json;
+    use tollgate::plugin_api::testing::{build_plugin, json_body, TestExchange, TestRequest};
+
+    use super::*;
+
+    fn plugin(config: &str) -> Arc<dyn Plugin> {
+        build_plugin(&ForbiddenWordsFactory, "no-falcon", config)
+            .unwrap_or_else(|e| panic!("config: {e}"))
+    }
+
+    #[tokio::test]
+    async fn a_body_with_the_word_is_refused_in_band() {
+        let plugin = plugin("pattern = \"(?i)project[- ]falcon\"\nmessage = \"confidential\"");
+        let mut exchange = TestExchange::new(plugin, TestRequest::mcp("/mcp"));
+        let mut body = json_body(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "search", "arguments": {"q": "Project Falcon budget"}}}));
+        let verdict = exchange.on_request_body(&mut body).await.unwrap();
+        let rejection = verdict.rejection().expect("refused");
+        assert_eq!(rejection.reason, "example.forbidden_word");
+        assert_eq!(rejection.kind, RejectKind::Permission);
+        assert_eq!(rejection.message, "confidential");
+        assert!(rejection.in_band, "a per-call denial on MCP routes");
+    }
+
+    #[tokio::test]
+    async fn other_bodies_pass_and_their_answers_are_stamped() {
+        let plugin = plugin("pattern = \"falcon\"");
+        let mut exchange = TestExchange::new(plugin, TestRequest::llm("/v1/messages"));
+        let mut body = json_body(&json!({"messages": [{"role": "user", "content": "hello"}]}));
+        assert!(exchange
+            .on_request_body(&mut body)
+            .await
+            .unwrap()
+            .is_continue());
+        assert!(!body.is_rewritten());
+        let head = exchange
+            .on_response(StatusCode::OK, &[("content-type", "application/json")])
+            .await
+            .unwrap();
+        assert_eq!(head.headers["x-tollgate-example"], "no-falcon");
+    }
+
+    #[test]
+    fn a_bad_regex_is_an_error_at_its_key() {
+        let err = build_plugin(&ForbiddenWordsFactory, "x", "pattern = \"(\"").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("pattern"));
+        assert!(err.message.starts_with("bad regex"), "{}", err.message);
+        let err = build_plugin(&ForbiddenWordsFactory, "x", "patern = \"a\"").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("patern"), "a typo is located");
+    }
 }

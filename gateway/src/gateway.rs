@@ -12,7 +12,7 @@ use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
-use tollgate_plugins::{PluginFactory, PluginRegistry};
+use tollgate_plugin_api::{PluginFactory, PluginRegistry};
 
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigErrors, RuntimeConfig};
@@ -66,7 +66,7 @@ impl Gateway {
     /// A gateway with the built-in plugin types registered.
     pub fn new() -> Self {
         Self {
-            registry: PluginRegistry::with_builtins(),
+            registry: tollgate_plugins::builtins(),
         }
     }
 

@@ -31,5 +31,8 @@ pub(crate) mod tls;
 pub mod token;
 
 pub use gateway::{Gateway, StartError};
-/// The plugin API, re-exported so operators' plugins need only this crate or `tollgate-plugins`.
+/// The plugin SDK (crate `tollgate-plugin-api`), re-exported so that an operator's binary and its
+/// plugins need only this crate.
+pub use tollgate_plugin_api as plugin_api;
+/// The built-in plugins (crate `tollgate-plugins`).
 pub use tollgate_plugins as plugins;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_plugins::PluginRegistry;
+use tollgate_plugin_api::PluginRegistry;
 
 use crate::config::{self, SharedConfig};
 use crate::telemetry::Metrics;

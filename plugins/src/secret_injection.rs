@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::api::{Plugin, PluginError, PluginFactory, RequestCtx, Verdict};
-use crate::config::{self, PluginConfigError};
-use crate::secret_source::{Secret, SecretSource};
+use tollgate_plugin_api::config::{self, PluginConfigError};
+use tollgate_plugin_api::secret_source::{Secret, SecretSource};
+use tollgate_plugin_api::{Plugin, PluginError, PluginFactory, RequestCtx, Verdict};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,11 +104,10 @@ impl Plugin for SecretInjection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{RouteInfo, RouteKind};
+    use tollgate_plugin_api::testing::{build_plugin, TestExchange, TestRequest};
 
     fn build(toml_src: &str) -> Result<Arc<dyn Plugin>, PluginConfigError> {
-        let table: toml::Table = toml::from_str(toml_src).unwrap();
-        SecretInjectionFactory.build("key", &table)
+        build_plugin(&SecretInjectionFactory, "key", toml_src)
     }
 
     #[tokio::test]
@@ -116,31 +115,17 @@ mod tests {
         std::env::set_var("TOLLGATE_TEST_INJECTED", "sk-gateway");
         let plugin =
             build("header = \"x-api-key\"\nvalue = { env = \"TOLLGATE_TEST_INJECTED\" }").unwrap();
-        let route = RouteInfo {
-            name: "r".into(),
-            kind: RouteKind::Llm,
-            provider: None,
-            path_prefix: "/r".into(),
-        };
-        let mut cx = RequestCtx::new(
-            route,
-            http::Method::POST,
-            "/v1/messages".parse().unwrap(),
-            Default::default(),
-        );
-        assert!(matches!(
-            plugin.on_request(&mut cx).await.unwrap(),
-            Verdict::Continue
-        ));
-        let edits: Vec<_> = cx
-            .upstream_headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), v.cloned()))
-            .collect();
+        let request = TestRequest::llm("/v1/messages").header("x-api-key", "sk-client");
+        let mut exchange = TestExchange::new(plugin, request);
+        assert!(exchange.on_request().await.unwrap().is_continue());
+        let edits = exchange.header_edits();
         assert_eq!(edits[0], ("authorization".to_string(), None));
         assert_eq!(edits[1], ("x-api-key".to_string(), None));
-        assert_eq!(edits[2].1.as_ref().unwrap(), "sk-gateway");
-        assert!(!format!("{:?}", cx.upstream_headers).contains("sk-gateway"));
+        assert_eq!(
+            edits[2],
+            ("x-api-key".to_string(), Some("sk-gateway".to_string()))
+        );
+        assert!(!format!("{:?}", exchange.cx().upstream_headers).contains("sk-gateway"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::Method;
-use tollgate_plugins::{Plugin, PluginRegistry, RouteInfo, RouteKind};
+use tollgate_plugin_api::{Plugin, PluginRegistry, RouteInfo, RouteKind};
 
 pub use error::{ConfigError, ConfigErrors};
 use locate::{Locator, Step};

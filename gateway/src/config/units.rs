@@ -1,3 +1,3 @@
-//! Durations and sizes in the configuration; shared with plugins (see `tollgate_plugins::units`).
+//! Durations and sizes in the configuration; shared with plugins (see `tollgate_plugin_api::units`).
 
-pub use tollgate_plugins::units::{parse_duration, parse_size, ByteSize, DurationStr};
+pub use tollgate_plugin_api::units::{parse_duration, parse_size, ByteSize, DurationStr};

@@ -2,10 +2,11 @@
 
 use bytes::Bytes;
 use serde_json::Value;
-use tollgate_plugins::json_answer::JsonAnswer;
-use tollgate_plugins::sse::json_string;
-use tollgate_plugins::stream_events::{ContentDeltaRef, EventView};
-use tollgate_plugins::{LlmRequest, RequestCtx};
+use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::json_answer::JsonAnswer;
+use tollgate_plugin_api::sse::json_string;
+use tollgate_plugin_api::stream_events::{ContentDeltaRef, EventView};
+use tollgate_plugin_api::{LlmRequest, RequestCtx};
 
 /// Facts about a Messages request body (`POST /v1/messages`, `count_tokens`).
 pub fn describe_request(json: &Value) -> LlmRequest {
@@ -109,7 +110,7 @@ impl<'de> serde::Deserialize<'de> for ElementCount {
 /// Records usage and model from a whole (non-streamed) response body.
 pub fn observe_json_body(json: &Value, cx: &mut RequestCtx) {
     if let Some(model) = json.get("model").and_then(Value::as_str) {
-        cx.response_model = Some(model.to_string());
+        facts_mut(cx).response_model = Some(model.to_string());
     }
     if let Some(usage) = json.get("usage") {
         apply_usage(usage, cx);
@@ -145,7 +146,7 @@ pub fn observe_json_bytes(raw: &[u8], cx: &mut RequestCtx) {
 
 fn apply_fields(model: Option<Value>, usage: Option<&Value>, cx: &mut RequestCtx) {
     if let Some(Value::String(model)) = model {
-        cx.response_model = Some(model);
+        facts_mut(cx).response_model = Some(model);
     }
     if let Some(usage) = usage {
         apply_usage(usage, cx);
@@ -163,8 +164,9 @@ struct ResponseFacts {
 pub fn observe_event(event: &EventView<'_>, cx: &mut RequestCtx) {
     let field = match event.name {
         Some("content_block_delta") => {
-            if cx.first_token_at.is_none() {
-                cx.first_token_at = Some(std::time::Instant::now());
+            let facts = facts_mut(cx);
+            if facts.first_token_at.is_none() {
+                facts.first_token_at = Some(std::time::Instant::now());
             }
             if let Some(delta) = event.content_delta {
                 estimate_streamed_output(delta, cx);
@@ -215,34 +217,36 @@ fn estimate_streamed_output(delta: &ContentDeltaRef<'_>, cx: &mut RequestCtx) {
         }
     };
     let estimate = total.div_ceil(4);
-    if estimate > cx.usage.output_tokens {
-        cx.usage.output_tokens = estimate;
-        cx.usage.reported = true;
+    let usage = &mut facts_mut(cx).usage;
+    if estimate > usage.output_tokens {
+        usage.output_tokens = estimate;
+        usage.reported = true;
     }
 }
 
 // Anthropic reports cumulative figures; cache reads and writes are input tokens too.
 fn apply_usage(usage: &Value, cx: &mut RequestCtx) {
     let field = |name: &str| usage.get(name).and_then(Value::as_u64);
+    let seen = &mut facts_mut(cx).usage;
     let input = [
         field("input_tokens"),
         field("cache_creation_input_tokens"),
         field("cache_read_input_tokens"),
     ];
     if input.iter().any(Option::is_some) {
-        cx.usage.input_tokens = input.iter().flatten().sum();
-        cx.usage.reported = true;
+        seen.input_tokens = input.iter().flatten().sum();
+        seen.reported = true;
     }
     if let Some(output) = field("output_tokens") {
-        cx.usage.output_tokens = output;
-        cx.usage.reported = true;
+        seen.output_tokens = output;
+        seen.reported = true;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_plugins::{RouteInfo, RouteKind};
+    use tollgate_plugin_api::{RouteInfo, RouteKind};
 
     fn cx() -> RequestCtx {
         let route = RouteInfo {
@@ -261,8 +265,8 @@ mod tests {
 
     /// Observes one event as the gateway reads it off the wire.
     fn feed(cx: &mut RequestCtx, name: &str, data: &str) {
-        let event = tollgate_plugins::sse::format_event(Some(name), data);
-        tollgate_plugins::stream_events::observe_events(&event, |e| observe_event(e, cx));
+        let event = tollgate_plugin_api::sse::format_event(Some(name), data);
+        tollgate_plugin_api::stream_events::observe_events(&event, |e| observe_event(e, cx));
     }
 
     #[test]
@@ -278,9 +282,9 @@ mod tests {
             "message_delta",
             r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
         );
-        assert_eq!(cx.usage.input_tokens, 30);
-        assert_eq!(cx.usage.output_tokens, 15);
-        assert_eq!(cx.response_model.as_deref(), Some("claude-x"));
+        assert_eq!(cx.usage().input_tokens, 30);
+        assert_eq!(cx.usage().output_tokens, 15);
+        assert_eq!(cx.response_model(), Some("claude-x"));
     }
 
     #[test]
@@ -298,16 +302,17 @@ mod tests {
             feed(&mut cx, "content_block_delta", &data);
         }
         assert_eq!(
-            cx.usage.output_tokens, 10,
+            cx.usage().output_tokens,
+            10,
             "37 characters (escapes decoded) ~ 10 tokens"
         );
-        assert!(cx.first_token_at.is_some());
+        assert!(cx.first_token_at().is_some());
         feed(
             &mut cx,
             "message_delta",
             r#"{"type":"message_delta","usage":{"output_tokens":7}}"#,
         );
-        assert_eq!(cx.usage.output_tokens, 7, "the exact figure wins");
+        assert_eq!(cx.usage().output_tokens, 7, "the exact figure wins");
     }
 
     #[test]
@@ -338,9 +343,9 @@ mod raw_description_tests {
             assert_eq!(format!("{tree:?}"), format!("{raw:?}"), "{body}");
         }
         let mut from_tree = RequestCtx::new(
-            tollgate_plugins::RouteInfo {
+            tollgate_plugin_api::RouteInfo {
                 name: "r".into(),
-                kind: tollgate_plugins::RouteKind::Llm,
+                kind: tollgate_plugin_api::RouteKind::Llm,
                 provider: None,
                 path_prefix: "/".into(),
             },
@@ -349,7 +354,7 @@ mod raw_description_tests {
             http::HeaderMap::new(),
         );
         let mut from_bytes = RequestCtx::new(
-            from_tree.route.clone(),
+            from_tree.route().clone(),
             http::Method::POST,
             http::Uri::from_static("/"),
             http::HeaderMap::new(),
@@ -358,31 +363,31 @@ mod raw_description_tests {
         observe_json_body(&serde_json::from_str(answer).unwrap(), &mut from_tree);
         let read = observe_json_answer(Bytes::from_static(answer.as_bytes()), &mut from_bytes);
         assert_eq!(read.map(|a| a.texts().count()), Some(1));
-        assert_eq!(from_bytes.response_model.as_deref(), Some("claude-x"));
+        assert_eq!(from_bytes.response_model(), Some("claude-x"));
         assert_eq!(
             (
-                from_tree.usage.input_tokens,
-                from_tree.usage.output_tokens,
-                from_tree.usage.reported
+                from_tree.usage().input_tokens,
+                from_tree.usage().output_tokens,
+                from_tree.usage().reported
             ),
             (
-                from_bytes.usage.input_tokens,
-                from_bytes.usage.output_tokens,
-                from_bytes.usage.reported
+                from_bytes.usage().input_tokens,
+                from_bytes.usage().output_tokens,
+                from_bytes.usage().reported
             )
         );
-        assert_eq!(from_bytes.usage.input_tokens, 17);
+        assert_eq!(from_bytes.usage().input_tokens, 17);
         observe_json_bytes(b"[1]", &mut from_bytes);
         assert_eq!(
-            from_bytes.response_model.as_deref(),
+            from_bytes.response_model(),
             Some("claude-x"),
             "not an answer"
         );
         // Not the Messages shape (content is no array): nothing for plugins, usage still read.
         let odd = r#"{"model":"odd","content":"text","usage":{"output_tokens":9}}"#;
         assert!(observe_json_answer(Bytes::from_static(odd.as_bytes()), &mut from_bytes).is_none());
-        assert_eq!(from_bytes.response_model.as_deref(), Some("odd"));
-        assert_eq!(from_bytes.usage.output_tokens, 9);
+        assert_eq!(from_bytes.response_model(), Some("odd"));
+        assert_eq!(from_bytes.usage().output_tokens, 9);
         for bad in ["[1,2]", "\"text\"", "{\"model\":", "", "null"] {
             assert!(describe_raw(bad.as_bytes()).is_none(), "{bad}");
         }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use tollgate_plugins::{RejectKind, Rejection, RouteKind};
+use tollgate_plugin_api::{RejectKind, Rejection, RouteKind};
 
 /// The `x-tollgate-reason` header name.
 pub const REASON_HEADER: &str = "x-tollgate-reason";

@@ -1,7 +1,7 @@
 //! MCP JSON-RPC parsing: the facts plugins need about a request body.
 
 use serde_json::Value;
-use tollgate_plugins::{McpMessage, McpRequest};
+use tollgate_plugin_api::{McpMessage, McpRequest};
 
 /// Why a body is not acceptable JSON-RPC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,9 +2,9 @@
 //! model) without holding any byte back.
 
 use bytes::Bytes;
-use tollgate_plugins::json_answer::JsonAnswer;
-use tollgate_plugins::stream_events::StreamEvents;
-use tollgate_plugins::{RequestCtx, RouteKind};
+use tollgate_plugin_api::json_answer::JsonAnswer;
+use tollgate_plugin_api::stream_events::StreamEvents;
+use tollgate_plugin_api::{RequestCtx, RouteKind};
 
 use super::anthropic;
 use super::sse::SseFramer;

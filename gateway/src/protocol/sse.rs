@@ -2,8 +2,8 @@
 //! observes: the bytes go to the client as they arrive, whatever state the framer is in.
 
 use bytes::BytesMut;
-use tollgate_plugins::sse::EventScanner;
-use tollgate_plugins::stream_events::{observe_events, EventView, StreamEvents};
+use tollgate_plugin_api::sse::EventScanner;
+use tollgate_plugin_api::stream_events::{observe_events, EventView, StreamEvents};
 
 /// Longest event kept for inspection; the rest of a longer one is skipped, not forwarded late.
 const MAX_EVENT_BYTES: usize = 1 << 20;

@@ -5,7 +5,7 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use std::sync::Arc;
 
-use tollgate_plugins::{
+use tollgate_plugin_api::{
     Outcome, Plugin, PluginError, RejectKind, Rejection, RequestBody, RequestCtx, ResponseChunk,
     ResponseHead, Verdict,
 };
@@ -160,15 +160,11 @@ fn chunk_through(
         if index > *altered_from && chunk.json_answer().is_some() {
             chunk.forget_json_answer();
         }
-        // Only the plugins ahead of the first that changed the body are watched (for a stream
-        // a masking plugin changes every chunk: the rest run unwatched).
-        let before = (index < *altered_from).then(|| (chunk.data.as_ptr(), chunk.data.len()));
         plugin.on_response_chunk(cx, &mut chunk);
-        if let Some(before) = before {
-            let after = (chunk.data.as_ptr(), chunk.data.len());
-            if after != before && (before.1, after.1) != (0, 0) {
-                *altered_from = index;
-            }
+        // The chunk comes unchanged to the plugins ahead of the first that changed the body, so
+        // the flag set is this plugin's doing.
+        if index < *altered_from && chunk.is_changed() {
+            *altered_from = index;
         }
     }
     chunk.into_parts().0
@@ -185,8 +181,8 @@ pub async fn on_complete(route: &Route, cx: &RequestCtx, outcome: &Outcome) {
 mod tests {
     use std::sync::Mutex;
 
-    use tollgate_plugins::json_answer::JsonAnswer;
-    use tollgate_plugins::{RouteInfo, RouteKind};
+    use tollgate_plugin_api::json_answer::JsonAnswer;
+    use tollgate_plugin_api::{RouteInfo, RouteKind};
 
     use super::*;
 
@@ -197,19 +193,40 @@ mod tests {
     #[derive(Default)]
     struct Looks(Mutex<Vec<bool>>);
 
-    #[tollgate_plugins::async_trait]
+    #[tollgate_plugin_api::async_trait]
     impl Plugin for Masks {
         fn name(&self) -> &str {
             "masks"
         }
         fn on_response_chunk(&self, _cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
-            if !chunk.data.is_empty() {
-                chunk.data = Bytes::from_static(b"[masked]");
+            if !chunk.data().is_empty() {
+                chunk.set_data(Bytes::from_static(b"[masked]"));
             }
         }
     }
 
-    #[tollgate_plugins::async_trait]
+    /// Hands every chunk back unchanged, or another empty one (elsewhere in memory) for an
+    /// empty one.
+    struct Keeps;
+
+    #[tollgate_plugin_api::async_trait]
+    impl Plugin for Keeps {
+        fn name(&self) -> &str {
+            "keeps"
+        }
+        fn on_response_chunk(&self, _cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
+            let same = if chunk.data().is_empty() {
+                let mut empty = Bytes::from_static(b"-");
+                empty.truncate(0);
+                empty
+            } else {
+                chunk.data().clone()
+            };
+            chunk.set_data(same);
+        }
+    }
+
+    #[tollgate_plugin_api::async_trait]
     impl Plugin for Looks {
         fn name(&self) -> &str {
             "looks"
@@ -227,20 +244,24 @@ mod tests {
         ResponseChunk::with_answer(Bytes::new(), reading)
     }
 
-    #[test]
-    fn the_answers_reading_stops_at_the_first_plugin_that_changed_the_answer() {
+    fn cx() -> RequestCtx {
         let route = RouteInfo {
             name: "r".into(),
             kind: RouteKind::Llm,
             provider: None,
             path_prefix: "/".into(),
         };
-        let mut cx = RequestCtx::new(
+        RequestCtx::new(
             route,
             http::Method::POST,
             http::Uri::from_static("/"),
             http::HeaderMap::new(),
-        );
+        )
+    }
+
+    #[test]
+    fn the_answers_reading_stops_at_the_first_plugin_that_changed_the_answer() {
+        let mut cx = cx();
         let (before, after) = (Arc::new(Looks::default()), Arc::new(Looks::default()));
         let chain: Vec<Arc<dyn Plugin>> = vec![before.clone(), Arc::new(Masks), after.clone()];
         let mut altered_from = usize::MAX;
@@ -255,5 +276,21 @@ mod tests {
         chunk_through(&chain, &mut cx, answer(), Some(&mut altered_from));
         assert_eq!(*before.0.lock().unwrap(), [true, false, true]);
         assert_eq!(*after.0.lock().unwrap(), [true, false, false]);
+    }
+
+    #[test]
+    fn handing_back_the_same_bytes_or_an_empty_chunk_for_an_empty_one_is_no_change() {
+        let mut cx = cx();
+        let after = Arc::new(Looks::default());
+        let chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(Keeps), after.clone()];
+        let mut altered_from = usize::MAX;
+        // The answer's last chunk is empty: `Keeps` replaces it with another empty one.
+        chunk_through(&chain, &mut cx, answer(), Some(&mut altered_from));
+        let chunk = ResponseChunk::new(Bytes::from_static(b"a@b.io"), false);
+        let sent = chunk_through(&chain, &mut cx, chunk, Some(&mut altered_from));
+        assert_eq!(sent, "a@b.io");
+        chunk_through(&chain, &mut cx, answer(), Some(&mut altered_from));
+        assert_eq!(altered_from, usize::MAX);
+        assert_eq!(*after.0.lock().unwrap(), [true, false, true]);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use opentelemetry::Context;
 use pingora::http::RequestHeader;
-use tollgate_plugins::{Decision, RequestCtx};
+use tollgate_plugin_api::{Decision, RequestCtx};
 
 use crate::lifecycle::InFlight;
 use crate::protocol::errors::ErrorStyle;
@@ -98,6 +98,6 @@ impl ProxyCtx {
     }
 
     pub(super) fn jsonrpc_id(&self) -> Option<&serde_json::Value> {
-        self.cx.as_ref()?.mcp.as_ref()?.first()?.id.as_ref()
+        self.cx.as_ref()?.mcp()?.first()?.id.as_ref()
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use http::StatusCode;
 use pingora::{ErrorSource, ErrorType};
-use tollgate_plugins::{RejectKind, Rejection};
+use tollgate_plugin_api::{RejectKind, Rejection};
 
 /// A refusal or failure of the gateway's own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

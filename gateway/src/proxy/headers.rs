@@ -13,7 +13,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugins::{RequestCtx, ResponseHead};
+use tollgate_plugin_api::{RequestCtx, ResponseHead};
 
 use crate::ip_text::ip_text;
 use crate::routing::Route;
@@ -112,7 +112,7 @@ pub fn upstream_request(
 
 /// The upstream path and query for this request.
 fn upstream_uri(route: &Route, cx: &RequestCtx) -> Result<Uri> {
-    let path_and_query = cx.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path_and_query = cx.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let path = route
         .upstream
         .upstream_path(&route.path_prefix, path_and_query);
@@ -122,11 +122,11 @@ fn upstream_uri(route: &Route, cx: &RequestCtx) -> Result<Uri> {
 
 /// `X-Forwarded-For` with the client's address appended, when the address is known.
 fn forwarded_for(cx: &RequestCtx) -> Result<Option<HeaderValue>> {
-    let Some(addr) = cx.client_addr else {
+    let Some(addr) = cx.client_addr() else {
         return Ok(None);
     };
     let previous = cx
-        .headers
+        .headers()
         .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok());
     let text = match previous {

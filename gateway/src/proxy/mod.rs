@@ -28,8 +28,9 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugins::trace::TraceCtx;
-use tollgate_plugins::{Decision, Outcome, RequestCtx, ResponseChunk, RouteKind};
+use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::trace::TraceCtx;
+use tollgate_plugin_api::{Decision, Outcome, RequestCtx, ResponseChunk, RouteKind};
 
 use crate::config::SharedConfig;
 use crate::ip_text::ip_text;
@@ -121,9 +122,10 @@ impl ProxyHttp for TollgateProxy {
             req.uri.clone(),
             req.headers.clone(),
         );
-        cx.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let facts = facts_mut(&mut cx);
+        facts.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
         if let Some(span) = &ctx.span {
-            cx.trace = TraceCtx::new(span.clone());
+            facts.trace = TraceCtx::new(span.clone());
         }
         ctx.route = Some(route.clone());
 
@@ -315,8 +317,8 @@ impl ProxyHttp for TollgateProxy {
             status = outcome.status,
             decision = ?outcome.decision,
             error = outcome.error.as_deref(),
-            input_tokens = cx.usage.input_tokens,
-            output_tokens = cx.usage.output_tokens,
+            input_tokens = cx.usage().input_tokens,
+            output_tokens = cx.usage().output_tokens,
             "request done"
         );
     }
@@ -336,7 +338,7 @@ impl TollgateProxy {
         {
             let mut attributes = vec![
                 KeyValue::new("server.address", route.upstream.authority().to_string()),
-                KeyValue::new("http.request.method", cx.method.as_str().to_string()),
+                KeyValue::new("http.request.method", cx.method().as_str().to_string()),
             ];
             if outcome.status != 0 {
                 attributes.push(KeyValue::new(

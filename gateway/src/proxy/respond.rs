@@ -8,7 +8,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
-use tollgate_plugins::{Decision, Rejection};
+use tollgate_plugin_api::{Decision, Rejection};
 
 use super::chain::Stop;
 use super::context::ProxyCtx;

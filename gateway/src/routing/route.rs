@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use http::Method;
-use tollgate_plugins::{Plugin, RouteInfo};
+use tollgate_plugin_api::{Plugin, RouteInfo};
 
 use super::upstream::Upstream;
 use crate::telemetry::metrics::RouteSeries;

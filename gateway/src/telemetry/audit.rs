@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use tollgate_plugins::{Decision, RequestCtx, RouteKind};
+use tollgate_plugin_api::{Decision, RequestCtx, RouteKind};
 
 use crate::ip_text::ip_text;
 
@@ -177,12 +177,12 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
     let record = Record {
         time,
         trace_id: trace_id(cx),
-        route: &cx.route.name,
+        route: &cx.route().name,
         subject: cx.identity.as_ref().map(|i| i.subject.as_str()),
-        client: cx.client_addr.map(|a| ip_text(a.ip())),
-        method: cx.method.as_str(),
-        path: cx.uri.path(),
-        mcp: cx.mcp.as_ref().map(|mcp| {
+        client: cx.client_addr().map(|a| ip_text(a.ip())),
+        method: cx.method().as_str(),
+        path: cx.uri().path(),
+        mcp: cx.mcp().map(|mcp| {
             mcp.messages
                 .iter()
                 .filter_map(|m| {
@@ -193,12 +193,12 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
                 })
                 .collect()
         }),
-        llm: cx.llm.as_ref().map(|llm| LlmFacts {
-            provider: cx.route.provider.as_deref(),
-            model: cx.response_model.as_deref().or(llm.model.as_deref()),
+        llm: cx.llm().map(|llm| LlmFacts {
+            provider: cx.route().provider.as_deref(),
+            model: cx.response_model().or(llm.model.as_deref()),
             stream: llm.stream,
-            input_tokens: cx.usage.reported.then_some(cx.usage.input_tokens),
-            output_tokens: cx.usage.reported.then_some(cx.usage.output_tokens),
+            input_tokens: cx.usage().reported.then_some(cx.usage().input_tokens),
+            output_tokens: cx.usage().reported.then_some(cx.usage().output_tokens),
         }),
         status: facts.status,
         decision,
@@ -207,7 +207,7 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
         detail,
         error: facts.error,
         warnings: &cx.warnings,
-        duration_ms: millis(cx.started.elapsed()),
+        duration_ms: millis(cx.started().elapsed()),
         upstream_ms: facts.upstream.map(millis),
         body: facts.body,
     };
@@ -268,10 +268,10 @@ fn millis(duration: Duration) -> f64 {
 
 /// The trace id: the request span's when tracing is on, else the client's `traceparent`'s.
 fn trace_id(cx: &RequestCtx) -> Option<String> {
-    if let Some(id) = cx.trace.trace_id() {
+    if let Some(id) = cx.trace().trace_id() {
         return Some(id);
     }
-    let header = cx.headers.get("traceparent")?.to_str().ok()?;
+    let header = cx.headers().get("traceparent")?.to_str().ok()?;
     let mut parts = header.split('-');
     let (_version, id) = (parts.next()?, parts.next()?);
     (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())

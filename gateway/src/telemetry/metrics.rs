@@ -6,7 +6,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tollgate_plugins::{Decision, RequestCtx, RouteKind};
+use tollgate_plugin_api::{Decision, RequestCtx, RouteKind};
 
 use super::labels::{mcp_method, LabelFilter};
 use super::series_cache::{CallKey, ModelSeries, SeriesCache, CACHED_CALLS, CACHED_MODELS};
@@ -209,22 +209,22 @@ impl Metrics {
     /// Records one finished exchange.
     pub fn exchange(&self, report: &ExchangeReport<'_>) {
         let cx = report.cx;
-        let route = &*cx.route.name;
+        let route = &*cx.route().name;
         let series = report.series;
         match report.status {
             200 => series.answered_ok.inc(),
             0 => self
                 .requests
-                .with_label_values(&[route, kind_label(cx.route.kind), "none"])
+                .with_label_values(&[route, kind_label(cx.route().kind), "none"])
                 .inc(),
             status => self
                 .requests
-                .with_label_values(&[route, kind_label(cx.route.kind), &status.to_string()])
+                .with_label_values(&[route, kind_label(cx.route().kind), &status.to_string()])
                 .inc(),
         }
         series
             .request_duration
-            .observe(cx.started.elapsed().as_secs_f64());
+            .observe(cx.started().elapsed().as_secs_f64());
         if let Some(upstream) = report.upstream {
             series.upstream_duration.observe(upstream.as_secs_f64());
         }
@@ -238,7 +238,7 @@ impl Metrics {
                 .with_label_values(&[route, plugin, reason])
                 .inc();
         }
-        if let Some(mcp) = &cx.mcp {
+        if let Some(mcp) = cx.mcp() {
             let outcome = match (report.decision, report.status) {
                 (Decision::Allowed, 200..=299) => "ok",
                 (Decision::Allowed, _) => "error",
@@ -267,15 +267,16 @@ impl Metrics {
                 series.calls.with(is, make, IntCounter::inc);
             }
         }
-        if cx.route.kind == RouteKind::Llm && (cx.usage.reported || cx.first_token_at.is_some()) {
+        if cx.route().kind == RouteKind::Llm
+            && (cx.usage().reported || cx.first_token_at().is_some())
+        {
             let model = cx
-                .response_model
-                .as_deref()
-                .or(cx.llm.as_ref().and_then(|l| l.model.as_deref()))
+                .response_model()
+                .or(cx.llm().and_then(|l| l.model.as_deref()))
                 .unwrap_or("");
             let make = || {
                 let label = self.models.label(model);
-                let provider = cx.route.provider.as_deref().unwrap_or("");
+                let provider = cx.route().provider.as_deref().unwrap_or("");
                 let series = ModelSeries {
                     input_tokens: self
                         .tokens
@@ -295,12 +296,12 @@ impl Metrics {
                 |kept| **kept == *model,
                 make,
                 |model| {
-                    if cx.usage.reported {
-                        model.input_tokens.inc_by(cx.usage.input_tokens);
-                        model.output_tokens.inc_by(cx.usage.output_tokens);
+                    if cx.usage().reported {
+                        model.input_tokens.inc_by(cx.usage().input_tokens);
+                        model.output_tokens.inc_by(cx.usage().output_tokens);
                     }
-                    if let Some(first) = cx.first_token_at {
-                        let ttft = first.saturating_duration_since(cx.started);
+                    if let Some(first) = cx.first_token_at() {
+                        let ttft = first.saturating_duration_since(cx.started());
                         model.time_to_first_token.observe(ttft.as_secs_f64());
                     }
                 },

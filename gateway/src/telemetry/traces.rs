@@ -22,7 +22,7 @@ use opentelemetry_sdk::trace::{
 };
 use opentelemetry_sdk::Resource;
 use pingora::http::RequestHeader;
-use tollgate_plugins::trace::TRACER_NAME;
+use tollgate_plugin_api::trace::TRACER_NAME;
 
 use super::Metrics;
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::secret_source::SecretSource;
-use crate::units::DurationStr;
+use tollgate_plugin_api::secret_source::SecretSource;
+use tollgate_plugin_api::units::DurationStr;
 
 /// `[plugin.<name>] type = "jwt"`.
 #[derive(Debug, Deserialize)]

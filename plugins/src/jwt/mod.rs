@@ -10,24 +10,24 @@ pub mod keys;
 pub mod provider;
 pub mod verify;
 
-use crate::trace::TraceCtx;
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_plugin_api::trace::TraceCtx;
 
 use async_trait::async_trait;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::api::{
-    Identity, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestCtx, RouteKind,
-    Verdict,
-};
-use crate::config::{parse, PluginConfigError};
 use cache::VerifiedTokens;
 use config::{JwtConfig, Mode, ResourceMetadataConfig};
 use keys::KeySet;
 use provider::{KeyProvider, RemoteJwks};
+use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::{
+    Identity, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestCtx, RouteKind,
+    Verdict,
+};
 use verify::{Failure, Verifier, MISSING_CLAIM};
 
 /// The `jwt` plugin instance.
@@ -189,7 +189,7 @@ impl Jwt {
     /// The token from the first configured header that carries one, and that header.
     fn token<'a>(&self, cx: &'a RequestCtx) -> Option<(&'a str, &HeaderName)> {
         for source in &self.sources {
-            let Some(value) = cx.headers.get(source).and_then(|v| v.to_str().ok()) else {
+            let Some(value) = cx.headers().get(source).and_then(|v| v.to_str().ok()) else {
                 continue;
             };
             let token = if *source == AUTHORIZATION {
@@ -265,7 +265,7 @@ impl Jwt {
 
     fn challenge(&self, cx: &RequestCtx, token_present: bool) -> Option<HeaderValue> {
         let mut value = String::from("Bearer realm=\"tollgate\"");
-        if cx.route.kind == RouteKind::Mcp && self.resource.is_some() {
+        if cx.route().kind == RouteKind::Mcp && self.resource.is_some() {
             value.push_str(&format!(
                 ", resource_metadata=\"{}\"",
                 self.metadata_url(cx)
@@ -291,10 +291,10 @@ impl Jwt {
     }
 
     fn metadata_url(&self, cx: &RequestCtx) -> String {
-        let prefix = cx.route.path_prefix.trim_end_matches('/');
+        let prefix = cx.route().path_prefix.trim_end_matches('/');
         format!(
             "{}/.well-known/oauth-protected-resource{prefix}",
-            self.public_base(&cx.headers)
+            self.public_base(cx.headers())
         )
     }
 
@@ -370,7 +370,7 @@ impl Plugin for Jwt {
             return Ok(Verdict::Reject(rejection));
         };
         let source = source.clone();
-        let outcome = match self.verify(token, &cx.trace).await {
+        let outcome = match self.verify(token, cx.trace()).await {
             Ok(claims) => self.apply_identity(cx, claims, &source),
             Err(rejection) => Err(rejection),
         };

@@ -2,10 +2,10 @@
 //! fetched in the background, refreshed on a schedule and on an unknown `kid`. When the identity
 //! provider is down, the last good key set stays in use.
 
-use crate::trace::TraceCtx;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tollgate_plugin_api::trace::TraceCtx;
 
 use arc_swap::ArcSwapOption;
 

@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use super::rules::{Policy, Target};
-use crate::api::Identity;
-use crate::sse::{BodyKind, EventScanner};
+use tollgate_plugin_api::sse::{BodyKind, EventScanner};
+use tollgate_plugin_api::Identity;
 
 /// A list request awaiting its answer: the JSON-RPC id and what it lists.
 #[derive(Debug, Clone)]
@@ -96,9 +96,12 @@ impl ListFilter {
                     return self.stop(body);
                 }
                 let (pending, answered) = (&self.pending, &mut self.answered);
-                let read = crate::sse::rewrite_json_at_end(&mut self.buffer, data, end, |json| {
-                    filter_message(pending, answered, json, policy, identity)
-                });
+                let read = tollgate_plugin_api::sse::rewrite_json_at_end(
+                    &mut self.buffer,
+                    data,
+                    end,
+                    |json| filter_message(pending, answered, json, policy, identity),
+                );
                 match read {
                     Ok(sent) => sent,
                     Err(_) => {
@@ -214,7 +217,7 @@ impl ListFilter {
         let text = String::from_utf8_lossy(events);
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
-        for event in crate::sse::split_events(&text) {
+        for event in tollgate_plugin_api::sse::split_events(&text) {
             match self.rewrite_event(event, policy, identity) {
                 Some(rewritten) => {
                     changed = true;
@@ -237,7 +240,7 @@ impl ListFilter {
         policy: &Policy,
         identity: Option<&Identity>,
     ) -> Option<String> {
-        let (_, data) = crate::sse::event_parts(event);
+        let (_, data) = tollgate_plugin_api::sse::event_parts(event);
         if data.is_empty() {
             return None;
         }
@@ -253,7 +256,9 @@ impl ListFilter {
             return None;
         }
         let mut out = String::new();
-        for line in crate::sse::lines(event).filter(|l| !l.starts_with("data:") && !l.is_empty()) {
+        for line in tollgate_plugin_api::sse::lines(event)
+            .filter(|l| !l.starts_with("data:") && !l.is_empty())
+        {
             out.push_str(line);
             out.push('\n');
         }
@@ -493,8 +498,8 @@ mod tests {
         let out = filter.chunk(&Bytes::from(stream), false, &allow_none, None);
         let out = String::from_utf8(out.to_vec()).unwrap();
         assert!(!out.contains("delete_all"), "{out}");
-        let errors: Vec<Value> = crate::sse::split_events(&out)
-            .map(|event| crate::sse::event_parts(event).1)
+        let errors: Vec<Value> = tollgate_plugin_api::sse::split_events(&out)
+            .map(|event| tollgate_plugin_api::sse::event_parts(event).1)
             .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
             .filter(|json| json.get("error").is_some())
             .collect();

@@ -13,14 +13,14 @@ use async_trait::async_trait;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::api::{
+use filter::{ListFilter, PendingList};
+use rules::{Policy, Rule, RuleConfig, Target};
+use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::request::McpMessage;
+use tollgate_plugin_api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
     ResponseChunk, ResponseHead, Verdict,
 };
-use crate::config::{parse, PluginConfigError};
-use crate::request::McpMessage;
-use filter::{ListFilter, PendingList};
-use rules::{Policy, Rule, RuleConfig, Target};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +112,7 @@ impl Plugin for McpRbac {
         cx: &mut RequestCtx,
         _body: &mut RequestBody,
     ) -> Result<Verdict, PluginError> {
-        let Some(request) = cx.mcp.as_ref() else {
+        let Some(request) = cx.mcp() else {
             return Ok(Verdict::Continue);
         };
         // Batches are checked element by element; one forbidden call refuses the whole batch,
@@ -170,8 +170,101 @@ impl Plugin for McpRbac {
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
         let identity = cx.identity.as_ref();
         if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
-            chunk.data = filter.chunk(&chunk.data, chunk.end_of_stream, &self.policy, identity);
+            let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &self.policy, identity);
+            chunk.set_data(sent);
             cx.warnings.extend(filter.take_warnings());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use tollgate_plugin_api::http::StatusCode;
+    use tollgate_plugin_api::testing::{
+        build_plugin, identity, json_body, TestExchange, TestRequest,
+    };
+    use tollgate_plugin_api::McpRequest;
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+        type = "mcp-rbac"
+        [[rules]]
+        tools = ["add"]
+        claim = "groups"
+        any_of = ["math-users"]
+    "#;
+
+    /// A request for `messages` (method, tool) by a member of `math-users`.
+    fn exchange_of(messages: &[(&str, Option<&str>)]) -> TestExchange {
+        let plugin = build_plugin(&McpRbacFactory, "rbac", CONFIG).unwrap();
+        let messages = messages
+            .iter()
+            .enumerate()
+            .map(|(id, (method, target))| McpMessage {
+                id: Some(json!(id)),
+                method: Some(method.to_string()),
+                target: target.map(str::to_string),
+            })
+            .collect::<Vec<_>>();
+        let request = TestRequest::mcp("/mcp")
+            .identity(identity("alice", json!({"groups": ["math-users"]})))
+            .mcp_request(McpRequest {
+                batch: messages.len() > 1,
+                messages,
+            });
+        TestExchange::new(plugin, request)
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_call_refuses_the_whole_batch_in_band() {
+        let mut exchange = exchange_of(&[("tools/call", Some("add")), ("tools/call", Some("rm"))]);
+        let mut body = json_body(&json!([]));
+        let verdict = exchange.on_request_body(&mut body).await.unwrap();
+        let rejection = verdict.rejection().unwrap();
+        assert_eq!(rejection.reason, "rbac.denied");
+        assert_eq!(rejection.jsonrpc_code, Some(-32001));
+        assert!(rejection.in_band);
+        assert!(rejection.message.starts_with("batch refused"));
+
+        let mut exchange = exchange_of(&[("tools/call", Some("add"))]);
+        let verdict = exchange.on_request_body(&mut body).await.unwrap();
+        assert!(verdict.is_continue());
+    }
+
+    #[tokio::test]
+    async fn a_list_answer_keeps_only_the_tools_the_caller_may_call() {
+        let mut exchange = exchange_of(&[("tools/list", None)]);
+        let mut body = json_body(&json!({}));
+        assert!(exchange
+            .on_request_body(&mut body)
+            .await
+            .unwrap()
+            .is_continue());
+        let head = exchange
+            .on_response(
+                StatusCode::OK,
+                &[
+                    ("content-type", "application/json"),
+                    ("content-length", "9"),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(
+            !head.headers.contains_key(CONTENT_LENGTH),
+            "the body changes"
+        );
+        let answer = json!({"jsonrpc": "2.0", "id": 0,
+            "result": {"tools": [{"name": "add"}, {"name": "rm"}]}})
+        .to_string();
+        let (start, rest) = answer.split_at(20);
+        let sent = exchange.on_response_chunks([start.to_string(), rest.to_string()]);
+        // The answer is held until its end, then sent filtered.
+        let sizes: Vec<usize> = sent.chunks.iter().map(|c| c.data.len()).collect();
+        assert_eq!(sizes[..2], [0, 0]);
+        let filtered: Value = serde_json::from_str(&sent.text()).unwrap();
+        assert_eq!(filtered["result"]["tools"], json!([{"name": "add"}]));
     }
 }

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::Identity;
-use crate::config::PluginConfigError;
+use tollgate_plugin_api::config::PluginConfigError;
+use tollgate_plugin_api::Identity;
 
 /// What kind of MCP object a name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,16 +13,16 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{
+use detectors::Detector;
+use response::ResponseMasker;
+use tollgate_plugin_api::config::FailureMode;
+use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::units::DurationStr;
+use tollgate_plugin_api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx, RouteKind,
     Verdict,
 };
-use crate::api::{ResponseChunk, ResponseHead};
-use crate::config::FailureMode;
-use crate::config::{parse, PluginConfigError};
-use crate::units::DurationStr;
-use detectors::Detector;
-use response::ResponseMasker;
+use tollgate_plugin_api::{ResponseChunk, ResponseHead};
 use webhook::{Classification, Webhook};
 
 #[derive(Debug, Deserialize)]
@@ -208,20 +208,20 @@ impl PromptGuard {
             return None;
         }
         let mut texts = Vec::new();
-        for_each_guarded_text(json, cx.route.kind, &mut |text: &mut String| {
+        for_each_guarded_text(json, cx.route().kind, &mut |text: &mut String| {
             texts.push(text.clone())
         });
         if texts.is_empty() {
             return None;
         }
-        let kind = if cx.route.kind == RouteKind::Mcp {
+        let kind = if cx.route().kind == RouteKind::Mcp {
             "mcp"
         } else {
             "llm"
         };
         for webhook in &self.webhooks {
-            let mut span = cx.trace.io_span("guard webhook");
-            let verdict = webhook.classify(&cx.route.name, kind, &texts).await;
+            let mut span = cx.trace().io_span("guard webhook");
+            let verdict = webhook.classify(&cx.route().name, kind, &texts).await;
             if verdict.is_err() {
                 span.fail("webhook.unavailable");
             }
@@ -276,7 +276,7 @@ impl Plugin for PromptGuard {
         cx: &mut RequestCtx,
         body: &mut RequestBody,
     ) -> Result<Verdict, PluginError> {
-        let route = cx.route.kind;
+        let route = cx.route().kind;
         // Masks are applied while deciding; a rejected request is never forwarded, so a
         // half-masked document does not matter and no copy of it is needed.
         let Some(mut probe) = body.take_json() else {
@@ -345,13 +345,13 @@ impl Plugin for PromptGuard {
             let was_stopped = masker.stopped().is_some();
             let answer = chunk.json_answer();
             let masked = masker.chunk(
-                &chunk.data,
-                chunk.end_of_stream,
+                chunk.data(),
+                chunk.end_of_stream(),
                 known,
                 answer,
                 &self.maskers,
             );
-            chunk.data = masked;
+            chunk.set_data(masked);
             if let Some(reason) = masker.stopped().filter(|_| !was_stopped) {
                 cx.warnings.push(reason);
             }

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::detectors::Detector;
-use crate::json_answer::JsonAnswer;
-use crate::sse::{
+use tollgate_plugin_api::json_answer::JsonAnswer;
+use tollgate_plugin_api::sse::{
     event_parts, json_string, offset_in, push_event, push_event_parts, split_events, BodyKind,
     EventScanner, JsonText,
 };
-use crate::stream_events::{ContentDeltaRef, StreamEvent, StreamEvents};
+use tollgate_plugin_api::stream_events::{ContentDeltaRef, StreamEvent, StreamEvents};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
@@ -164,8 +164,8 @@ impl ResponseMasker {
     }
 
     /// Processes one chunk, returning what to send now. `known`: the events the gateway read in
-    /// this chunk ([`crate::ResponseChunk::stream_events`]); `answer`: with a JSON answer's last
-    /// chunk, the gateway's reading of the whole answer ([`crate::ResponseChunk::json_answer`]).
+    /// this chunk ([`tollgate_plugin_api::ResponseChunk::stream_events`]); `answer`: with a JSON answer's last
+    /// chunk, the gateway's reading of the whole answer ([`tollgate_plugin_api::ResponseChunk::json_answer`]).
     pub fn chunk(
         &mut self,
         data: &Bytes,
@@ -530,7 +530,7 @@ fn safe_cut(pending: &str, detectors: &[Detector]) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::{complete_events_len, format_event};
+    use tollgate_plugin_api::sse::{complete_events_len, format_event};
 
     fn email() -> [Detector; 1] {
         [Detector::builtin("email").unwrap()]
@@ -857,7 +857,7 @@ mod tests {
                 let plain = mask_in_chunks(&stream, &cuts, false);
                 let read = mask_in_chunks(&stream, &cuts, true);
                 assert_eq!(plain, read, "{line_end:?} round {round}");
-                let text: String = crate::sse::split_events(&read)
+                let text: String = tollgate_plugin_api::sse::split_events(&read)
                     .map(event_parts)
                     .filter(|(name, _)| *name == Some("content_block_delta"))
                     .filter_map(|(_, data)| serde_json::from_str::<Value>(&data).ok())

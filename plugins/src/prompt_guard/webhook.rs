@@ -4,8 +4,8 @@
 //! Request: `POST <url>` with `{"route": ..., "kind": "llm" | "mcp", "texts": [...]}`.
 //! Answer: `{"flagged": true | false, "category": "..."}` (`category` optional, for messages).
 
-use crate::config::FailureMode;
 use std::time::Duration;
+use tollgate_plugin_api::config::FailureMode;
 
 use serde::Deserialize;
 use serde_json::json;

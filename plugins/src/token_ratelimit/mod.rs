@@ -9,25 +9,25 @@
 pub mod bucket;
 pub mod redis_store;
 
-use crate::config::FailureMode;
-use crate::trace::{IoSpan, TraceCtx};
 use std::sync::Arc;
+use tollgate_plugin_api::config::FailureMode;
+use tollgate_plugin_api::trace::{IoSpan, TraceCtx};
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use crate::api::RouteKind;
-use crate::api::{
-    Outcome, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
-    ResponseHead, Verdict,
-};
-use crate::config::{parse, PluginConfigError};
-use crate::units::DurationStr;
 use bucket::{Admission, Limits, LocalBuckets};
 use redis_store::RedisBuckets;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::units::DurationStr;
+use tollgate_plugin_api::RouteKind;
+use tollgate_plugin_api::{
+    Outcome, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
+    ResponseHead, Verdict,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,17 +157,17 @@ impl KeySource {
                     })
             }
             KeySource::Header(name) => cx
-                .headers
+                .headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
-            KeySource::Ip => cx.client_addr.map(|a| a.ip().to_string()),
-            KeySource::Route => Some(cx.route.name.to_string()),
+            KeySource::Ip => cx.client_addr().map(|a| a.ip().to_string()),
+            KeySource::Route => Some(cx.route().name.to_string()),
         };
         // Bucket keys are per route so that one instance can serve several routes separately.
         format!(
             "{}\u{0}{}",
-            cx.route.name,
+            cx.route().name,
             value.unwrap_or_else(|| "anonymous".into())
         )
     }
@@ -257,7 +257,7 @@ impl PluginFactory for TokenRateLimitFactory {
 impl TokenRateLimit {
     async fn admit(&self, cx: &mut RequestCtx, want: f64) -> Verdict {
         let key = self.key.key(cx);
-        let mut span = self.store.span(&cx.trace, "redis reserve");
+        let mut span = self.store.span(cx.trace(), "redis reserve");
         let reserved = self.store.reserve(&key, want).await;
         if reserved.is_err() {
             span.fail("redis.unavailable");
@@ -333,8 +333,7 @@ impl TokenRateLimit {
     /// Tokens to reserve for an LLM request: its output ceiling plus a rough input size.
     fn estimate(&self, cx: &RequestCtx, body: &RequestBody) -> f64 {
         let output = cx
-            .llm
-            .as_ref()
+            .llm()
             .and_then(|l| l.max_tokens)
             .unwrap_or(self.default_reservation);
         let input = body.raw().len() as u64 / 4;
@@ -364,7 +363,7 @@ impl Plugin for TokenRateLimit {
         // Plain routes have no body phase. On MCP and LLM routes requests are counted once the
         // body is parsed, so that a refusal can answer the JSON-RPC id (and tokens need
         // `max_tokens`).
-        if cx.route.kind == RouteKind::Http {
+        if cx.route().kind == RouteKind::Http {
             return Ok(self.admit(cx, 1.0).await);
         }
         Ok(Verdict::Continue)
@@ -375,7 +374,7 @@ impl Plugin for TokenRateLimit {
         cx: &mut RequestCtx,
         body: &mut RequestBody,
     ) -> Result<Verdict, PluginError> {
-        let want = match (self.unit, cx.route.kind) {
+        let want = match (self.unit, cx.route().kind) {
             (Unit::Tokens, RouteKind::Llm) => self.estimate(cx, body),
             _ => 1.0,
         };
@@ -408,14 +407,15 @@ impl Plugin for TokenRateLimit {
         let actual = match self.unit {
             Unit::Requests => reservation.reserved,
             // No usage reported (refused later in the chain, upstream down): refund it all.
-            Unit::Tokens if cx.usage.reported => {
-                (cx.usage.input_tokens + cx.usage.output_tokens) as f64
+            Unit::Tokens if cx.usage().reported => {
+                let usage = cx.usage();
+                (usage.input_tokens + usage.output_tokens) as f64
             }
             Unit::Tokens => 0.0,
         };
         // Requests were charged in full at admission; only tokens need settling.
         if self.unit == Unit::Tokens {
-            let mut span = self.store.span(&cx.trace, "redis settle");
+            let mut span = self.store.span(cx.trace(), "redis settle");
             if let Err(error) = self
                 .store
                 .settle(&reservation.key, reservation.reserved, actual)

@@ -6,7 +6,8 @@ use http::Method;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 use serde_json::Value;
-use tollgate_plugins::{RequestBody, RequestCtx, RouteKind};
+use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::{RequestBody, RequestCtx, RouteKind};
 
 use crate::protocol::{anthropic, mcp};
 use crate::proxy::context::ProxyCtx;
@@ -71,7 +72,7 @@ fn parse(
     raw: &Bytes,
     audit_bodies: bool,
 ) -> Result<Option<Value>, GatewayError> {
-    if cx.method != Method::POST || raw.is_empty() {
+    if cx.method() != Method::POST || raw.is_empty() {
         return Ok(None);
     }
     match route.info.kind {
@@ -80,18 +81,19 @@ fn parse(
                 code: e.code(),
                 message: e.to_string(),
             })?;
-            cx.mcp = Some(request);
+            facts_mut(cx).mcp = Some(request);
             Ok(Some(json))
         }
         // No plugin reads the body and it is not audited: read the few facts the gateway
         // needs without building the JSON tree.
         RouteKind::Llm if !audit_bodies && !route.chain.iter().any(|p| p.inspects_body()) => {
-            cx.llm = Some(anthropic::describe_raw(raw).ok_or(GatewayError::InvalidJson)?);
+            facts_mut(cx).llm =
+                Some(anthropic::describe_raw(raw).ok_or(GatewayError::InvalidJson)?);
             Ok(None)
         }
         RouteKind::Llm => match serde_json::from_slice::<Value>(raw) {
             Ok(json) if json.is_object() => {
-                cx.llm = Some(anthropic::describe_request(&json));
+                facts_mut(cx).llm = Some(anthropic::describe_request(&json));
                 Ok(Some(json))
             }
             Ok(_) | Err(_) => Err(GatewayError::InvalidJson),

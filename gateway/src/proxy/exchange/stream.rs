@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugins::ResponseChunk;
+use tollgate_plugin_api::ResponseChunk;
 
 use super::send::answer_failure;
 use crate::protocol::observer::ResponseObserver;
@@ -144,7 +144,7 @@ async fn response_head(
         return Error::e_explain(ErrorType::InternalError, "no request context");
     };
     let length_dropped = chain::on_response_head(route, cx, &mut head.head).await;
-    let head_request = cx.method == Method::HEAD;
+    let head_request = cx.method() == Method::HEAD;
     let content_type = head
         .head
         .headers
