@@ -5,6 +5,7 @@
 //! upstream exchange (see `exchange.rs` and docs/architecture.md): a rejected request never
 //! reaches the upstream at all.
 
+mod admit;
 pub mod chain;
 pub mod client_watch;
 pub mod connector;
@@ -21,21 +22,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
-use http::StatusCode;
 use opentelemetry::KeyValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use tollgate_plugin_api::host::facts_mut;
-use tollgate_plugin_api::trace::TraceCtx;
 use tollgate_plugin_api::{Decision, Outcome, RequestCtx, ResponseChunk, RouteKind};
 
 use crate::config::SharedConfig;
 use crate::ip_text::ip_text;
 use crate::lifecycle::Lifecycle;
-use crate::routing::{NoRoute, Route};
+use crate::routing::Route;
 use crate::telemetry::audit::{self, AuditFacts};
 use crate::telemetry::semconv;
 use crate::telemetry::traces::{self, Tracing};
@@ -93,56 +90,9 @@ impl ProxyHttp for TollgateProxy {
         }
         let config = self.config.load();
         ctx.audit_bodies = config.telemetry.audit_bodies && self.audit.enabled();
-        if let Some(doc) = well_known::protected_resource(&config, session.req_header()) {
-            respond::send_json(session, StatusCode::OK, &doc).await?;
-            ctx.status = 200;
+        let Some(route) = admit::admit(session, ctx, &config).await? else {
             return Ok(true);
-        }
-        let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(req.uri.host());
-        let route = match config.routes.find(host, &req.method, req.uri.path()) {
-            Ok(route) => route.clone(),
-            Err(no_route) => {
-                let error = match no_route {
-                    NoRoute::NotFound => GatewayError::RouteNotFound,
-                    NoRoute::MethodNotAllowed => GatewayError::MethodNotAllowed,
-                };
-                respond::refuse(session, ctx, &error).await?;
-                return Ok(true);
-            }
         };
-        let req = session.req_header();
-        let mut cx = RequestCtx::new(
-            route.info.clone(),
-            req.method.clone(),
-            req.uri.clone(),
-            req.headers.clone(),
-        );
-        let facts = facts_mut(&mut cx);
-        facts.client_addr = session.client_addr().and_then(|a| a.as_inet()).copied();
-        if let Some(span) = &ctx.span {
-            facts.trace = TraceCtx::new(span.clone());
-        }
-        ctx.route = Some(route.clone());
-
-        if let Some(len) = declared_length(req) {
-            if len > route.max_body {
-                ctx.cx = Some(cx);
-                respond::refuse_too_large(session, ctx, route.max_body).await?;
-                return Ok(true);
-            }
-        }
-
-        let stopped = chain::on_request(&route, &mut cx).await.err();
-        ctx.cx = Some(cx);
-        if let Some(stop) = stopped {
-            respond::refuse_for_plugin(session, ctx, stop).await?;
-            return Ok(true);
-        }
         if route.info.kind == RouteKind::Http {
             return Ok(false);
         }
@@ -377,14 +327,4 @@ impl TollgateProxy {
             self.metrics.audit_dropped();
         }
     }
-}
-
-fn declared_length(req: &RequestHeader) -> Option<usize> {
-    req.headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
