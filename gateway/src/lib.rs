@@ -11,8 +11,9 @@
 //! });
 //! ```
 
-// Layers, each using only the ones above it: `routing` (the route table) is built by `config` and
-// read by `proxy`; `gateway` wires everything together; `cli` drives `gateway`.
+// Data flows one way between these (docs/architecture.md has the map): `routing` (the route
+// table) is built by `config` and read by `proxy`; `gateway` wires everything together; `cli`
+// drives `gateway`.
 pub(crate) mod admin;
 pub mod cli;
 pub mod config;

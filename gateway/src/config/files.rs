@@ -24,18 +24,19 @@ pub fn referenced_files(file: &ConfigFile) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    for table in file.plugin.values() {
-        walk(&toml::Value::Table(table.clone()), &mut out);
+    for section in file.plugin.values() {
+        walk(&toml::Value::Table(section.table()), &mut out);
     }
     out.extend(
         file.route
             .iter()
-            .filter_map(|r| r.upstream.ca_file.as_ref().map(PathBuf::from)),
+            .filter_map(|r| r.upstream.get_ref().ca_file.as_ref().map(PathBuf::from)),
     );
     if let Some(tls) = &file.server.tls {
-        out.push(PathBuf::from(&tls.cert));
-        out.push(PathBuf::from(&tls.key));
-        out.extend(tls.client_ca.iter().map(PathBuf::from));
+        let tls = tls.get_ref();
+        out.push(PathBuf::from(tls.cert.get_ref()));
+        out.push(PathBuf::from(tls.key.get_ref()));
+        out.extend(tls.client_ca.iter().map(|ca| PathBuf::from(ca.get_ref())));
     }
     out
 }

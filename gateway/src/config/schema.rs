@@ -1,9 +1,14 @@
 //! The TOML schema of the configuration file, as written by operators (see docs/configuration.md).
+//!
+//! Values that a check after parsing can reject are `Spanned`, so that its error points at them.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::Deserialize;
+use toml::Spanned;
 
+use super::defaults;
 use super::units::{ByteSize, DurationStr};
 
 /// The whole file.
@@ -18,10 +23,44 @@ pub struct ConfigFile {
     pub telemetry: TelemetrySection,
     /// Named plugin instances: `[plugin.<name>]` with a `type` and the plugin's own keys.
     #[serde(default)]
-    pub plugin: BTreeMap<String, toml::Table>,
+    pub plugin: BTreeMap<String, PluginSection>,
     /// The route table.
     #[serde(default)]
     pub route: Vec<RouteSection>,
+}
+
+/// `[plugin.<name>]`: its keys as written, each with where it is written.
+///
+/// Plugin factories take a plain `toml::Table` (`table()`); the spans locate the errors they
+/// report about one of its keys.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct PluginSection(Spanned<BTreeMap<String, Spanned<toml::Value>>>);
+
+impl PluginSection {
+    /// Where the table is written (its header, or the inline table).
+    pub fn span(&self) -> Range<usize> {
+        self.0.span()
+    }
+
+    /// Where the value of `key` is written, if the table has it.
+    pub fn span_of(&self, key: &str) -> Option<Range<usize>> {
+        self.0.get_ref().get(key).map(Spanned::span)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&toml::Value> {
+        self.0.get_ref().get(key).map(Spanned::get_ref)
+    }
+
+    /// The keys and values as a plain table.
+    pub fn table(&self) -> toml::Table {
+        self.0
+            .get_ref()
+            .iter()
+            .map(|(key, value)| (key.clone(), value.get_ref().clone()))
+            .collect()
+    }
 }
 
 /// `[server]`.
@@ -34,11 +73,10 @@ pub struct ServerSection {
     /// Admin listener address (`/healthz`, `/readyz`); `""` disables it.
     #[serde(default = "default_admin")]
     pub admin: String,
-    /// Worker threads of the proxy service.
-    #[serde(default = "default_threads")]
-    pub threads: usize,
+    /// Worker threads of the proxy service (default [`defaults::THREADS`]).
+    pub threads: Option<Spanned<usize>>,
     /// TLS on the proxy listener.
-    pub tls: Option<TlsSection>,
+    pub tls: Option<Spanned<TlsSection>>,
     /// Accept HTTP/2 over cleartext (h2c) on the proxy listener.
     #[serde(default)]
     pub h2c: bool,
@@ -63,7 +101,7 @@ impl Default for ServerSection {
         Self {
             listen: default_listen(),
             admin: default_admin(),
-            threads: default_threads(),
+            threads: None,
             tls: None,
             h2c: false,
             max_body: None,
@@ -77,19 +115,15 @@ impl Default for ServerSection {
 }
 
 fn default_listen() -> String {
-    "0.0.0.0:8080".into()
+    defaults::LISTEN.into()
 }
 
 fn default_upgrade_sock() -> String {
-    "/tmp/tollgate_upgrade.sock".into()
+    defaults::UPGRADE_SOCK.into()
 }
 
 fn default_admin() -> String {
-    "127.0.0.1:9901".into()
-}
-
-fn default_threads() -> usize {
-    2
+    defaults::ADMIN.into()
 }
 
 /// `[telemetry]`.
@@ -111,20 +145,15 @@ pub struct TelemetrySection {
     /// `service.name` of exported spans.
     pub service_name: Option<String>,
     /// OTLP collector (base URL); tracing is off without it and without `OTEL_EXPORTER_OTLP_*`.
-    pub otlp_endpoint: Option<String>,
+    pub otlp_endpoint: Option<Spanned<String>>,
     /// `"grpc"` or `"http/protobuf"`.
-    pub otlp_protocol: Option<String>,
-    /// Share of new traces recorded, 0.0 to 1.0.
-    #[serde(default = "default_sample_ratio")]
-    pub trace_sample_ratio: f64,
-}
-
-fn default_sample_ratio() -> f64 {
-    1.0
+    pub otlp_protocol: Option<Spanned<String>>,
+    /// Share of new traces recorded, 0.0 to 1.0 (default [`defaults::TRACE_SAMPLE_RATIO`]).
+    pub trace_sample_ratio: Option<Spanned<f64>>,
 }
 
 fn default_audit_log() -> String {
-    "stdout".into()
+    defaults::AUDIT_LOG.into()
 }
 
 impl Default for TelemetrySection {
@@ -137,7 +166,7 @@ impl Default for TelemetrySection {
             service_name: None,
             otlp_endpoint: None,
             otlp_protocol: None,
-            trace_sample_ratio: default_sample_ratio(),
+            trace_sample_ratio: None,
         }
     }
 }
@@ -151,13 +180,26 @@ fn any_value() -> Vec<String> {
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// PEM certificate chain.
-    pub cert: String,
+    pub cert: Spanned<String>,
     /// PEM private key.
-    pub key: String,
+    pub key: Spanned<String>,
     /// PEM bundle of CAs whose client certificates are accepted (mutual TLS).
-    pub client_ca: Option<String>,
+    pub client_ca: Option<Spanned<String>>,
     /// `"required"` (default with `client_ca`) or `"optional"`.
-    pub client_auth: Option<ClientAuthSetting>,
+    pub client_auth: Option<Spanned<ClientAuthSetting>>,
+}
+
+impl TlsSection {
+    /// Where the key `field` is written, if it is.
+    pub fn span_of(&self, field: &str) -> Option<Range<usize>> {
+        match field {
+            "cert" => Some(self.cert.span()),
+            "key" => Some(self.key.span()),
+            "client_ca" => self.client_ca.as_ref().map(Spanned::span),
+            "client_auth" => self.client_auth.as_ref().map(Spanned::span),
+            _ => None,
+        }
+    }
 }
 
 /// `client_auth` of the listener's TLS table.
@@ -175,15 +217,15 @@ pub enum ClientAuthSetting {
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
     /// Route name, used in metrics, logs and errors.
-    pub name: String,
+    pub name: Spanned<String>,
     /// What requests the route takes.
     #[serde(rename = "match")]
     pub matcher: MatchSection,
     /// Where they go.
-    pub upstream: UpstreamSection,
+    pub upstream: Spanned<UpstreamSection>,
     /// Plugin instance names, run in this order.
     #[serde(default)]
-    pub plugins: Vec<String>,
+    pub plugins: Vec<Spanned<String>>,
     /// Request body limit (MCP and LLM routes read the body whole).
     pub max_body: Option<ByteSize>,
 }
@@ -193,11 +235,11 @@ pub struct RouteSection {
 #[serde(deny_unknown_fields)]
 pub struct MatchSection {
     /// Path prefix, matched on segment boundaries; the longest matching prefix wins.
-    pub path_prefix: String,
+    pub path_prefix: Spanned<String>,
     /// Exact `Host` (without port) the route is for; any host when absent.
     pub host: Option<String>,
     /// Methods the route takes; any when absent.
-    pub methods: Option<Vec<String>>,
+    pub methods: Option<Vec<Spanned<String>>>,
 }
 
 /// `upstream = { ... }` of a route.
@@ -210,13 +252,14 @@ pub struct UpstreamSection {
     #[serde(default)]
     pub kind: UpstreamKind,
     /// LLM provider; `anthropic`.
-    pub provider: Option<String>,
+    pub provider: Option<Spanned<String>>,
     /// Remove the matched prefix from the path (when the URL has no path of its own).
     #[serde(default)]
     pub strip_prefix: bool,
-    /// Connect timeout (default 5s).
+    /// Connect timeout (default [`defaults::CONNECT_TIMEOUT`]).
     pub connect_timeout: Option<DurationStr>,
-    /// Longest wait for the upstream's next bytes (default 60s; LLM routes: 600s).
+    /// Longest wait for the upstream's next bytes (default [`defaults::READ_TIMEOUT`]; LLM routes:
+    /// [`defaults::LLM_READ_TIMEOUT`]).
     pub timeout: Option<DurationStr>,
     /// PEM file of the CA that signs the upstream's certificate (private CAs).
     pub ca_file: Option<String>,

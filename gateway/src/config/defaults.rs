@@ -1,0 +1,46 @@
+//! Every default of the configuration file, in one place (docs/configuration.md lists them too).
+
+use std::time::Duration;
+
+/// Proxy listener address.
+pub const LISTEN: &str = "0.0.0.0:8080";
+
+/// Admin listener address (`/healthz`, `/readyz`, `/metrics`).
+pub const ADMIN: &str = "127.0.0.1:9901";
+
+/// Proxy worker threads.
+pub const THREADS: usize = 2;
+
+/// Unix socket for handing listeners to a new process.
+pub const UPGRADE_SOCK: &str = "/tmp/tollgate_upgrade.sock";
+
+/// Request body limit for MCP and LLM routes.
+pub const MAX_BODY: u64 = 10 << 20;
+
+/// After SIGTERM, how long `/readyz` fails while the gateway still serves.
+pub const DRAIN_DELAY: Duration = Duration::ZERO;
+
+/// After the listeners stop, how long requests in flight may take.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+/// After the grace period, how long the runtimes get to stop.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the configuration and the files it names are checked for changes.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Upstream connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait for an upstream's next bytes on `http` and `mcp` routes.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest wait for an upstream's next bytes on `llm` routes: a model may think long before its
+/// first token.
+pub const LLM_READ_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Audit log destination.
+pub const AUDIT_LOG: &str = "stdout";
+
+/// Share of new traces recorded.
+pub const TRACE_SAMPLE_RATIO: f64 = 1.0;

@@ -1,0 +1,106 @@
+//! `[server]`: the process-level settings.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::defaults;
+use super::report::Report;
+use super::schema::ServerSection;
+
+/// Process-level settings from `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Proxy listener.
+    pub listen: String,
+    /// Admin listener, if enabled.
+    pub admin: Option<String>,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// TLS on the proxy listener, loaded.
+    pub tls: Option<crate::tls::ListenerTls>,
+    /// Accept h2c.
+    pub h2c: bool,
+    /// After SIGTERM, how long readiness fails while the gateway still serves.
+    pub drain_delay: Duration,
+    /// After the listeners stop, how long requests in flight may take.
+    pub grace_period: Duration,
+    /// After the grace period, how long the runtimes get to stop.
+    pub shutdown_timeout: Duration,
+    /// Socket for listener handover to a new process.
+    pub upgrade_sock: String,
+    /// Configuration polling interval; `None`: only on SIGHUP.
+    pub watch_interval: Option<Duration>,
+}
+
+/// The settings of `section`, its problems added to `report`.
+pub(super) fn server_settings(section: &ServerSection, report: &mut Report<'_>) -> ServerSettings {
+    let s = section;
+    ServerSettings {
+        listen: s.listen.clone(),
+        admin: (!s.admin.is_empty()).then(|| s.admin.clone()),
+        threads: threads(s.threads.as_ref(), report),
+        tls: s
+            .tls
+            .as_ref()
+            .and_then(|tls| super::listener_tls::load(tls, report)),
+        h2c: s.h2c,
+        drain_delay: s.drain_delay.map_or(defaults::DRAIN_DELAY, |d| d.0),
+        grace_period: s.grace_period.map_or(defaults::GRACE_PERIOD, |d| d.0),
+        shutdown_timeout: s
+            .shutdown_timeout
+            .map_or(defaults::SHUTDOWN_TIMEOUT, |d| d.0),
+        upgrade_sock: s.upgrade_sock.clone(),
+        watch_interval: match s.watch_interval {
+            None => Some(defaults::WATCH_INTERVAL),
+            Some(d) if d.0.is_zero() => None,
+            Some(d) => Some(d.0),
+        },
+    }
+}
+
+fn threads(threads: Option<&Spanned<usize>>, report: &mut Report<'_>) -> usize {
+    let Some(threads) = threads else {
+        return defaults::THREADS;
+    };
+    if *threads.get_ref() == 0 {
+        report.error(threads.span(), "threads must be at least 1", None);
+    }
+    (*threads.get_ref()).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::errors;
+
+    #[test]
+    fn a_problem_in_server_points_at_its_value() {
+        let source = "\
+[server]
+listen = \"127.0.0.1:1\"
+  threads = 0
+tls = { cert = \"/nonexistent/cert.pem\", key = \"/nonexistent/key.pem\", client_auth = \"optional\" }
+";
+        let errors = errors(source);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert_eq!(errors[0], "t.toml:3:13: threads must be at least 1");
+        assert_eq!(
+            errors[1],
+            "t.toml:4:85: client_auth needs client_ca (the CAs that sign client certificates)"
+        );
+        assert!(
+            errors[2].starts_with("t.toml:4:16: cannot read `/nonexistent/cert.pem`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_tls_file_that_cannot_be_read_points_at_its_key() {
+        let source = "[server.tls]\ncert = \"/etc/hostname\"\nkey = \"/nonexistent/key.pem\"\n";
+        let errors = errors(source);
+        assert!(
+            errors[0].starts_with("t.toml:3:7: cannot read `/nonexistent/key.pem`"),
+            "{errors:?}"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! What the unit tests of this module share: loading a file and reading its errors.
+
+use std::path::Path;
+
+/// Every error of `source`, loaded as `t.toml` with the built-in plugins, as `tollgate check`
+/// prints it (without the `error: ` prefix and hints).
+pub(super) fn errors(source: &str) -> Vec<String> {
+    match super::load_str(Path::new("t.toml"), source, &tollgate_plugins::builtins()) {
+        Ok(_) => panic!("loaded:\n{source}"),
+        Err(errors) => errors
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .map(first_line)
+            .collect(),
+    }
+}
+
+fn first_line(text: String) -> String {
+    text.lines().next().unwrap_or_default().to_string()
+}
