@@ -187,7 +187,7 @@ impl Builder<'_> {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
-        let watched_files = files::referenced_files(&file);
+        let watched_files = files::referenced_files(&file, &plugins);
         Ok(RuntimeConfig {
             server,
             telemetry,
