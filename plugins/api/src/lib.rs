@@ -17,6 +17,7 @@ mod header_edits;
 pub mod host;
 pub mod json_answer;
 mod plugin;
+pub mod protocol_error;
 pub mod request;
 pub mod secret_source;
 pub mod sse;
