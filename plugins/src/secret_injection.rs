@@ -32,6 +32,7 @@ pub struct SecretInjection {
     header: HeaderName,
     value: HeaderValue,
     remove: Vec<HeaderName>,
+    files: Vec<std::path::PathBuf>,
 }
 
 // Hand-written so the credential can never appear in `Debug` output.
@@ -42,7 +43,7 @@ impl std::fmt::Debug for SecretInjection {
             .field("header", &self.header)
             .field("value", &Secret::new(""))
             .field("remove", &self.remove)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,6 +82,7 @@ impl PluginFactory for SecretInjectionFactory {
             header,
             value,
             remove,
+            files: cfg.value.file().into_iter().collect(),
         }))
     }
 }
@@ -89,6 +91,10 @@ impl PluginFactory for SecretInjectionFactory {
 impl Plugin for SecretInjection {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        self.files.clone()
     }
 
     async fn on_request(&self, cx: &mut RequestCtx) -> Result<Verdict, PluginError> {
@@ -141,8 +147,27 @@ mod tests {
             header: HeaderName::from_static("x-api-key"),
             value: HeaderValue::from_str(cfg.value.load("value").unwrap().expose()).unwrap(),
             remove: vec![],
+            files: vec![],
         };
         assert!(!format!("{plugin:?}").contains("sk-hidden-value"));
+    }
+
+    #[test]
+    fn watches_the_secret_file_only() {
+        let path = std::env::temp_dir().join(format!("tollgate-inject-{}", std::process::id()));
+        std::fs::write(&path, "sk-file\n").unwrap();
+        let plugin = build(&format!(
+            "header = \"x-api-key\"\nvalue = {{ file = \"{}\" }}",
+            path.display()
+        ))
+        .unwrap();
+        assert_eq!(plugin.watched_files(), vec![path.clone()]);
+        std::fs::remove_file(path).unwrap();
+        std::env::set_var("TOLLGATE_TEST_INJECTED_ENV", "sk-env");
+        let plugin =
+            build("header = \"x-api-key\"\nvalue = { env = \"TOLLGATE_TEST_INJECTED_ENV\" }")
+                .unwrap();
+        assert!(plugin.watched_files().is_empty());
     }
 
     #[test]

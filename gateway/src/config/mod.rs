@@ -110,7 +110,7 @@ fn build(
     Ok(RuntimeConfig {
         server,
         telemetry,
-        watched_files: files::referenced_files(&file),
+        watched_files: files::referenced_files(&file, &plugins),
         plugins,
         routes: RouteTable::new(routes),
     })

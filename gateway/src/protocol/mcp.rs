@@ -1,7 +1,7 @@
 //! MCP JSON-RPC parsing: the facts plugins need about a request body.
 
 use serde_json::Value;
-use tollgate_plugin_api::{McpMessage, McpRequest};
+use tollgate_plugin_api::{McpMessage, McpMethod, McpRequest};
 
 /// Why a body is not acceptable JSON-RPC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,19 +63,18 @@ fn message(value: &Value) -> Result<McpMessage, JsonRpcError> {
         }
     }
     let method = match object.get("method") {
-        Some(Value::String(m)) => Some(m.clone()),
+        Some(Value::String(m)) => Some(McpMethod::parse(m)),
         Some(_) => return Err(JsonRpcError::Invalid("`method` must be a string".into())),
         None if object.contains_key("result") || object.contains_key("error") => None,
         None => return Err(JsonRpcError::Invalid("a request needs a `method`".into())),
     };
     let params = object.get("params");
-    let target = match method.as_deref() {
-        Some("tools/call") | Some("prompts/get") => params.and_then(|p| p.get("name")),
-        Some("resources/read") | Some("resources/subscribe") => params.and_then(|p| p.get("uri")),
-        _ => None,
-    }
-    .and_then(Value::as_str)
-    .map(str::to_string);
+    let target = method
+        .as_ref()
+        .and_then(McpMethod::target_param)
+        .and_then(|key| params?.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(McpMessage { id, method, target })
 }
 
@@ -88,7 +87,7 @@ mod tests {
         let (_, req) = parse(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"add","arguments":{}}}"#).unwrap();
         assert!(!req.batch);
         let msg = req.first().unwrap();
-        assert_eq!(msg.method.as_deref(), Some("tools/call"));
+        assert_eq!(msg.method, Some(McpMethod::ToolsCall));
         assert_eq!(msg.target.as_deref(), Some("add"));
         assert_eq!(msg.id, Some(serde_json::json!(3)));
     }

@@ -1,8 +1,8 @@
-//! Protocol knowledge: MCP JSON-RPC, the Anthropic Messages API, SSE framing, and error bodies in
-//! each caller's protocol.
+//! Protocol knowledge: MCP JSON-RPC, the Anthropic Messages API and SSE framing. Error bodies in
+//! each caller's protocol are the SDK's (`tollgate_plugin_api::protocol_error`), which plugins
+//! use too.
 
 pub mod anthropic;
-pub mod errors;
 pub mod mcp;
 pub mod observer;
 pub mod sse;

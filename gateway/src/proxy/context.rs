@@ -8,10 +8,10 @@ use pingora::http::RequestHeader;
 use tollgate_plugin_api::{Decision, RequestCtx};
 
 use crate::lifecycle::InFlight;
-use crate::protocol::errors::ErrorStyle;
 use crate::protocol::observer::ResponseObserver;
 use crate::routing::Route;
 use crate::telemetry::traces::{self, Tracing};
+use tollgate_plugin_api::protocol_error::ErrorStyle;
 
 /// Per-request state of the proxy.
 pub struct ProxyCtx {

@@ -13,7 +13,7 @@ use tollgate_plugin_api::{Decision, Rejection};
 use super::chain::Stop;
 use super::context::ProxyCtx;
 use super::error::GatewayError;
-use crate::protocol::errors::{self, ErrorResponse};
+use tollgate_plugin_api::protocol_error::{self, ErrorResponse};
 
 /// Answers a refusal of the gateway's own in the route's protocol, and records it as the
 /// request's decision. Nothing is sent when the client is gone.
@@ -60,7 +60,7 @@ pub async fn refuse_for_plugin(
 }
 
 async fn answer(session: &mut Session, ctx: &mut ProxyCtx, rejection: &Rejection) -> Result<()> {
-    let response = errors::render(ctx.style(), rejection, ctx.jsonrpc_id());
+    let response = protocol_error::render(ctx.style(), rejection, ctx.jsonrpc_id());
     ctx.status = response.status.as_u16();
     send(session, &response).await
 }

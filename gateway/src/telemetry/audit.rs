@@ -187,7 +187,7 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
                 .iter()
                 .filter_map(|m| {
                     Some(McpCall {
-                        method: m.method.as_deref()?,
+                        method: m.method.as_ref()?.as_str(),
                         target: m.target.as_deref(),
                     })
                 })

@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::sync::RwLock;
 
+use tollgate_plugin_api::McpMethod;
+
 /// The label value for values that are not kept.
 pub const OTHER: &str = "other";
 
@@ -54,33 +56,12 @@ impl LabelFilter {
     }
 }
 
-/// MCP methods kept as labels; any other method is `other`.
-pub fn mcp_method(method: &str) -> &str {
-    const KNOWN: [&str; 19] = [
-        "initialize",
-        "ping",
-        "tools/list",
-        "tools/call",
-        "prompts/list",
-        "prompts/get",
-        "resources/list",
-        "resources/read",
-        "resources/templates/list",
-        "resources/subscribe",
-        "resources/unsubscribe",
-        "completion/complete",
-        "logging/setLevel",
-        "notifications/initialized",
-        "notifications/cancelled",
-        "notifications/progress",
-        "notifications/roots/list_changed",
-        "sampling/createMessage",
-        "elicitation/create",
-    ];
-    if KNOWN.contains(&method) {
-        method
-    } else {
-        OTHER
+/// MCP methods kept as labels; any other method is `other`. The methods of MCP 2026-07-28 stay
+/// `other` for now so that the label values of existing dashboards and alerts do not change.
+pub fn mcp_method(method: &McpMethod) -> &str {
+    match method {
+        McpMethod::Other(_) | McpMethod::ServerDiscover | McpMethod::SubscriptionsListen => OTHER,
+        known => known.as_str(),
     }
 }
 
@@ -96,7 +77,8 @@ mod tests {
         assert_eq!(filter.label("claude-b"), OTHER, "over the cap");
         assert_eq!(filter.label("claude-a"), "claude-a", "kept values stay");
         assert_eq!(filter.label("llama"), OTHER);
-        assert_eq!(mcp_method("tools/call"), "tools/call");
-        assert_eq!(mcp_method("x/y"), OTHER);
+        assert_eq!(mcp_method(&McpMethod::ToolsCall), "tools/call");
+        assert_eq!(mcp_method(&McpMethod::parse("x/y")), OTHER);
+        assert_eq!(mcp_method(&McpMethod::ServerDiscover), OTHER);
     }
 }

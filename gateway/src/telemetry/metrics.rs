@@ -6,7 +6,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tollgate_plugin_api::{Decision, RequestCtx, RouteKind};
+use tollgate_plugin_api::{Decision, McpMethod, RequestCtx, RouteKind};
 
 use super::labels::{mcp_method, LabelFilter};
 use super::series_cache::{CallKey, ModelSeries, SeriesCache, CACHED_CALLS, CACHED_MODELS};
@@ -244,15 +244,19 @@ impl Metrics {
                 (Decision::Allowed, _) => "error",
                 _ => "rejected",
             };
-            for message in mcp.messages.iter().filter(|m| m.method.is_some()) {
-                let method = mcp_method(message.method.as_deref().unwrap_or_default());
-                let target = match method {
-                    "tools/call" => message.target.as_deref().unwrap_or_default(),
+            for (message, mcp_call) in mcp
+                .messages
+                .iter()
+                .filter_map(|m| Some((m, m.method.as_ref()?)))
+            {
+                let method = mcp_method(mcp_call);
+                let target = match mcp_call {
+                    McpMethod::ToolsCall => message.target.as_deref().unwrap_or_default(),
                     _ => "",
                 };
                 let is = |key: &CallKey| &*key.0 == method && &*key.1 == target && key.2 == outcome;
                 let make = || {
-                    let tool = if method == "tools/call" {
+                    let tool = if mcp_call.is_tool_call() {
                         self.tools.label(target)
                     } else {
                         ""

@@ -2,7 +2,7 @@
 //! conventions (`gen_ai.*`, `mcp.*`) plus `tollgate.*`. Never a header value, token or body.
 
 use opentelemetry::KeyValue;
-use tollgate_plugin_api::{Decision, RequestCtx, RouteKind};
+use tollgate_plugin_api::{Decision, McpMethod, RequestCtx, RouteKind};
 
 use crate::ip_text::ip_text;
 
@@ -77,26 +77,29 @@ fn mcp_attributes(cx: &RequestCtx, out: &mut Vec<KeyValue>) -> Option<String> {
         ));
     }
     let first = mcp.first()?;
-    let method = first.method.as_deref()?;
-    out.push(KeyValue::new("mcp.method.name", method.to_string()));
+    let method = first.method.as_ref()?;
+    out.push(KeyValue::new(
+        "mcp.method.name",
+        method.as_str().to_string(),
+    ));
     if let Some(id) = &first.id {
         out.push(KeyValue::new("jsonrpc.request.id", id.to_string()));
     }
     let target = first.target.as_deref();
     if let Some(target) = target {
         let key = match method {
-            "tools/call" => "gen_ai.tool.name",
-            "prompts/get" => "gen_ai.prompt.name",
+            McpMethod::ToolsCall => "gen_ai.tool.name",
+            McpMethod::PromptsGet => "gen_ai.prompt.name",
             _ => "mcp.resource.uri",
         };
         out.push(KeyValue::new(key, target.to_string()));
-        if method == "tools/call" {
+        if method.is_tool_call() {
             out.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
         }
     }
     Some(match target {
         Some(target) => format!("{method} {target}"),
-        None => method.to_string(),
+        None => method.as_str().to_string(),
     })
 }
 

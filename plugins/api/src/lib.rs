@@ -16,7 +16,9 @@ mod header_edits;
 #[doc(hidden)]
 pub mod host;
 pub mod json_answer;
+pub mod mcp_method;
 mod plugin;
+pub mod protocol_error;
 pub mod request;
 pub mod secret_source;
 pub mod sse;
@@ -34,6 +36,7 @@ pub use context::{Identity, RequestCtx, RouteInfo, RouteKind};
 pub use extensions::Extensions;
 pub use header_edits::HeaderEdits;
 pub use json_answer::JsonAnswer;
+pub use mcp_method::McpMethod;
 pub use plugin::{Plugin, PluginFactory, PluginRegistry};
 pub use request::{LlmRequest, McpMessage, McpRequest, Usage};
 pub use sse::EventScanner;

@@ -27,6 +27,13 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// Files this instance read when it was built and whose change must rebuild it (secret
+    /// files, key sets). The gateway watches them and reloads the configuration when one changes,
+    /// so a rotated secret takes effect without a restart.
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// Whether this plugin reads or rewrites the parsed JSON of the request body
     /// (`RequestBody::json`, `json_mut`). `on_request_body` runs for every plugin on MCP and LLM
     /// routes with the raw body either way; when no plugin of an `llm` route says `true`, the

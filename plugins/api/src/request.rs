@@ -6,7 +6,7 @@ pub struct McpMessage {
     /// The JSON-RPC `id` as raw JSON (`1`, `"abc"`); `None` for notifications and responses.
     pub id: Option<serde_json::Value>,
     /// The JSON-RPC method (`tools/call`, `initialize`, ...); `None` for responses.
-    pub method: Option<String>,
+    pub method: Option<crate::McpMethod>,
     /// For `tools/call`: `params.name`. For `prompts/get`: the prompt name. For
     /// `resources/read`: the resource URI.
     pub target: Option<String>,

@@ -64,6 +64,15 @@ impl SecretSource {
         Ok(Secret(value.to_string()))
     }
 
+    /// The file this secret is read from, if it comes from one (for
+    /// [`Plugin::watched_files`](crate::Plugin::watched_files)).
+    pub fn file(&self) -> Option<std::path::PathBuf> {
+        match self {
+            SecretSource::Env(_) => None,
+            SecretSource::File(path) => Some(std::path::PathBuf::from(path)),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             SecretSource::Env(var) => format!("environment variable `{var}`"),
@@ -89,6 +98,15 @@ mod tests {
         let source = SecretSource::File(path.display().to_string());
         assert_eq!(source.load("value").unwrap().expose(), "abc");
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn only_a_file_source_names_a_file() {
+        assert_eq!(
+            SecretSource::File("/run/secrets/key".into()).file(),
+            Some(std::path::PathBuf::from("/run/secrets/key"))
+        );
+        assert_eq!(SecretSource::Env("KEY".into()).file(), None);
     }
 
     #[test]

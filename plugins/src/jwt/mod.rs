@@ -24,6 +24,7 @@ use config::{JwtConfig, Mode, ResourceMetadataConfig};
 use keys::KeySet;
 use provider::{KeyProvider, RemoteJwks};
 use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::secret_source::SecretSource;
 use tollgate_plugin_api::{
     Identity, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestCtx, RouteKind,
     Verdict,
@@ -42,6 +43,7 @@ pub struct Jwt {
     forward_token: bool,
     resource: Option<ResourceMetadataConfig>,
     verified: VerifiedTokens<KeySet>,
+    files: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Jwt {
@@ -61,6 +63,7 @@ impl PluginFactory for JwtFactory {
     fn build(&self, name: &str, table: &toml::Table) -> Result<Arc<dyn Plugin>, PluginConfigError> {
         let cfg: JwtConfig = parse(table)?;
         let keys = build_keys(&cfg)?;
+        let files = key_files(&cfg);
         let issuers = cfg.issuer.map(|i| i.into_vec()).unwrap_or_default();
         let audiences = cfg.audiences.unwrap_or_default();
         let leeway = cfg.leeway.map_or(60, |d| d.0.as_secs());
@@ -108,8 +111,21 @@ impl PluginFactory for JwtFactory {
             claims_to_headers,
             forward_token: cfg.forward_token,
             resource: cfg.resource_metadata,
+            files,
         }))
     }
+}
+
+/// The files the key material was read from (a JWKS URL is refreshed by the plugin itself).
+fn key_files(cfg: &JwtConfig) -> Vec<std::path::PathBuf> {
+    let jwks = cfg
+        .jwks
+        .as_ref()
+        .and_then(|j| j.file.as_ref())
+        .map(std::path::PathBuf::from);
+    let pem = cfg.public_key.as_ref().and_then(SecretSource::file);
+    let secret = cfg.secret.as_ref().and_then(SecretSource::file);
+    jwks.into_iter().chain(pem).chain(secret).collect()
 }
 
 fn build_keys(cfg: &JwtConfig) -> Result<KeyProvider, PluginConfigError> {
@@ -354,6 +370,10 @@ impl Plugin for Jwt {
         &self.name
     }
 
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        self.files.clone()
+    }
+
     async fn on_request(&self, cx: &mut RequestCtx) -> Result<Verdict, PluginError> {
         let Some((token, source)) = self.token(cx) else {
             if self.mode == Mode::Optional {
@@ -407,5 +427,37 @@ impl Plugin for Jwt {
             doc["scopes_supported"] = json!(scopes);
         }
         Some(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_plugin_api::testing::build_plugin;
+
+    #[test]
+    fn watches_the_key_file_it_read() {
+        let path = std::env::temp_dir().join(format!("tollgate-jwt-secret-{}", std::process::id()));
+        std::fs::write(&path, "an-hmac-secret\n").unwrap();
+        let plugin = build_plugin(
+            &JwtFactory,
+            "auth",
+            &format!("secret = {{ file = \"{}\" }}", path.display()),
+        )
+        .unwrap();
+        assert_eq!(plugin.watched_files(), vec![path.clone()]);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn an_env_secret_watches_nothing() {
+        std::env::set_var("TOLLGATE_TEST_JWT_SECRET", "an-hmac-secret");
+        let plugin = build_plugin(
+            &JwtFactory,
+            "auth",
+            "secret = { env = \"TOLLGATE_TEST_JWT_SECRET\" }",
+        )
+        .unwrap();
+        assert!(plugin.watched_files().is_empty());
     }
 }

@@ -5,11 +5,15 @@
 //! unfiltered.
 
 use bytes::{Bytes, BytesMut};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::rules::{Policy, Target};
+use tollgate_plugin_api::protocol_error;
 use tollgate_plugin_api::sse::{BodyKind, EventScanner};
-use tollgate_plugin_api::Identity;
+use tollgate_plugin_api::{Identity, RejectKind};
+
+/// The JSON-RPC code of the errors that replace an answer: the gateway's own failure code.
+const FAILURE_CODE: i64 = protocol_error::default_jsonrpc_code(RejectKind::Api);
 
 /// A list request awaiting its answer: the JSON-RPC id and what it lists.
 #[derive(Debug, Clone)]
@@ -148,7 +152,7 @@ impl ListFilter {
     }
 
     /// The JSON-RPC errors that answer the list requests still unanswered, for `reason`.
-    fn unanswered_errors(&self, reason: &'static str) -> Vec<Value> {
+    fn unanswered_errors(&self, reason: &'static str) -> Vec<String> {
         let message = if reason == TOO_LONG_REASON {
             format!(
                 "mcp-rbac stopped the answer: it is over {} MiB, too long to filter",
@@ -162,11 +166,7 @@ impl ListFilter {
             .zip(&self.answered)
             .filter(|(_, answered)| !**answered)
             .map(|(pending, _)| {
-                json!({
-                    "jsonrpc": "2.0",
-                    "id": pending.id,
-                    "error": { "code": -32603, "message": message, "data": { "reason": reason } },
-                })
+                protocol_error::jsonrpc_error(&pending.id, FAILURE_CODE, &message, reason)
             })
             .collect()
     }
@@ -175,19 +175,18 @@ impl ListFilter {
     /// array for a batch, as the answer to a batch is, even of one).
     fn json_errors(&self, reason: &'static str) -> String {
         let mut errors = self.unanswered_errors(reason);
-        let body = if self.batch || errors.len() != 1 {
-            Value::Array(errors)
+        if self.batch || errors.len() != 1 {
+            format!("[{}]", errors.join(","))
         } else {
             errors.swap_remove(0)
-        };
-        body.to_string()
+        }
     }
 
     /// Appends an error event for every unanswered list request to `out`, which answers them.
     fn push_error_events(&mut self, reason: &'static str, out: &mut String) {
         for error in self.unanswered_errors(reason) {
             out.push_str("event: message\ndata: ");
-            out.push_str(&error.to_string());
+            out.push_str(&error);
             out.push_str("\n\n");
         }
         self.answered
@@ -329,6 +328,7 @@ fn filter_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_list_answer_that_is_not_utf8_is_filtered_all_the_same() {

@@ -17,6 +17,7 @@ use filter::{ListFilter, PendingList};
 use rules::{Policy, Rule, RuleConfig, Target};
 use tollgate_plugin_api::config::{parse, PluginConfigError};
 use tollgate_plugin_api::request::McpMessage;
+use tollgate_plugin_api::McpMethod;
 use tollgate_plugin_api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
     ResponseChunk, ResponseHead, Verdict,
@@ -71,20 +72,20 @@ impl PluginFactory for McpRbacFactory {
 
 /// What a request message asks to use, if it is guarded.
 fn guarded(message: &McpMessage) -> Option<(Target, &str)> {
-    let target = match message.method.as_deref()? {
-        "tools/call" => Target::Tool,
-        "prompts/get" => Target::Prompt,
-        "resources/read" | "resources/subscribe" => Target::Resource,
+    let target = match message.method.as_ref()? {
+        McpMethod::ToolsCall => Target::Tool,
+        McpMethod::PromptsGet => Target::Prompt,
+        McpMethod::ResourcesRead | McpMethod::ResourcesSubscribe => Target::Resource,
         _ => return None,
     };
     Some((target, message.target.as_deref().unwrap_or("")))
 }
 
-fn list_target(method: Option<&str>) -> Option<Target> {
+fn list_target(method: Option<&McpMethod>) -> Option<Target> {
     match method? {
-        "tools/list" => Some(Target::Tool),
-        "prompts/list" => Some(Target::Prompt),
-        "resources/list" => Some(Target::Resource),
+        McpMethod::ToolsList => Some(Target::Tool),
+        McpMethod::PromptsList => Some(Target::Prompt),
+        McpMethod::ResourcesList => Some(Target::Resource),
         _ => None,
     }
 }
@@ -137,7 +138,7 @@ impl Plugin for McpRbac {
             .filter_map(|m| {
                 Some(PendingList {
                     id: m.id.clone()?,
-                    target: list_target(m.method.as_deref())?,
+                    target: list_target(m.method.as_ref())?,
                 })
             })
             .collect();
@@ -204,7 +205,7 @@ mod tests {
             .enumerate()
             .map(|(id, (method, target))| McpMessage {
                 id: Some(json!(id)),
-                method: Some(method.to_string()),
+                method: Some(McpMethod::parse(method)),
                 target: target.map(str::to_string),
             })
             .collect::<Vec<_>>();

@@ -18,11 +18,11 @@ use response::ResponseMasker;
 use tollgate_plugin_api::config::FailureMode;
 use tollgate_plugin_api::config::{parse, PluginConfigError};
 use tollgate_plugin_api::units::DurationStr;
+use tollgate_plugin_api::{McpMethod, ResponseChunk, ResponseHead};
 use tollgate_plugin_api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx, RouteKind,
     Verdict,
 };
-use tollgate_plugin_api::{ResponseChunk, ResponseHead};
 use webhook::{Classification, Webhook};
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +157,8 @@ fn for_each_guarded_text(json: &mut Value, route: RouteKind, f: &mut dyn FnMut(&
                 single => vec![single],
             };
             for call in calls {
-                if call.get("method").and_then(Value::as_str) == Some("tools/call") {
+                let method = call.get("method").and_then(Value::as_str);
+                if method == Some(McpMethod::ToolsCall.as_str()) {
                     if let Some(arguments) =
                         call.get_mut("params").and_then(|p| p.get_mut("arguments"))
                     {

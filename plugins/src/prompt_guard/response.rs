@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,6 +16,7 @@ use tollgate_plugin_api::sse::{
     EventScanner, JsonText,
 };
 use tollgate_plugin_api::stream_events::{ContentDeltaRef, StreamEvent, StreamEvents};
+use tollgate_plugin_api::{protocol_error, RejectKind};
 
 /// Characters of streamed text held back for matches that may continue in the next delta.
 pub const HOLDBACK: usize = 64;
@@ -50,14 +52,41 @@ pub const MAX_HELD_EVENT: usize = 1 << 20;
 /// (a whole 128k-token answer is about 1 MB of JSON).
 pub const MAX_HELD_ANSWER: usize = 8 << 20;
 
+/// The Anthropic error `type` of the answers the guard stops: the API's own failure type, the
+/// head (200) having gone out already.
+fn stopped_type() -> &'static str {
+    protocol_error::anthropic_error_type(RejectKind::Api, StatusCode::OK)
+}
+
 /// The Anthropic error body that replaces a JSON answer too long to check.
-const OVERSIZED_ANSWER: &str = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: it is over 8 MiB, too long to check\"}}";
+fn oversized_answer() -> String {
+    protocol_error::anthropic_error(
+        stopped_type(),
+        &format!(
+            "prompt-guard stopped the answer: it is over {} MiB, too long to check",
+            MAX_HELD_ANSWER >> 20
+        ),
+    )
+}
 
 /// The Anthropic error body that replaces a JSON answer that is not JSON.
-const UNREADABLE_ANSWER: &str = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: it is not JSON it can read to check\"}}";
+fn unreadable_answer() -> String {
+    protocol_error::anthropic_error(
+        stopped_type(),
+        "prompt-guard stopped the answer: it is not JSON it can read to check",
+    )
+}
 
 /// The Anthropic error event that ends a stream stopped for an oversized event.
-const OVERSIZED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"prompt-guard stopped the answer: one of its events is over 1 MiB, too long to check\"}}\n\n";
+fn oversized_event() -> String {
+    protocol_error::anthropic_error_event(
+        stopped_type(),
+        &format!(
+            "prompt-guard stopped the answer: one of its events is over {} MiB, too long to check",
+            MAX_HELD_EVENT >> 20
+        ),
+    )
+}
 
 /// Applies every detector's mask to `text`.
 fn mask_all(text: &str, detectors: &[Detector]) -> String {
@@ -189,7 +218,7 @@ impl ResponseMasker {
                         limit = MAX_HELD_ANSWER,
                         "prompt-guard stopped an answer too long to check"
                     );
-                    return Bytes::from_static(OVERSIZED_ANSWER.as_bytes());
+                    return Bytes::from(oversized_answer());
                 }
                 self.buffer.extend_from_slice(data);
                 if !end {
@@ -216,7 +245,7 @@ impl ResponseMasker {
                         // What the guard cannot read it does not send.
                         self.stopped = Some(ANSWER_UNREADABLE);
                         tracing::warn!("prompt-guard stopped an answer that is not JSON");
-                        Bytes::from_static(UNREADABLE_ANSWER.as_bytes())
+                        Bytes::from(unreadable_answer())
                     }
                 }
             }
@@ -250,7 +279,7 @@ impl ResponseMasker {
                     while let Some(&(index, _)) = self.pending.first() {
                         self.flush(index, detectors, &mut out);
                     }
-                    out.push_str(OVERSIZED_EVENT);
+                    out.push_str(&oversized_event());
                     self.buffer = BytesMut::new();
                     self.scanner = EventScanner::new();
                     self.stopped = Some(EVENT_TOO_LONG);
@@ -927,7 +956,7 @@ mod tests {
         let big = Bytes::from(vec![b'x'; MAX_HELD_EVENT]);
         let out =
             String::from_utf8(masker.chunk(&big, false, None, None, &email()).to_vec()).unwrap();
-        assert!(out.ends_with(OVERSIZED_EVENT), "{out}");
+        assert!(out.ends_with(&oversized_event()), "{out}");
         assert!(
             out.contains("<REDACTED:email>"),
             "the held-back text is sent checked: {out}"
