@@ -131,11 +131,13 @@ fn default_admin() -> String {
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySection {
     /// Model names kept as metric labels (exact, `*`, `prefix*`); others are `other`.
-    #[serde(default = "any_value")]
-    pub metric_models: Vec<String>,
+    /// Absent: every name (`*`).
+    #[serde(default)]
+    pub metric_models: Option<Vec<Spanned<String>>>,
     /// Tool names kept as metric labels (exact, `*`, `prefix*`); others are `other`.
-    #[serde(default = "any_value")]
-    pub metric_tools: Vec<String>,
+    /// Absent: every name (`*`).
+    #[serde(default)]
+    pub metric_tools: Option<Vec<Spanned<String>>>,
     /// Audit log: `"stdout"`, `"off"` or a file path (JSON lines).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
@@ -159,8 +161,8 @@ fn default_audit_log() -> String {
 impl Default for TelemetrySection {
     fn default() -> Self {
         Self {
-            metric_models: any_value(),
-            metric_tools: any_value(),
+            metric_models: None,
+            metric_tools: None,
             audit_log: default_audit_log(),
             audit_bodies: false,
             service_name: None,
@@ -169,10 +171,6 @@ impl Default for TelemetrySection {
             trace_sample_ratio: None,
         }
     }
-}
-
-fn any_value() -> Vec<String> {
-    vec!["*".into()]
 }
 
 /// `[server.tls]`.

@@ -1,5 +1,6 @@
 //! `[telemetry]`: metric labels, the audit log and trace export.
 
+use tollgate_plugin_api::NamePattern;
 use toml::Spanned;
 
 use super::defaults;
@@ -12,9 +13,9 @@ use crate::telemetry::{AuditSink, TraceSettings};
 #[derive(Debug, Clone)]
 pub struct TelemetrySettings {
     /// Model label allow-list.
-    pub metric_models: Vec<String>,
+    pub metric_models: Vec<NamePattern>,
     /// Tool label allow-list.
-    pub metric_tools: Vec<String>,
+    pub metric_tools: Vec<NamePattern>,
     /// Where audit records go.
     pub audit: AuditSink,
     /// Whether audit records carry prompts and tool arguments (as forwarded, i.e. masked).
@@ -29,12 +30,32 @@ pub(super) fn telemetry_settings(
     report: &mut Report<'_>,
 ) -> TelemetrySettings {
     TelemetrySettings {
-        metric_models: section.metric_models.clone(),
-        metric_tools: section.metric_tools.clone(),
+        metric_models: name_patterns(section.metric_models.as_deref(), report),
+        metric_tools: name_patterns(section.metric_tools.as_deref(), report),
         audit: AuditSink::parse(&section.audit_log),
         audit_bodies: section.audit_bodies,
         traces: trace_settings(section, report),
     }
+}
+
+/// The allow-list of metric label values; absent, every value.
+fn name_patterns(list: Option<&[Spanned<String>]>, report: &mut Report<'_>) -> Vec<NamePattern> {
+    let Some(list) = list else {
+        return vec![NamePattern::Any];
+    };
+    list.iter()
+        .filter_map(|text| match NamePattern::parse(text.get_ref()) {
+            Ok(pattern) => Some(pattern),
+            Err(e) => {
+                report.error(
+                    text.span(),
+                    e.to_string(),
+                    Some("use an exact name, `*`, or `prefix*`".into()),
+                );
+                None
+            }
+        })
+        .collect()
 }
 
 fn trace_settings(t: &TelemetrySection, report: &mut Report<'_>) -> TraceSettings {
@@ -121,6 +142,19 @@ trace_sample_ratio = 1.5
                 "t.toml:3:17: unknown OTLP protocol `thrift`",
                 "t.toml:4:22: trace_sample_ratio must be between 0.0 and 1.0",
             ]
+        );
+    }
+
+    #[test]
+    fn a_star_inside_a_label_pattern_is_refused_where_it_is_written() {
+        let source = "\
+[telemetry]
+metric_models = [\"claude-*\", \"gpt*4\"]
+metric_tools = [\"*\"]
+";
+        assert_eq!(
+            errors(source),
+            ["t.toml:2:30: pattern `gpt*4`: `*` is only allowed at the end"]
         );
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::sync::RwLock;
 
+use tollgate_plugin_api::NamePattern;
+
 use tollgate_plugin_api::McpMethod;
 
 /// The label value for values that are not kept.
@@ -12,14 +14,14 @@ pub const OTHER: &str = "other";
 /// An allow-list of label values (exact, `*`, or `prefix*`) with a cap on distinct values.
 #[derive(Debug)]
 pub struct LabelFilter {
-    patterns: Vec<String>,
+    patterns: Vec<NamePattern>,
     cap: usize,
     seen: RwLock<HashSet<String>>,
 }
 
 impl LabelFilter {
     /// A filter admitting `patterns`, at most `cap` distinct values.
-    pub fn new(patterns: Vec<String>, cap: usize) -> Self {
+    pub fn new(patterns: Vec<NamePattern>, cap: usize) -> Self {
         Self {
             patterns,
             cap,
@@ -28,10 +30,7 @@ impl LabelFilter {
     }
 
     fn admits(&self, value: &str) -> bool {
-        self.patterns.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => value.starts_with(prefix),
-            None => p == value,
-        })
+        self.patterns.iter().any(|p| p.matches(value))
     }
 
     /// The label to use for `value`.
@@ -71,7 +70,8 @@ mod tests {
 
     #[test]
     fn unknown_and_excess_values_fold_into_other() {
-        let filter = LabelFilter::new(vec!["claude-*".into(), "gpt-4o".into()], 2);
+        let patterns = ["claude-*", "gpt-4o"].map(|p| NamePattern::parse(p).unwrap());
+        let filter = LabelFilter::new(patterns.to_vec(), 2);
         assert_eq!(filter.label("claude-a"), "claude-a");
         assert_eq!(filter.label("gpt-4o"), "gpt-4o");
         assert_eq!(filter.label("claude-b"), OTHER, "over the cap");

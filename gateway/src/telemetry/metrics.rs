@@ -6,7 +6,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tollgate_plugin_api::{Decision, McpMethod, RequestCtx, RouteKind};
+use tollgate_plugin_api::{Decision, McpMethod, NamePattern, RequestCtx, RouteKind};
 
 use super::labels::{mcp_method, LabelFilter};
 use super::series_cache::{CallKey, ModelSeries, SeriesCache, CACHED_CALLS, CACHED_MODELS};
@@ -108,7 +108,7 @@ fn histogram(
 
 impl Metrics {
     /// A registry with every tollgate metric; `models` and `tools` are the label allow-lists.
-    pub fn new(models: Vec<String>, tools: Vec<String>) -> Result<Self, MetricsError> {
+    pub fn new(models: Vec<NamePattern>, tools: Vec<NamePattern>) -> Result<Self, MetricsError> {
         let registry = Registry::new_custom(Some("tollgate".into()), None)?;
         let build_info =
             IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])?;

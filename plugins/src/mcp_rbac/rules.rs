@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use tollgate_plugin_api::config::PluginConfigError;
-use tollgate_plugin_api::Identity;
+use tollgate_plugin_api::{Identity, NamePattern};
 
 /// What kind of MCP object a name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,33 +52,6 @@ pub enum Effect {
     Deny,
 }
 
-/// A name pattern: exact, `*`, or `prefix*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Pattern {
-    Any,
-    Prefix(String),
-    Exact(String),
-}
-
-impl Pattern {
-    fn parse(text: &str) -> Result<Self, String> {
-        match text.find('*') {
-            None => Ok(Pattern::Exact(text.to_string())),
-            Some(_) if text == "*" => Ok(Pattern::Any),
-            Some(i) if i == text.len() - 1 => Ok(Pattern::Prefix(text[..i].to_string())),
-            Some(_) => Err(format!("pattern `{text}`: `*` is only allowed at the end")),
-        }
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            Pattern::Any => true,
-            Pattern::Prefix(prefix) => name.starts_with(prefix.as_str()),
-            Pattern::Exact(exact) => exact == name,
-        }
-    }
-}
-
 /// How a rule tests the caller's claim.
 #[derive(Debug, Clone)]
 enum Condition {
@@ -89,9 +62,9 @@ enum Condition {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    tools: Vec<Pattern>,
-    prompts: Vec<Pattern>,
-    resources: Vec<Pattern>,
+    tools: Vec<NamePattern>,
+    prompts: Vec<NamePattern>,
+    resources: Vec<NamePattern>,
     claim: String,
     condition: Condition,
     effect: Effect,
@@ -105,7 +78,7 @@ impl Rule {
         };
         let patterns = |list: &[String]| {
             list.iter()
-                .map(|p| Pattern::parse(p))
+                .map(|p| NamePattern::parse(p).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()
         };
         let tools = patterns(&config.tools).map_err(err)?;
