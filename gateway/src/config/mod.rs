@@ -505,3 +505,6 @@ impl Builder<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
