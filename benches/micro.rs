@@ -6,7 +6,6 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,66 +22,11 @@ use tollgate_plugin_api::host::facts_mut;
 use tollgate_plugin_api::{
     Decision, Identity, Outcome, Plugin, RequestBody, RequestCtx, RouteInfo, RouteKind,
 };
-
-/// Keys made with the `openssl` CLI in a scratch directory.
-struct Keys {
-    dir: std::path::PathBuf,
-}
-
-impl Keys {
-    fn generate() -> Self {
-        let dir = std::env::temp_dir().join(format!("tollgate-micro-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        let openssl = |args: &[&str]| {
-            let ok = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            assert!(ok, "openssl {args:?} failed (is openssl installed?)");
-        };
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "rsa.key",
-        ]);
-        openssl(&["pkey", "-in", "rsa.key", "-pubout", "-out", "rsa.pub"]);
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "ec.key",
-        ]);
-        openssl(&["pkey", "-in", "ec.key", "-pubout", "-out", "ec.pub"]);
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).expect("key file")
-    }
-}
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use tollgate_testkit::keys::KeyFiles;
 
 const HMAC_SECRET: &str = "micro-benchmark-hmac-secret-0123456789";
 
-fn config(keys: &Keys) -> RuntimeConfig {
+fn config(keys: &KeyFiles) -> RuntimeConfig {
     std::env::set_var("MICRO_HMAC_SECRET", HMAC_SECRET);
     // Twenty routes, as a mid-sized deployment might have.
     let mut routes = String::new();
@@ -145,7 +89,7 @@ upstream = {{ url = "http://127.0.0.1:9", kind = "llm", provider = "anthropic", 
 plugins = ["guard", "limit"]
 
 {routes}"#,
-        rsa = keys.path("rsa.pub"),
+        rsa = keys.path("rsa1.pub"),
         ec = keys.path("ec.pub"),
     );
     load_str(
@@ -183,7 +127,7 @@ fn route_match(c: &mut Criterion, config: &RuntimeConfig) {
     });
 }
 
-fn jwt_verify(c: &mut Criterion, config: &RuntimeConfig, keys: &Keys) {
+fn jwt_verify(c: &mut Criterion, config: &RuntimeConfig, keys: &KeyFiles) {
     let request = TokenRequest {
         subject: "alice@example.com".into(),
         issuer: None,
@@ -199,7 +143,7 @@ fn jwt_verify(c: &mut Criterion, config: &RuntimeConfig, keys: &Keys) {
             "jwt-hs256",
             HMAC_SECRET.as_bytes().to_vec(),
         ),
-        (Algorithm::RS256, "jwt-rs256", keys.read("rsa.key")),
+        (Algorithm::RS256, "jwt-rs256", keys.read("rsa1.key")),
         (Algorithm::ES256, "jwt-es256", keys.read("ec.key")),
     ] {
         let token = mint(&request, alg, &key).expect("mint");
@@ -367,7 +311,7 @@ fn sse_usage(c: &mut Criterion) {
 }
 
 fn all(c: &mut Criterion) {
-    let keys = Keys::generate();
+    let keys = KeyFiles::generate();
     let config = config(&keys);
     route_match(c, &config);
     jwt_verify(c, &config, &keys);

@@ -6,13 +6,15 @@
 //! TOLLGATE_BENCH_SECONDS (10), TOLLGATE_BENCH_THREADS (gateway threads, 1),
 //! TOLLGATE_BENCH_QUICK=1 or `--test` for a one-second smoke run.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tollgate::demo::{DemoUpstreams, EchoOptions};
+use tollgate_testkit::otlp::OtlpReceiver;
+use tollgate_testkit::sse::SseReader;
+use tollgate_testkit::{GatewayBuilder, RedisServer, RunningGateway};
 
 const PROVIDER_KEY: &str = "bench-provider-key";
 
@@ -48,103 +50,29 @@ impl Settings {
     }
 }
 
-/// A `redis-server` for the Redis limiter scenario, if one is installed; killed on drop.
-struct RedisProcess {
-    child: Child,
-    url: String,
+/// What the gateway records besides its metrics.
+#[derive(Clone, Copy)]
+struct Telemetry {
+    /// Audit records to a file (otherwise off).
+    audit_file: bool,
+    /// Every request traced to this OTLP/HTTP endpoint.
+    otlp: Option<SocketAddr>,
 }
 
-impl RedisProcess {
-    fn start() -> Option<Self> {
-        let addr = free_addr();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &addr.port().to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(addr).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Self {
-            child,
-            url: format!("redis://{addr}"),
-        })
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The gateway process; killed on drop.
-struct Gateway {
-    child: Child,
-    listen: SocketAddr,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
-
-/// An OTLP/HTTP endpoint that takes every batch and throws it away (the collector of the
-/// telemetry-on scenario).
-async fn start_span_sink() -> SocketAddr {
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(|_body: axum::body::Bytes| async { Vec::<u8>::new() }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind sink");
-    let addr = listener.local_addr().expect("sink addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    addr
-}
+/// Metrics only.
+const METRICS_ONLY: Telemetry = Telemetry {
+    audit_file: false,
+    otlp: None,
+};
 
 async fn start_gateway(
     llm: SocketAddr,
     threads: usize,
     redis: Option<&str>,
-    telemetry: &str,
-) -> Gateway {
-    let (listen, admin) = (free_addr(), free_addr());
+    telemetry: Telemetry,
+) -> RunningGateway {
     let config = format!(
         r#"
-[server]
-listen = "{listen}"
-admin = "{admin}"
-threads = {threads}
-grace_period = "0s"
-shutdown_timeout = "1s"
-
-[telemetry]
-{telemetry}
-
 [plugin.key]
 type = "secret-injection"
 header = "x-api-key"
@@ -191,34 +119,21 @@ plugins = ["limit-local", "key"]
             .unwrap_or_default()
             .replace("LLM", &llm.to_string())
     );
-    let path = std::env::temp_dir().join(format!(
-        "tollgate-bench-{}-{}.toml",
-        std::process::id(),
-        listen.port()
-    ));
-    std::fs::write(&path, config).expect("write config");
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["run", "-c"])
-        .arg(&path)
+    let mut gateway = GatewayBuilder::new(env!("CARGO_BIN_EXE_tollgate"), &config)
+        .threads(threads)
         .env("BENCH_PROVIDER_KEY", PROVIDER_KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn gateway");
-    let gateway = Gateway { child, listen };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(resp) = client.get(format!("http://{admin}/readyz")).send().await {
-            if resp.status() == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "gateway not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        .log_filter("warn");
+    gateway = if telemetry.audit_file {
+        gateway.audit_log()
+    } else {
+        gateway.telemetry_line("audit_log = \"off\"")
+    };
+    if let Some(sink) = telemetry.otlp {
+        gateway = gateway.telemetry_line(&format!(
+            "otlp_endpoint = \"http://{sink}\"\notlp_protocol = \"http/protobuf\""
+        ));
     }
-    gateway
+    gateway.start().await
 }
 
 /// Where the load goes, with which key and body.
@@ -374,22 +289,17 @@ async fn first_event_latency(target: &Target, settings: &Settings) -> Figures {
             .body(body.clone())
             .send()
             .await;
-        let Ok(mut response) = response else {
+        let Ok(response) = response else {
             figures.errors += 1;
             continue;
         };
-        let mut seen = Vec::new();
-        let mut first = None;
-        while let Ok(Some(chunk)) = response.chunk().await {
-            seen.extend_from_slice(&chunk);
-            if first.is_none() && seen.windows(2).any(|w| w == b"\n\n") {
-                first = Some(started.elapsed());
-            }
+        let mut events = SseReader::new(response);
+        match events.next_event().await {
+            Ok(Some(first)) => figures.latencies.push(first.at - started),
+            _ => figures.errors += 1,
         }
-        match first {
-            Some(latency) => figures.latencies.push(latency),
-            None => figures.errors += 1,
-        }
+        // The rest of the stream is read as a client would, but not timed.
+        let _ = events.read_to_end().await;
     }
     figures.seconds = started_all.elapsed().as_secs_f64();
     figures.requests = figures.latencies.len();
@@ -414,8 +324,8 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 /// model that pauses 200 ms between words). Returns (idle KiB, KiB with the streams open, how
 /// many were open).
 async fn memory(llm: SocketAddr, threads: usize, streams: usize) -> (u64, u64, usize) {
-    let gateway = start_gateway(llm, threads, None, "audit_log = \"off\"").await;
-    let url = format!("http://{}/anthropic/v1/messages", gateway.listen);
+    let gateway = start_gateway(llm, threads, None, METRICS_ONLY).await;
+    let url = gateway.url("/anthropic/v1/messages");
     let client = reqwest::Client::new();
     let words = "one two three four five six seven eight nine ten ".repeat(4);
     let body = json!({"model": "tollgate-echo-1", "max_tokens": 40, "stream": true,
@@ -431,7 +341,7 @@ async fn memory(llm: SocketAddr, threads: usize, streams: usize) -> (u64, u64, u
             .await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (idle, _) = rss_kib(gateway.child.id());
+    let (idle, _) = rss_kib(gateway.pid());
     let (opened, release) = (
         std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         std::sync::Arc::new(tokio::sync::Notify::new()),
@@ -461,7 +371,7 @@ async fn memory(llm: SocketAddr, threads: usize, streams: usize) -> (u64, u64, u
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let open_now = opened.load(std::sync::atomic::Ordering::Relaxed);
-    let (with_streams, _) = rss_kib(gateway.child.id());
+    let (with_streams, _) = rss_kib(gateway.pid());
     release.notify_waiters();
     for holder in holders {
         let _ = holder.await;
@@ -494,19 +404,20 @@ fn main() {
         expected_api_key: Some(PROVIDER_KEY.into()),
     };
     let demo = DemoUpstreams::start(any, any, echo).expect("demo upstreams");
-    let redis = RedisProcess::start();
+    // Without Redis the run goes on; the Redis limiter row is left out.
+    let redis = runtime.block_on(RedisServer::try_start()).ok();
     let result = runtime.block_on(async {
-        let redis_url = redis.as_ref().map(|r| r.url.clone());
+        let redis_url = redis.as_ref().map(RedisServer::url);
         let gateway = start_gateway(
             demo.llm_addr(),
             settings.threads,
             redis_url.as_deref(),
-            "audit_log = \"off\"",
+            METRICS_ONLY,
         )
         .await;
         let small = request_body(false).to_string();
         let target = |path: &str, key: &'static str, body: &str| Target {
-            url: format!("http://{}{path}", gateway.listen),
+            url: gateway.url(path),
             key,
             body: body.to_string(),
         };
@@ -564,20 +475,19 @@ fn main() {
         ));
         drop(gateway);
         // Telemetry on: audit records to a file and every request traced to an OTLP endpoint.
-        let sink = start_span_sink().await;
-        let audit = std::env::temp_dir().join(format!("tollgate-bench-audit-{}.jsonl", std::process::id()));
+        let sink = OtlpReceiver::sink().await;
         let observed = start_gateway(
             demo.llm_addr(),
             settings.threads,
             None,
-            &format!(
-                "audit_log = \"{}\"\notlp_endpoint = \"http://{sink}\"\notlp_protocol = \"http/protobuf\"",
-                audit.display()
-            ),
+            Telemetry {
+                audit_file: true,
+                otlp: Some(sink.addr),
+            },
         )
         .await;
         let traced = Target {
-            url: format!("http://{}/anthropic/v1/messages", observed.listen),
+            url: observed.url("/anthropic/v1/messages"),
             key: "client-key",
             body: small.clone(),
         };
@@ -590,22 +500,27 @@ fn main() {
         for (name, telemetry) in [
             (
                 "small prompt, audit file only",
-                format!("audit_log = \"{}\"", audit.display()),
+                Telemetry {
+                    audit_file: true,
+                    otlp: None,
+                },
             ),
             (
                 "small prompt, OTLP traces only",
-                format!("audit_log = \"off\"\notlp_endpoint = \"http://{sink}\"\notlp_protocol = \"http/protobuf\""),
+                Telemetry {
+                    audit_file: false,
+                    otlp: Some(sink.addr),
+                },
             ),
         ] {
-            let gateway = start_gateway(demo.llm_addr(), settings.threads, None, &telemetry).await;
+            let gateway = start_gateway(demo.llm_addr(), settings.threads, None, telemetry).await;
             let target = Target {
-                url: format!("http://{}/anthropic/v1/messages", gateway.listen),
+                url: gateway.url("/anthropic/v1/messages"),
                 key: "client-key",
                 body: small.clone(),
             };
             plugins.push((name, closed_loop(&target, &settings).await));
         }
-        let _ = std::fs::remove_file(audit);
         (
             json_direct,
             json_gateway,

@@ -1,15 +1,15 @@
 //! Admin endpoints, route matching, path rewriting and header handling.
 
 use serde_json::Value;
+use tollgate_testkit::client;
 
-use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_and_readyz_answer() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&format!(
+    let gw = gateway(&format!(
         "[[route]]\nname = \"api\"\nmatch = {{ path_prefix = \"/api\" }}\nupstream = {{ url = \"{}\" }}\n",
         up.url()
     ))
@@ -48,7 +48,7 @@ upstream = {{ url = "{u}", strip_prefix = true }}
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let get = |path: &str| {
         client
@@ -90,7 +90,7 @@ upstream = {{ url = "{u}", strip_prefix = true }}
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_route_is_a_json_404() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&format!(
+    let gw = gateway(&format!(
         "[[route]]\nname = \"api\"\nmatch = {{ path_prefix = \"/api\" }}\nupstream = {{ url = \"{}\" }}\n",
         up.url()
     ))
@@ -127,10 +127,7 @@ plugins = []
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config)
-        .server_line("h2c = true")
-        .start()
-        .await;
+    let gw = gateway(&config).server_line("h2c = true").start().await;
     let h2c = reqwest::Client::builder()
         .http2_prior_knowledge()
         .timeout(std::time::Duration::from_secs(30))

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 use tollgate::demo::{DemoUpstreams, EchoOptions};
+use tollgate_testkit::{client, python};
 
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, python};
 
 const PROVIDER_KEY: &str = "sk-ant-gateway-held-0123456789";
 
@@ -52,7 +52,7 @@ async fn python_sdk_create_and_stream_with_the_injected_key() {
     };
     let demo = DemoUpstreams::start(any, any, echo).unwrap();
 
-    let gw = GatewayBuilder::new(&config(demo.llm_addr(), true))
+    let gw = gateway(&config(demo.llm_addr(), true))
         .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
         .start()
         .await;
@@ -89,7 +89,7 @@ async fn python_sdk_create_and_stream_with_the_injected_key() {
 
     // Without injection the client's own key reaches the upstream, which refuses it: the check
     // above is real.
-    let plain = GatewayBuilder::new(&config(demo.llm_addr(), false))
+    let plain = gateway(&config(demo.llm_addr(), false))
         .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
         .start()
         .await;
@@ -102,7 +102,7 @@ async fn python_sdk_create_and_stream_with_the_injected_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_credentials_never_go_upstream_and_versions_pass() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&config(up.addr, true))
+    let gw = gateway(&config(up.addr, true))
         .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
         .start()
         .await;

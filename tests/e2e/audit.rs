@@ -2,10 +2,11 @@
 //! model and the tokens — and no secret anywhere in what the gateway writes.
 
 use serde_json::{json, Value};
+use tollgate_testkit::client;
+use tollgate_testkit::gateway::read_audit_lines;
 
-use crate::common::client;
-use crate::common::gateway::{read_audit_lines, GatewayBuilder};
-use crate::common::keys::hs256_token;
+use crate::common::gateway;
+use crate::common::tokens::hs256_token;
 use crate::common::upstream::TestUpstream;
 
 const SECRET: &str = "audit-test-secret-0123456789abcdef";
@@ -14,9 +15,8 @@ const PROVIDER_KEY: &str = "sk-ant-audit-provider-key-9876";
 #[tokio::test(flavor = "multi_thread")]
 async fn one_line_per_exchange_with_its_decision_and_no_secrets() {
     let up = TestUpstream::start().await;
-    let dir = std::env::temp_dir().join(format!("tollgate-audit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let audit_path = dir.join("audit.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
     let config = format!(
         r#"
 [telemetry]
@@ -73,7 +73,7 @@ plugins = ["auth", "one-per-minute"]
         audit = audit_path.display(),
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config)
+    let gw = gateway(&config)
         .env("E2E_AUDIT_SECRET", SECRET)
         .env("E2E_AUDIT_PROVIDER_KEY", PROVIDER_KEY)
         .start()
@@ -249,5 +249,4 @@ plugins = ["auth", "one-per-minute"]
             assert!(!text.contains(secret), "a secret leaked into the {what}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

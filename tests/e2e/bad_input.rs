@@ -1,14 +1,15 @@
 //! Bad input and bad upstreams: a clear error in the caller's protocol, and a gateway that keeps
 //! serving afterwards.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tollgate_testkit::{client, eventually, free_addr, RunningGateway};
 
-use crate::common::gateway::{GatewayBuilder, RunningGateway};
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, free_addr};
 
 fn routes(up: &str, timeout: &str) -> String {
     format!(
@@ -35,7 +36,7 @@ max_body = "1MiB"
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_json_gets_protocol_errors_and_never_reaches_the_upstream() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up.url(), "5s")).start().await;
+    let gw = gateway(&routes(&up.url(), "5s")).start().await;
     let client = client();
 
     let resp = client
@@ -85,7 +86,7 @@ async fn malformed_json_gets_protocol_errors_and_never_reaches_the_upstream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_get_413() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up.url(), "5s")).start().await;
+    let gw = gateway(&routes(&up.url(), "5s")).start().await;
     let client = client();
     let big = vec![b'a'; 20 << 20];
 
@@ -138,7 +139,7 @@ async fn oversized_bodies_get_413() {
 async fn upstream_refused_is_502_and_slow_is_504() {
     let dead = format!("http://{}", free_addr());
     let up = TestUpstream::start().await;
-    let gw_dead = GatewayBuilder::new(&routes(&dead, "5s")).start().await;
+    let gw_dead = gateway(&routes(&dead, "5s")).start().await;
     let client = client();
 
     let resp = client
@@ -167,9 +168,7 @@ async fn upstream_refused_is_502_and_slow_is_504() {
     assert_eq!(resp.status(), 502);
     assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.unavailable");
 
-    let gw_slow = GatewayBuilder::new(&routes(&up.url(), "500ms"))
-        .start()
-        .await;
+    let gw_slow = gateway(&routes(&up.url(), "500ms")).start().await;
     let resp = client
         .post(gw_slow.url("/anthropic/slow"))
         .json(&json!({}))
@@ -267,14 +266,14 @@ async fn assert_upstream_errors(gw: &RunningGateway, llm_paths: &[&str]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_fails_before_anything_is_sent_is_a_clean_502() {
     let up = broken_body_upstream().await;
-    let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
+    let gw = gateway(&routes(&up, "5s")).start().await;
     assert_upstream_errors(&gw, &["/anthropic/v1/messages", "/anthropic/stream"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_that_hangs_up_without_answering_is_a_502() {
     let up = hanging_up_upstream().await;
-    let gw = GatewayBuilder::new(&routes(&up, "5s")).start().await;
+    let gw = gateway(&routes(&up, "5s")).start().await;
     assert_upstream_errors(&gw, &["/anthropic/v1/messages"]).await;
     let resp = client()
         .get(gw.url("/plain/anything"))
@@ -287,7 +286,7 @@ async fn an_upstream_that_hangs_up_without_answering_is_a_502() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_disconnect_mid_stream_leaves_the_gateway_healthy() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up.url(), "5s")).start().await;
+    let gw = gateway(&routes(&up.url(), "5s")).start().await;
     let client = client();
     for path in ["/plain/stream-forever", "/anthropic/stream-forever"] {
         let mut resp = client
@@ -301,19 +300,12 @@ async fn client_disconnect_mid_stream_leaves_the_gateway_healthy() {
         drop(resp);
     }
     // The gateway notices on its next write and lets go of the upstream stream.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while up
-        .recorder
-        .abandoned_streams
-        .load(std::sync::atomic::Ordering::SeqCst)
-        < 2
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "upstream streams were not released"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the upstream streams are released",
+        Duration::from_secs(5),
+        async || up.recorder.abandoned_streams.load(Ordering::SeqCst) >= 2,
+    )
+    .await;
     let resp = client
         .post(gw.url("/anthropic/v1/messages"))
         .json(&json!({"model": "m", "max_tokens": 5, "messages": []}))
@@ -332,7 +324,7 @@ async fn client_disconnect_mid_stream_leaves_the_gateway_healthy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_leaving_a_slow_llm_call_cancels_the_upstream_request() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up.url(), "10s")).start().await;
+    let gw = gateway(&routes(&up.url(), "10s")).start().await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
@@ -344,18 +336,12 @@ async fn client_leaving_a_slow_llm_call_cancels_the_upstream_request() {
         .send()
         .await;
     assert!(result.is_err(), "the client gave up");
-    while up
-        .recorder
-        .abandoned_requests
-        .load(std::sync::atomic::Ordering::SeqCst)
-        == 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_millis(2500),
-            "the upstream request was not dropped when the client left"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the upstream request is dropped when the client leaves",
+        Duration::from_millis(2500).saturating_sub(started.elapsed()),
+        async || up.recorder.abandoned_requests.load(Ordering::SeqCst) > 0,
+    )
+    .await;
     let resp = client()
         .get(format!("http://{}/healthz", gw.admin))
         .send()

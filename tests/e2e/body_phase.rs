@@ -3,9 +3,9 @@
 //! plugin's response phase runs.
 
 use serde_json::{json, Value};
+use tollgate_testkit::{client, GatewayBuilder};
 
-use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
+use crate::common::example_bin;
 use crate::common::upstream::TestUpstream;
 
 fn config(up: &TestUpstream) -> String {
@@ -35,7 +35,9 @@ plugins = ["no-falcon"]
 #[tokio::test(flavor = "multi_thread")]
 async fn body_rejection_never_reaches_the_upstream() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&config(&up)).example().start().await;
+    let gw = GatewayBuilder::new(example_bin(), &config(&up))
+        .start()
+        .await;
     let client = client();
 
     let call = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {"name": "search", "arguments": {"q": "Project Falcon plans"}}});

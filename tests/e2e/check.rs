@@ -1,6 +1,8 @@
 //! `tollgate check` on broken configurations: located errors and exit code 1.
 
-use crate::common::gateway::{check, example_bin, tollgate_bin};
+use tollgate_testkit::check;
+
+use crate::common::{example_bin, tollgate_bin};
 
 fn assert_located(text: &str, path: &std::path::Path, line: usize, needle: &str) {
     let prefix = format!("{}:{line}:", path.display());

@@ -3,12 +3,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use tollgate_testkit::{client, eventually, free_addr, python};
 
-use crate::common::gateway::tollgate_bin;
-use crate::common::{client, free_addr, python};
+use crate::common::tollgate_bin;
 
 struct Demo(std::process::Child);
 
@@ -59,17 +59,14 @@ async fn demo_runs_offline_with_auth_rbac_and_key_injection() {
     };
     let (alice, bob) = (token("ALICE_TOKEN"), token("BOB_TOKEN"));
     let client = client();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("http://{admin}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "demo not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the demo is ready", Duration::from_secs(20), async || {
+        client
+            .get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     let mcp_url = format!("http://{listen}/mcp");
 
     let (code, out, log) = python::run(

@@ -2,10 +2,12 @@
 //! masked ones reach it with `<REDACTED:kind>` in place of the secret or personal data.
 
 use serde_json::{json, Value};
+use tollgate_testkit::sse::SseReader;
+use tollgate_testkit::{client, free_addr};
 
-use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
+use crate::common::warnings::assert_warnings;
 
 const API_KEY: &str = "sk-ant-api03-AAAAbbbbCCCCddddEEEEffff0123456789";
 
@@ -37,7 +39,7 @@ plugins = ["guard"]
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let llm = |content: Value| json!({"model": "m", "max_tokens": 8, "system": "reply to bob@example.org", "messages": [{"role": "user", "content": content}]});
 
@@ -158,7 +160,7 @@ async fn answers_are_masked_json_and_stream_event_by_event() {
         &up,
         r#"[{ builtin = "email", action = "mask" }, { builtin = "anthropic_api_key", action = "mask" }]"#,
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let say = "Sure. The owner of that account is dana.smith@example.com, key sk-ant-api03-ZZZZyyyyXXXXwwww0123456789, reach them today.";
     let masked = say
@@ -267,7 +269,7 @@ async fn classifier() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) 
 async fn webhook_classifier_decides_with_a_timeout_and_a_failure_mode() {
     let up = TestUpstream::start().await;
     let (classifier_url, seen) = classifier().await;
-    let dead = format!("http://{}", crate::common::free_addr());
+    let dead = format!("http://{}", free_addr());
     let config = format!(
         r#"
 [plugin.classified]
@@ -305,7 +307,7 @@ plugins = ["slow-open"]
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let ask = |path: &str, text: &str| {
         client
@@ -370,7 +372,7 @@ plugins = ["slow-open"]
 async fn a_crlf_stream_is_masked_event_by_event() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, EMAIL_MASK);
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let say = "Reach dana.smith@example.com today.";
     let resp = client()
         .post(gw.url("/anthropic/v1/messages"))
@@ -400,7 +402,7 @@ async fn a_crlf_stream_is_masked_event_by_event() {
 async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, EMAIL_MASK);
-    let gw = GatewayBuilder::new(&config).audit_log().start().await;
+    let gw = gateway(&config).audit_log().start().await;
     let request = json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]});
     let resp = client()
         .post(gw.url("/anthropic/v1/messages"))
@@ -432,8 +434,7 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
         .unwrap();
     let (raw, _) = read_stream(resp).await;
     assert_eq!(streamed_text(&raw), "fine");
-    gw.assert_warnings("llm", &[&["guard.event_too_long"], &[]])
-        .await;
+    assert_warnings(&gw, "llm", &[&["guard.event_too_long"], &[]]).await;
 }
 
 /// A JSON answer the guard cannot read in place is sent as it checked it; one it cannot read at
@@ -442,7 +443,7 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
 async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, EMAIL_MASK);
-    let gw = GatewayBuilder::new(&config).audit_log().start().await;
+    let gw = gateway(&config).audit_log().start().await;
     let request =
         json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
     let answer = |raw: &'static str| {
@@ -474,8 +475,7 @@ async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
         assert_api_error(&body, "not JSON it can read");
     }
     let unreadable: &[&str] = &["guard.answer_unreadable"];
-    gw.assert_warnings("llm", &[&[], unreadable, unreadable])
-        .await;
+    assert_warnings(&gw, "llm", &[&[], unreadable, unreadable]).await;
 }
 
 /// A JSON answer longer than the guard holds to check (8 MiB) is replaced by an Anthropic error
@@ -484,7 +484,7 @@ async fn an_answer_the_guard_cannot_read_never_passes_unchecked() {
 async fn a_json_answer_too_long_to_check_becomes_an_error() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, EMAIL_MASK);
-    let gw = GatewayBuilder::new(&config).audit_log().start().await;
+    let gw = gateway(&config).audit_log().start().await;
     let request =
         json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "who?"}]});
     let resp = client()
@@ -517,8 +517,7 @@ async fn a_json_answer_too_long_to_check_becomes_an_error() {
         .unwrap();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["content"][0]["text"], "write to <REDACTED:email>");
-    gw.assert_warnings("llm", &[&["guard.answer_too_long"], &[]])
-        .await;
+    assert_warnings(&gw, "llm", &[&["guard.answer_too_long"], &[]]).await;
 }
 
 /// An answer that is not valid UTF-8 is masked all the same (it used to pass unread), JSON and
@@ -527,7 +526,7 @@ async fn a_json_answer_too_long_to_check_becomes_an_error() {
 async fn answers_with_bytes_that_are_not_utf8_are_masked_too() {
     let up = TestUpstream::start().await;
     let config = masking_route(&up, EMAIL_MASK);
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let say = "Reach dana.smith@example.com today.";
     let send = |stream: bool| {
         client()
@@ -559,7 +558,6 @@ async fn answers_with_bytes_that_are_not_utf8_are_masked_too() {
     assert!(!raw.contains("dana.smith"));
 }
 
-/// An `llm` route to `up` behind a `prompt-guard` with these `rules` (a TOML array).
 /// The rule list of a guard that masks email addresses.
 const EMAIL_MASK: &str = r#"[{ builtin = "email", action = "mask" }]"#;
 
@@ -570,6 +568,7 @@ fn assert_api_error(body: &Value, says: &str) {
     assert!(message.contains(says), "{body}");
 }
 
+/// An `llm` route to `up` behind a `prompt-guard` with these `rules` (a TOML array).
 fn masking_route(up: &TestUpstream, rules: &str) -> String {
     format!(
         r#"
@@ -587,17 +586,11 @@ plugins = ["guard"]
     )
 }
 
-/// The whole streamed answer, and when its first `content_block_delta` arrived.
-async fn read_stream(mut resp: reqwest::Response) -> (String, Option<std::time::Instant>) {
-    let mut raw = String::new();
-    let mut first_delta_at = None;
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        raw.push_str(&String::from_utf8_lossy(&chunk));
-        if first_delta_at.is_none() && raw.contains("content_block_delta") {
-            first_delta_at = Some(std::time::Instant::now());
-        }
-    }
-    (raw, first_delta_at)
+/// The whole streamed answer, and when its first `content_block_delta` event arrived.
+async fn read_stream(resp: reqwest::Response) -> (String, Option<std::time::Instant>) {
+    let stream = SseReader::new(resp).read_to_end().await.unwrap();
+    let first_delta_at = stream.first_arrival(|event| event.contains("content_block_delta"));
+    (stream.text, first_delta_at)
 }
 
 /// The text of a streamed answer's deltas, joined.

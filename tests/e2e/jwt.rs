@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
+use tollgate_testkit::keys::{JwksServer, KeyFiles};
+use tollgate_testkit::{client, RunningGateway};
 
-use crate::common::client;
-use crate::common::gateway::{GatewayBuilder, RunningGateway};
-use crate::common::keys::{JwksServer, TestKeys, AUDIENCE, ISSUER};
+use crate::common::tokens::{mint_token, AUDIENCE, ISSUER};
 use crate::common::upstream::TestUpstream;
+use crate::common::{gateway, tollgate_bin};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -66,14 +67,12 @@ plugins = ["auth"]
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_suite_each_refused_with_its_reason() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
-    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
-        .start()
-        .await;
+    let gw = gateway(&jwks_config(&up.url(), &jwks.url)).start().await;
 
-    let valid = keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let valid = mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
     let claims = json!({"sub": "mallory", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600});
     let public_pem = keys.read("rsa1.pub");
     let cases: Vec<(&str, Option<String>, &str)> = vec![
@@ -81,7 +80,13 @@ async fn attack_suite_each_refused_with_its_reason() {
         ("malformed", Some("not-a-jwt".into()), "jwt.malformed"),
         (
             "bad signature",
-            Some(keys.token("rsa2.key", Algorithm::RS256, Some("k1"), |_| {})),
+            Some(mint_token(
+                &keys,
+                "rsa2.key",
+                Algorithm::RS256,
+                Some("k1"),
+                |_| {},
+            )),
             "jwt.bad_signature",
         ),
         (
@@ -118,28 +123,46 @@ async fn attack_suite_each_refused_with_its_reason() {
         ),
         (
             "wrong issuer",
-            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |r| {
-                r.issuer = Some("https://evil.test".into())
-            })),
+            Some(mint_token(
+                &keys,
+                "rsa1.key",
+                Algorithm::RS256,
+                Some("k1"),
+                |r| r.issuer = Some("https://evil.test".into()),
+            )),
             "jwt.wrong_issuer",
         ),
         (
             "wrong audience",
-            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |r| {
-                r.audience = Some("other".into())
-            })),
+            Some(mint_token(
+                &keys,
+                "rsa1.key",
+                Algorithm::RS256,
+                Some("k1"),
+                |r| r.audience = Some("other".into()),
+            )),
             "jwt.wrong_audience",
         ),
         (
             "unknown kid",
-            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k9"), |_| {})),
+            Some(mint_token(
+                &keys,
+                "rsa1.key",
+                Algorithm::RS256,
+                Some("k9"),
+                |_| {},
+            )),
             "jwt.unknown_kid",
         ),
         (
             "oversized",
-            Some(keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |r| {
-                r.claims.push(("pad".into(), "x".repeat(10_000)))
-            })),
+            Some(mint_token(
+                &keys,
+                "rsa1.key",
+                Algorithm::RS256,
+                Some("k1"),
+                |r| r.claims.push(("pad".into(), "x".repeat(10_000))),
+            )),
             "jwt.oversized",
         ),
     ];
@@ -163,12 +186,10 @@ async fn attack_suite_each_refused_with_its_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn time_claims_are_checked_with_leeway() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
-    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
-        .start()
-        .await;
+    let gw = gateway(&jwks_config(&up.url(), &jwks.url)).start().await;
     let signed = |claims: Value| {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&keys.read("rsa1.key")).unwrap();
         let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
@@ -198,12 +219,12 @@ async fn time_claims_are_checked_with_leeway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cached_token_is_refused_once_it_expires() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
     let config = jwks_config(&up.url(), &jwks.url)
         .replace("claims_to_headers", "leeway = \"0s\"\nclaims_to_headers");
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&keys.read("rsa1.key")).unwrap();
     let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
     header.kid = Some("k1".into());
@@ -225,13 +246,11 @@ async fn a_cached_token_is_refused_once_it_expires() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identity_reaches_the_upstream_and_the_token_does_not() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
-    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
-        .start()
-        .await;
-    let token = keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let gw = gateway(&jwks_config(&up.url(), &jwks.url)).start().await;
+    let token = mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
     let resp = client()
         .get(gw.url("/api/whoami"))
         .header("authorization", format!("Bearer {token}"))
@@ -251,14 +270,12 @@ async fn identity_reaches_the_upstream_and_the_token_does_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jwks_rotation_is_picked_up_and_outages_keep_the_last_keys() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
-    let gw = GatewayBuilder::new(&jwks_config(&up.url(), &jwks.url))
-        .start()
-        .await;
-    let k1 = keys.token("rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
-    let k2 = keys.token("rsa2.key", Algorithm::RS256, Some("k2"), |_| {});
+    let gw = gateway(&jwks_config(&up.url(), &jwks.url)).start().await;
+    let k1 = mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let k2 = mint_token(&keys, "rsa2.key", Algorithm::RS256, Some("k2"), |_| {});
     assert_eq!(status_and_reason(&gw, Some(&k1)).await.0, 200);
     assert_eq!(status_and_reason(&gw, Some(&k2)).await.1, "jwt.unknown_kid");
 
@@ -287,7 +304,7 @@ async fn jwks_rotation_is_picked_up_and_outages_keep_the_last_keys() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn static_keys_pem_and_hmac_secret() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let config = format!(
         r#"
@@ -316,12 +333,9 @@ plugins = ["hmac"]
         u = up.url()
     );
     let secret = "a-shared-secret-of-some-length-0123456789";
-    let gw = GatewayBuilder::new(&config)
-        .env("E2E_JWT_SECRET", secret)
-        .start()
-        .await;
+    let gw = gateway(&config).env("E2E_JWT_SECRET", secret).start().await;
     let client = client();
-    let es256 = keys.token("ec.key", Algorithm::ES256, None, |_| {});
+    let es256 = mint_token(&keys, "ec.key", Algorithm::ES256, None, |_| {});
     let resp = client
         .get(gw.url("/ec/x"))
         .bearer_auth(&es256)
@@ -330,7 +344,7 @@ plugins = ["hmac"]
         .unwrap();
     assert_eq!(resp.status(), 200);
     // An RS256 token is refused by an EC key whatever its signature.
-    let rs256 = keys.token("rsa1.key", Algorithm::RS256, None, |_| {});
+    let rs256 = mint_token(&keys, "rsa1.key", Algorithm::RS256, None, |_| {});
     let resp = client
         .get(gw.url("/ec/x"))
         .bearer_auth(&rs256)
@@ -378,7 +392,7 @@ plugins = ["hmac"]
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_route_challenge_names_the_resource_metadata_document() {
-    let keys = TestKeys::generate();
+    let keys = KeyFiles::generate();
     let up = TestUpstream::start().await;
     let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
     let config = format!(
@@ -398,7 +412,7 @@ plugins = ["auth"]
         jwks = jwks.url,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let resp = client
         .post(gw.url("/mcp"))
@@ -462,11 +476,8 @@ plugins = ["auth"]
 "#,
         up.url()
     );
-    let gw = GatewayBuilder::new(&config)
-        .env("E2E_CLI_SECRET", secret)
-        .start()
-        .await;
-    let output = std::process::Command::new(crate::common::gateway::tollgate_bin())
+    let gw = gateway(&config).env("E2E_CLI_SECRET", secret).start().await;
+    let output = std::process::Command::new(tollgate_bin())
         .args([
             "token",
             "--secret-env",

@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 use tollgate::demo::{DemoUpstreams, EchoOptions};
+use tollgate_testkit::{client, mcp, python};
 
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
+use crate::common::tokens::hs256_token;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, python};
 
 fn mcp_route(url: &str) -> String {
     format!("[[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\nupstream = {{ url = \"{url}\", kind = \"mcp\" }}\n")
@@ -18,7 +19,7 @@ fn mcp_route(url: &str) -> String {
 async fn python_sdk_lists_tools_and_multiplies_through_the_gateway() {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let demo = DemoUpstreams::start(any, any, EchoOptions::default()).unwrap();
-    let gw = GatewayBuilder::new(&mcp_route(&format!("http://{}/mcp", demo.mcp_addr())))
+    let gw = gateway(&mcp_route(&format!("http://{}/mcp", demo.mcp_addr())))
         .start()
         .await;
     let (code, out, log) = python::run("mcp_client.py", vec!["--url".into(), gw.url("/mcp")]).await;
@@ -41,7 +42,7 @@ async fn python_sdk_lists_tools_and_multiplies_through_the_gateway() {
 #[tokio::test(flavor = "multi_thread")]
 async fn python_sdk_client_and_server_talk_through_the_gateway() {
     let server = python::PythonServer::start("mcp_math_server.py").await;
-    let gw = GatewayBuilder::new(&mcp_route(&format!("http://{}/mcp", server.addr)))
+    let gw = gateway(&mcp_route(&format!("http://{}/mcp", server.addr)))
         .start()
         .await;
     let (code, out, log) = python::run("mcp_client.py", vec!["--url".into(), gw.url("/mcp")]).await;
@@ -73,11 +74,8 @@ plugins = ["auth", "tool-access"]
 "#,
         server.addr
     );
-    let gw = GatewayBuilder::new(&config)
-        .env("E2E_PY_SECRET", secret)
-        .start()
-        .await;
-    let token = |sub: &str, groups: &str| crate::common::keys::hs256_token(secret, sub, groups);
+    let gw = gateway(&config).env("E2E_PY_SECRET", secret).start().await;
+    let token = |sub: &str, groups: &str| hs256_token(secret, sub, groups);
     let run_as = |token: String| {
         python::run(
             "mcp_client.py",
@@ -109,17 +107,13 @@ plugins = ["auth", "tool-access"]
 #[tokio::test(flavor = "multi_thread")]
 async fn session_headers_pass_both_ways() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&mcp_route(&format!("{}/mcp", up.url())))
+    let gw = gateway(&mcp_route(&format!("{}/mcp", up.url())))
         .start()
         .await;
     let client = client();
-    let resp = client
-        .post(gw.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    let resp = mcp::post(&client, &gw.url("/mcp"), &mcp::request(1, "ping", None))
         .header("mcp-session-id", "sess-123")
         .header("mcp-protocol-version", "2025-06-18")
-        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
         .send()
         .await
         .unwrap();

@@ -3,31 +3,29 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use tollgate_testkit::{client, eventually, sample, RunningGateway};
 
-use crate::common::gateway::{GatewayBuilder, RunningGateway};
-use crate::common::keys::hs256_token;
+use crate::common::gateway;
+use crate::common::tokens::hs256_token;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, sample};
 
 const SECRET: &str = "metrics-test-secret-0123456789abcdef";
 
 /// Scrapes until `name_and_labels` reads `want` (metrics are recorded as each exchange ends).
 async fn wait_for(gw: &RunningGateway, name_and_labels: &str, want: f64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let what = format!("{name_and_labels} is {want}");
+    eventually(&what, Duration::from_secs(5), async || {
         let scrape = gw.metrics().await;
         if sample(&scrape, name_and_labels) == Some(want) {
-            return scrape;
+            Ok(scrape)
+        } else {
+            Err(scrape)
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name_and_labels} is not {want}:\n{scrape}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,7 +58,7 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config)
+    let gw = gateway(&config)
         .env("E2E_METRICS_SECRET", SECRET)
         .start()
         .await;

@@ -3,10 +3,11 @@
 //! refused request.
 
 use serde_json::{json, Value};
+use tollgate_testkit::{client, sample, RedisServer, RunningGateway};
 
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, sample};
+use crate::common::warnings::assert_warnings;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn budgets_are_charged_real_usage_and_refuse_in_each_protocol() {
@@ -43,7 +44,7 @@ plugins = ["mcp-calls"]
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let message =
         json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
@@ -124,7 +125,7 @@ plugins = ["mcp-calls"]
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_share_one_limit_through_redis_and_fail_as_configured() {
     let up = TestUpstream::start().await;
-    let mut redis = crate::common::redis::RedisServer::start().await;
+    let mut redis = RedisServer::start().await;
     let config = |failure_mode: &str| {
         format!(
             r#"
@@ -149,16 +150,11 @@ plugins = ["shared"]
             u = up.url()
         )
     };
-    let a = GatewayBuilder::new(&config("closed")).start().await;
-    let b = GatewayBuilder::new(&config("closed")).start().await;
-    let open = GatewayBuilder::new(&config("open"))
-        .audit_log()
-        .start()
-        .await;
+    let a = gateway(&config("closed")).start().await;
+    let b = gateway(&config("closed")).start().await;
+    let open = gateway(&config("open")).audit_log().start().await;
     let client = client();
-    let call = |gw: &crate::common::gateway::RunningGateway| {
-        client.get(gw.url("/api/x")).header("x-user", "erin").send()
-    };
+    let call = |gw: &RunningGateway| client.get(gw.url("/api/x")).header("x-user", "erin").send();
 
     // Three requests in all, whichever replica serves them: one limit, not one per replica.
     let mut statuses = Vec::new();
@@ -201,7 +197,7 @@ plugins = ["shared"]
     );
     // Each fail-open pass is in the audit log as well as in the metric.
     let warned: &[&str] = &["ratelimit.store_unavailable"];
-    open.assert_warnings("api", &[warned; 3]).await;
+    assert_warnings(&open, "api", &[warned; 3]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -225,7 +221,7 @@ plugins = ["budget"]
 "#,
         u = up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let client = client();
     let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let remaining = |resp: &reqwest::Response| -> i64 {
@@ -296,7 +292,7 @@ plugins = ["budget"]
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_load_on_two_replicas_stays_within_one_shared_token_budget() {
     let up = TestUpstream::start().await;
-    let redis = crate::common::redis::RedisServer::start().await;
+    let redis = RedisServer::start().await;
     let config = format!(
         r#"
 [plugin.team]
@@ -317,8 +313,8 @@ plugins = ["team"]
         redis = redis.url(),
         u = up.url()
     );
-    let a = GatewayBuilder::new(&config).start().await;
-    let b = GatewayBuilder::new(&config).start().await;
+    let a = gateway(&config).start().await;
+    let b = gateway(&config).start().await;
     let urls = [
         a.url("/anthropic/v1/messages"),
         b.url("/anthropic/v1/messages"),
@@ -371,7 +367,7 @@ async fn per_user_and_per_team_limits_stack_on_one_route() {
         limit("per-team", "header:x-team", 4),
         up.url()
     );
-    let gw = GatewayBuilder::new(&config).start().await;
+    let gw = gateway(&config).start().await;
     let call = |user: &'static str| {
         client()
             .get(gw.url("/api/x"))

@@ -2,11 +2,12 @@
 //! list answers (JSON and SSE) show only what the caller may use.
 
 use serde_json::{json, Value};
+use tollgate_testkit::sse::SseReader;
+use tollgate_testkit::{client, mcp, RunningGateway};
 
-use crate::common::client;
-use crate::common::gateway::{GatewayBuilder, RunningGateway};
-use crate::common::keys::hs256_token;
+use crate::common::tokens::hs256_token;
 use crate::common::upstream::TestUpstream;
+use crate::common::warnings::assert_warnings;
 
 const SECRET: &str = "rbac-test-secret-0123456789abcdef";
 
@@ -37,7 +38,7 @@ plugins = ["auth", "tool-access"]
 "#,
         u = up.url()
     );
-    GatewayBuilder::new(&config)
+    crate::common::gateway(&config)
         .env("E2E_RBAC_SECRET", SECRET)
         .audit_log()
         .start()
@@ -50,24 +51,20 @@ async fn rpc(
     body: Value,
     sse: bool,
 ) -> (u16, Option<String>, String) {
-    let mut request = client().post(gw.url("/mcp")).bearer_auth(token).json(&body);
+    let mut request = mcp::post(&client(), &gw.url("/mcp"), &body).bearer_auth(token);
     if sse {
         request = request.header("x-test-answer", "sse");
     }
-    let resp = request.send().await.unwrap();
-    let reason = resp
-        .headers()
-        .get("x-tollgate-reason")
-        .map(|v| v.to_str().unwrap().to_string());
-    (resp.status().as_u16(), reason, resp.text().await.unwrap())
+    let answer = mcp::Answer::read(request.send().await.unwrap())
+        .await
+        .unwrap();
+    let reason = answer.reason().map(str::to_string);
+    (answer.status, reason, answer.text)
 }
 
+/// The tool names of the first message of an answer (JSON or SSE).
 fn tool_names(text: &str) -> Vec<String> {
-    let json_text = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .unwrap_or(text);
-    let json: Value = serde_json::from_str(json_text).unwrap();
+    let json = mcp::messages(text).remove(0);
     json["result"]["tools"]
         .as_array()
         .unwrap()
@@ -137,7 +134,7 @@ async fn a_crlf_sse_list_answer_is_filtered_event_by_event() {
     let gw = gateway(&up).await;
     let alice = token("alice@example.com", "math-users");
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-    let mut resp = client()
+    let resp = client()
         .post(gw.url("/mcp"))
         .bearer_auth(&alice)
         .header("x-test-answer", "sse-progress")
@@ -147,14 +144,9 @@ async fn a_crlf_sse_list_answer_is_filtered_event_by_event() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let mut text = String::new();
-    let mut progress_at = None;
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        if progress_at.is_none() && text.contains("notifications/progress") {
-            progress_at = Some(std::time::Instant::now());
-        }
-    }
+    let stream = SseReader::new(resp).read_to_end().await.unwrap();
+    let progress_at = stream.first_arrival(|event| event.contains("notifications/progress"));
+    let text = stream.text;
     let sent = up.recorder.event_times.lock().unwrap().clone();
     assert_eq!(sent.len(), 2);
     assert!(
@@ -221,7 +213,7 @@ async fn a_list_answer_too_long_to_filter_becomes_a_jsonrpc_error() {
     assert_eq!(status, 200);
     assert_eq!(tool_names(&text), ["add", "multiply"]);
     let stopped: &[&str] = &["rbac.list_too_long"];
-    gw.assert_warnings("mcp", &[stopped, stopped, &[]]).await;
+    assert_warnings(&gw, "mcp", &[stopped, stopped, &[]]).await;
 }
 
 /// A list answer the filter cannot read (a lone UTF-16 surrogate, which serde refuses and a
@@ -247,8 +239,7 @@ async fn a_list_answer_that_is_not_json_becomes_a_jsonrpc_error() {
     let error: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(error["id"], 5, "{error}");
     assert_eq!(error["error"]["data"]["reason"], "rbac.list_unreadable");
-    gw.assert_warnings("mcp", &[&["rbac.list_unreadable"]])
-        .await;
+    assert_warnings(&gw, "mcp", &[&["rbac.list_unreadable"]]).await;
 }
 
 /// The 8 MiB bound is for list answers: once a stream's list requests are answered, a batch's
@@ -274,11 +265,7 @@ async fn a_large_answer_after_the_filtered_list_passes_whole() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
-    let answers: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let answers = mcp::messages(&text);
     assert_eq!(answers.len(), 2, "{}", &text[..text.len().min(300)]);
     assert_eq!(answers[0]["id"], 1);
     let names: Vec<&str> = answers[0]["result"]["tools"]

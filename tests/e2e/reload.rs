@@ -2,11 +2,13 @@
 //! invalid one is reported and the last good one stays, Kubernetes' symlink swap is noticed, and
 //! SIGHUP reloads at once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::gateway::{GatewayBuilder, RunningGateway};
+use tollgate_testkit::traffic::ClientLoop;
+use tollgate_testkit::{client, eventually, sample, RunningGateway};
+
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, sample, ClientLoop};
 
 fn route(prefix: &str, upstream: &str) -> String {
     format!("[[route]]\nname = \"r{}\"\nmatch = {{ path_prefix = \"{prefix}\" }}\nupstream = {{ url = \"{upstream}\", strip_prefix = true }}\n", prefix.trim_start_matches('/'))
@@ -23,15 +25,31 @@ async fn status(gw: &RunningGateway, path: &str) -> u16 {
 }
 
 async fn wait_status(gw: &RunningGateway, path: &str, want: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    while status(gw, path).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "{path} did not answer {want} in time:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{path} answers {want}");
+    eventually(&what, within, async || {
+        if status(gw, path).await == want {
+            Ok(())
+        } else {
+            Err(format!("gateway log:\n{}", gw.log()))
+        }
+    })
+    .await;
+}
+
+/// Waits until a reload of `gw` has failed.
+async fn wait_reload_error(gw: &RunningGateway) {
+    eventually(
+        "the invalid config is reported",
+        Duration::from_secs(5),
+        async || {
+            if reloads(gw, "error").await >= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("gateway log:\n{}", gw.log()))
+            }
+        },
+    )
+    .await;
 }
 
 async fn reloads(gw: &RunningGateway, result: &str) -> f64 {
@@ -42,7 +60,7 @@ async fn reloads(gw: &RunningGateway, result: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn changed_config_is_swapped_in_and_streams_in_flight_finish() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+    let gw = gateway(&route("/a", &up.url()))
         .server_line("watch_interval = \"200ms\"")
         .start()
         .await;
@@ -70,15 +88,7 @@ async fn changed_config_is_swapped_in_and_streams_in_flight_finish() {
 
     // An invalid configuration is reported with its location; the last good one keeps serving.
     gw.rewrite_config("[[route]]\nname = \"broken\"\nmatch = { path_prefix = \"/c\" }\nupstream = { url = \"http://127.0.0.1:1\" }\nplugins = [\"missing\"]\n");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while reloads(&gw, "error").await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "invalid config not noticed:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_reload_error(&gw).await;
     assert_eq!(status(&gw, "/b/x").await, 200);
     assert!(gw.log().contains("the last good one stays"), "{}", gw.log());
     assert!(
@@ -92,7 +102,7 @@ async fn changed_config_is_swapped_in_and_streams_in_flight_finish() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kubernetes_configmap_symlink_swap_is_noticed() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+    let gw = gateway(&route("/a", &up.url()))
         .server_line("watch_interval = \"200ms\"")
         .kubernetes_layout()
         .start()
@@ -105,7 +115,7 @@ async fn kubernetes_configmap_symlink_swap_is_noticed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_at_once() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+    let gw = gateway(&route("/a", &up.url()))
         .server_line("watch_interval = \"0s\"")
         .start()
         .await;
@@ -129,7 +139,7 @@ async fn rate_limit_buckets_survive_reloads_that_leave_the_instance_unchanged() 
     let api = |extra: &str| {
         format!("[[route]]\nname = \"api\"\nmatch = {{ path_prefix = \"/api\" }}\nupstream = {{ url = \"{}\", strip_prefix = true }}\nplugins = [\"budget\"]\n{extra}", up.url())
     };
-    let gw = GatewayBuilder::new(&format!("{}{}", budget(2), api("")))
+    let gw = gateway(&format!("{}{}", budget(2), api("")))
         .server_line("watch_interval = \"200ms\"")
         .start()
         .await;
@@ -166,7 +176,7 @@ async fn rate_limit_buckets_survive_reloads_that_leave_the_instance_unchanged() 
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_under_load_fails_no_request() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&route("/a", &up.url()))
+    let gw = gateway(&route("/a", &up.url()))
         .server_line("watch_interval = \"100ms\"")
         .start()
         .await;
@@ -179,15 +189,7 @@ async fn reload_under_load_fails_no_request() {
     wait_status(&gw, "/b/x", 200, Duration::from_secs(5)).await;
     // 2: invalid; reported, the last good configuration stays.
     gw.rewrite_config(&format!("{with_b}[[route]]\nname = 7\n"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while reloads(&gw, "error").await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "invalid config not reported:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_reload_error(&gw).await;
     assert_eq!(status(&gw, "/b/x").await, 200);
     // 3: `/b` goes away, `/c` arrives.
     let with_c = format!("{}{}", route("/a", &up.url()), route("/c", &up.url()));

@@ -4,9 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::gateway::{tollgate_bin, GatewayBuilder, RunningGateway};
+use tollgate_testkit::sse::SseReader;
+use tollgate_testkit::traffic::ClientLoop;
+use tollgate_testkit::{client, eventually, RunningGateway};
+
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, ClientLoop};
+use crate::common::{gateway, tollgate_bin};
 
 fn all_to(upstream: &str) -> String {
     format!("[[route]]\nname = \"all\"\nmatch = {{ path_prefix = \"/\" }}\nupstream = {{ url = \"{upstream}\" }}\n")
@@ -24,30 +27,31 @@ async fn readyz(gw: &RunningGateway) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_fails_readiness_first_drains_the_stream_then_exits_zero() {
     let up = TestUpstream::start().await;
-    let mut gw = GatewayBuilder::new(&all_to(&up.url()))
+    let mut gw = gateway(&all_to(&up.url()))
         .server_line("drain_delay = \"1s\"\ngrace_period = \"20s\"\nshutdown_timeout = \"1s\"")
         .start()
         .await;
     assert_eq!(readyz(&gw).await, Some(200));
 
     // A 3-second stream (30 events, 100 ms apart) in flight when SIGTERM arrives.
-    let mut stream = client().get(gw.url("/events/30")).send().await.unwrap();
-    assert_eq!(stream.status(), 200);
-    let first = stream.chunk().await.unwrap().unwrap();
-    assert!(first.starts_with(b"data: 1"));
+    let resp = client().get(gw.url("/events/30")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = SseReader::new(resp);
+    let first = stream.next_event().await.unwrap().unwrap();
+    assert!(first.text.starts_with("data: 1"));
     gw.signal("TERM");
     let term_at = Instant::now();
 
     // Readiness turns 503 at once, while the proxy still serves new connections.
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while readyz(&gw).await != Some(503) {
-        assert!(
-            Instant::now() < deadline,
-            "readyz still ready:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "readyz answers 503",
+        Duration::from_millis(500),
+        async || match readyz(&gw).await {
+            Some(503) => Ok(()),
+            other => Err(format!("readyz {other:?}; gateway log:\n{}", gw.log())),
+        },
+    )
+    .await;
     let resp = client().get(gw.url("/during-drain")).send().await.unwrap();
     assert_eq!(resp.status(), 200, "served during the drain delay");
     assert_eq!(
@@ -68,11 +72,7 @@ async fn sigterm_fails_readiness_first_drains_the_stream_then_exits_zero() {
     assert!(gw.is_running(), "exited with a stream in flight");
 
     // The stream in flight completes, every event in order.
-    let mut body = first.to_vec();
-    while let Some(chunk) = stream.chunk().await.unwrap() {
-        body.extend_from_slice(&chunk);
-    }
-    let text = String::from_utf8(body).unwrap();
+    let text = stream.read_to_end().await.unwrap().text;
     let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(events.len(), 30, "{text}");
     assert_eq!(events[29], "data: 30");
@@ -88,7 +88,7 @@ async fn sigterm_fails_readiness_first_drains_the_stream_then_exits_zero() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_gateway_exits_at_once_on_sigterm() {
     let up = TestUpstream::start().await;
-    let mut gw = GatewayBuilder::new(&all_to(&up.url()))
+    let mut gw = gateway(&all_to(&up.url()))
         .server_line("grace_period = \"30s\"")
         .start()
         .await;
@@ -106,8 +106,9 @@ async fn idle_gateway_exits_at_once_on_sigterm() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigquit_hands_the_listeners_to_a_new_process_without_failing_requests() {
     let up = TestUpstream::start().await;
-    let sock = std::env::temp_dir().join(format!("tollgate-upgrade-{}.sock", std::process::id()));
-    let mut old = GatewayBuilder::new(&all_to(&up.url()))
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("upgrade.sock");
+    let mut old = gateway(&all_to(&up.url()))
         .server_line(&format!(
             "upgrade_sock = \"{}\"\ngrace_period = \"10s\"",
             sock.display()
@@ -146,13 +147,12 @@ async fn sigquit_hands_the_listeners_to_a_new_process_without_failing_requests()
     assert_eq!(resp.status(), 200, "{new_log}");
     let _ = new.kill();
     let _ = new.wait();
-    let _ = std::fs::remove_file(sock);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upgrade_with_an_unusable_socket_path_is_a_clear_error() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&all_to(&up.url()))
+    let gw = gateway(&all_to(&up.url()))
         .server_line("upgrade_sock = \"/nonexistent-dir/tollgate.sock\"")
         .start()
         .await;

@@ -1,25 +1,22 @@
 //! SSE passes through event by event: the upstream pauses 300 ms between events and the client
 //! must hold each event before the upstream has even produced the next.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tollgate_testkit::sse::SseReader;
+use tollgate_testkit::{client, eventually, RunningGateway};
 
-use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
 use crate::common::upstream::{TestUpstream, EVENT_GAP};
 
 /// Reads the response, noting when each complete SSE event (blank-line terminated) arrived.
-async fn event_arrivals(mut resp: reqwest::Response) -> (Vec<Instant>, String) {
-    let mut text = String::new();
-    let mut arrivals = Vec::new();
-    while let Some(chunk) = resp.chunk().await.expect("stream chunk") {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while arrivals.len() < text.matches("\n\n").count() {
-            arrivals.push(Instant::now());
-        }
-    }
-    (arrivals, text)
+async fn event_arrivals(resp: reqwest::Response) -> (Vec<Instant>, String) {
+    let stream = SseReader::new(resp)
+        .read_to_end()
+        .await
+        .expect("stream chunk");
+    (stream.events.iter().map(|e| e.at).collect(), stream.text)
 }
 
 fn assert_streamed(arrivals: &[Instant], sent: &[Instant]) {
@@ -68,7 +65,7 @@ upstream = {{ url = "{u}", strip_prefix = true }}
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_post_sse_answer_streams_event_by_event() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let gw = gateway(&routes(&up)).start().await;
     let resp = client()
         .post(gw.url("/mcp"))
         .header("content-type", "application/json")
@@ -86,7 +83,7 @@ async fn mcp_post_sse_answer_streams_event_by_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn anthropic_stream_reaches_the_client_event_by_event() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let gw = gateway(&routes(&up)).start().await;
     let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let resp = client()
         .post(gw.url("/anthropic/v1/messages"))
@@ -119,25 +116,23 @@ async fn anthropic_stream_reaches_the_client_event_by_event() {
 
 /// Waits (5 s at most) until the gateway's log holds `needle` `times` times; the per-request
 /// line with the usage is logged at debug level when the exchange completes.
-async fn wait_for_log(gw: &crate::common::gateway::RunningGateway, needle: &str, times: usize) {
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+async fn wait_for_log(gw: &RunningGateway, needle: &str, times: usize) {
+    let what = format!("`{needle}` {times} times in the gateway log");
+    eventually(&what, Duration::from_secs(5), async || {
         let log = gw.log();
         if log.matches(needle).count() >= times {
-            return;
+            Ok(())
+        } else {
+            Err(log)
         }
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` not in the gateway log:\n{log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_route_streams_too() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let gw = gateway(&routes(&up)).start().await;
     let resp = client().get(gw.url("/plain/mcp")).send().await.unwrap();
     let (arrivals, _) = event_arrivals(resp).await;
     assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
@@ -146,7 +141,7 @@ async fn plain_http_route_streams_too() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_head_is_not_held_for_its_first_event() {
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&routes(&up)).start().await;
+    let gw = gateway(&routes(&up)).start().await;
     let body = json!({"model": "m", "max_tokens": 1, "stream": true, "messages": []});
     let started = Instant::now();
     let resp = client()
@@ -158,10 +153,10 @@ async fn a_stream_head_is_not_held_for_its_first_event() {
     let head_after = started.elapsed();
     assert_eq!(resp.status(), 200);
     assert!(
-        head_after < std::time::Duration::from_millis(400),
+        head_after < Duration::from_millis(400),
         "the head waited {head_after:?} for the first event"
     );
     let text = resp.text().await.unwrap();
     assert!(text.contains("data: late"), "{text}");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(600));
+    assert!(started.elapsed() >= Duration::from_millis(600));
 }

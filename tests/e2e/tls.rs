@@ -2,112 +2,15 @@
 //! TLS listener on the gateway itself. The HTTPS upstream is a second tollgate with `[server.tls]`
 //! in front of the plain test upstream.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
-
-use base64::Engine;
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_testkit::tls::{der_of, TestCa};
+use tollgate_testkit::{client, eventually};
 
-use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
-use crate::common::keys::openssl;
+use crate::common::gateway;
 use crate::common::upstream::TestUpstream;
-
-const EC: [&str; 5] = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-];
-
-/// Makes a CA (`ca.pem`, `ca.key`) and a `localhost` server certificate signed by it
-/// (`leaf.pem`, `leaf.key`), with the `openssl` CLI.
-fn make_certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &EC,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
-            &["-subj", "/CN=tollgate test CA"],
-        ]
-        .concat(),
-    );
-    make_leaf(dir, "leaf", "localhost", "serverAuth");
-}
-
-/// A certificate `<name>.pem` + `<name>.key` for `cn` signed by the CA in `dir`, for `usage`
-/// (`serverAuth` or `clientAuth`).
-fn make_leaf(dir: &Path, name: &str, cn: &str, usage: &str) {
-    let (key, csr, pem, ext) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-        format!("{name}.ext"),
-    );
-    openssl(
-        dir,
-        &[
-            &["req"][..],
-            &EC,
-            &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join(&ext),
-        format!("subjectAltName=DNS:{cn}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-    )
-    .expect("write ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-    );
-}
-
-fn temp_dir(label: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tollgate-{label}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// DER bytes of the first certificate in a PEM file.
-fn der_of(pem_path: &Path) -> Vec<u8> {
-    let text = std::fs::read_to_string(pem_path).unwrap();
-    let b64: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap()
-}
 
 /// A client trusting only the test CA in `dir`, with `identity` (a PEM file holding a client
 /// certificate and its key) if given; a fresh connection pool, so every call handshakes.
@@ -138,12 +41,11 @@ fn echo_route(upstream: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_upstream_with_private_ca_sni_and_verification() {
-    let dir = temp_dir("tls");
-    make_certificates(&dir);
-    let d = dir.display();
+    let ca = TestCa::generate();
+    let d = ca.dir().display();
 
     let up = TestUpstream::start().await;
-    let tls_front = GatewayBuilder::new(&format!(
+    let tls_front = gateway(&format!(
         "[[route]]\nname = \"all\"\nmatch = {{ path_prefix = \"/\" }}\nupstream = {{ url = \"{}\" }}\n",
         up.url()
     ))
@@ -156,7 +58,7 @@ async fn https_upstream_with_private_ca_sni_and_verification() {
     };
     let client = client();
 
-    let trusted = GatewayBuilder::new(&route(
+    let trusted = gateway(&route(
         &format!("https://localhost:{port}"),
         &format!(", ca_file = \"{d}/ca.pem\""),
     ))
@@ -172,7 +74,7 @@ async fn https_upstream_with_private_ca_sni_and_verification() {
     assert_eq!(body["uri"], "/hello");
 
     // Unknown CA: verification is on by default.
-    let untrusted = GatewayBuilder::new(&route(&format!("https://localhost:{port}"), ""))
+    let untrusted = gateway(&route(&format!("https://localhost:{port}"), ""))
         .start()
         .await;
     let resp = client
@@ -184,7 +86,7 @@ async fn https_upstream_with_private_ca_sni_and_verification() {
     assert_eq!(resp.headers()["x-tollgate-reason"], "upstream.tls");
 
     // Right CA, wrong name: the certificate is for `localhost`, not `127.0.0.1`.
-    let wrong_name = GatewayBuilder::new(&route(
+    let wrong_name = gateway(&route(
         &format!("https://127.0.0.1:{port}"),
         &format!(", ca_file = \"{d}/ca.pem\""),
     ))
@@ -203,7 +105,6 @@ async fn https_upstream_with_private_ca_sni_and_verification() {
         1,
         "only the verified exchange reached the upstream"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The certificate a fresh handshake with the gateway gets.
@@ -223,11 +124,11 @@ async fn served_certificate(client: &reqwest::Client, port: u16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listener_certificate_is_reloaded_when_its_files_change() {
-    let dir = temp_dir("tls-reload");
-    make_certificates(&dir);
+    let ca = TestCa::generate();
+    let dir = ca.dir();
     let d = dir.display();
     let up = TestUpstream::start().await;
-    let gw = GatewayBuilder::new(&echo_route(&up.url()))
+    let gw = gateway(&echo_route(&up.url()))
         .server_line(&format!(
             "tls = {{ cert = \"{d}/leaf.pem\", key = \"{d}/leaf.key\" }}\nwatch_interval = \"100ms\""
         ))
@@ -236,54 +137,60 @@ async fn listener_certificate_is_reloaded_when_its_files_change() {
     let port = gw.addr.port();
     let first = der_of(&dir.join("leaf.pem"));
     assert_eq!(
-        served_certificate(&tls_client(&dir, None), port).await,
+        served_certificate(&tls_client(dir, None), port).await,
         first
     );
 
     // Renewal: new key and certificate written over the old files.
-    make_leaf(&dir, "renewed", "localhost", "serverAuth");
+    ca.issue("renewed", "localhost", "serverAuth");
     std::fs::copy(dir.join("renewed.key"), dir.join("leaf.key")).unwrap();
     std::fs::copy(dir.join("renewed.pem"), dir.join("leaf.pem")).unwrap();
     let renewed = der_of(&dir.join("renewed.pem"));
     assert_ne!(first, renewed);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while served_certificate(&tls_client(&dir, None), port).await != renewed {
-        assert!(
-            Instant::now() < deadline,
-            "certificate not reloaded:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the renewed certificate is served",
+        Duration::from_secs(5),
+        async || {
+            if served_certificate(&tls_client(dir, None), port).await == renewed {
+                Ok(())
+            } else {
+                Err(format!("gateway log:\n{}", gw.log()))
+            }
+        },
+    )
+    .await;
 
     // A broken certificate is refused; the renewed one keeps being served.
     std::fs::write(dir.join("leaf.pem"), "not a certificate").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !gw.log().contains("configuration not reloaded") {
-        assert!(
-            Instant::now() < deadline,
-            "broken certificate not reported:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the broken certificate is reported",
+        Duration::from_secs(5),
+        async || {
+            let log = gw.log();
+            if log.contains("configuration not reloaded") {
+                Ok(())
+            } else {
+                Err(format!("gateway log:\n{log}"))
+            }
+        },
+    )
+    .await;
     assert!(gw.log().contains("no certificate in"), "{}", gw.log());
     assert_eq!(
-        served_certificate(&tls_client(&dir, None), port).await,
+        served_certificate(&tls_client(dir, None), port).await,
         renewed
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_certificates_are_required_or_optional() {
-    let dir = temp_dir("mtls");
-    make_certificates(&dir);
-    make_leaf(&dir, "client", "agent-1", "clientAuth");
+    let ca = TestCa::generate();
+    let dir = ca.dir();
+    ca.issue("client", "agent-1", "clientAuth");
     // A client certificate from a CA the gateway does not trust.
-    let other = temp_dir("mtls-other");
-    make_certificates(&other);
-    make_leaf(&other, "client", "intruder", "clientAuth");
+    let untrusted = TestCa::generate();
+    untrusted.issue("client", "intruder", "clientAuth");
+    let other = untrusted.dir();
     std::fs::copy(other.join("client.pem"), dir.join("intruder.pem")).unwrap();
     std::fs::copy(other.join("client.key"), dir.join("intruder.key")).unwrap();
     let d = dir.display();
@@ -292,36 +199,30 @@ async fn client_certificates_are_required_or_optional() {
         format!("tls = {{ cert = \"{d}/leaf.pem\", key = \"{d}/leaf.key\", client_ca = \"{d}/ca.pem\"{auth} }}")
     };
 
-    let required = GatewayBuilder::new(&echo_route(&up.url()))
+    let required = gateway(&echo_route(&up.url()))
         .server_line(&tls_line(""))
         .start()
         .await;
     let url = format!("https://localhost:{}/x", required.addr.port());
-    assert_eq!(status_over_tls(&dir, Some("client"), &url).await, Some(200));
+    assert_eq!(status_over_tls(dir, Some("client"), &url).await, Some(200));
     assert!(
-        status_over_tls(&dir, None, &url).await.is_none(),
+        status_over_tls(dir, None, &url).await.is_none(),
         "no certificate let in"
     );
     assert!(
-        status_over_tls(&dir, Some("intruder"), &url)
-            .await
-            .is_none(),
+        status_over_tls(dir, Some("intruder"), &url).await.is_none(),
         "untrusted certificate let in"
     );
 
-    let optional = GatewayBuilder::new(&echo_route(&up.url()))
+    let optional = gateway(&echo_route(&up.url()))
         .server_line(&tls_line(", client_auth = \"optional\""))
         .start()
         .await;
     let url = format!("https://localhost:{}/x", optional.addr.port());
-    assert_eq!(status_over_tls(&dir, None, &url).await, Some(200));
-    assert_eq!(status_over_tls(&dir, Some("client"), &url).await, Some(200));
+    assert_eq!(status_over_tls(dir, None, &url).await, Some(200));
+    assert_eq!(status_over_tls(dir, Some("client"), &url).await, Some(200));
     assert!(
-        status_over_tls(&dir, Some("intruder"), &url)
-            .await
-            .is_none(),
+        status_over_tls(dir, Some("intruder"), &url).await.is_none(),
         "an untrusted certificate is refused even when certificates are optional"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&other);
 }

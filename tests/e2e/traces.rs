@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tempfile::TempDir;
+use tollgate_testkit::otlp::{OtlpReceiver, ReceivedSpan, Rotel};
+use tollgate_testkit::{client, eventually, free_addr, mcp, sample, RunningGateway};
 
-use crate::common::gateway::{GatewayBuilder, RunningGateway};
-use crate::common::keys::hs256_token;
-use crate::common::otlp::{OtlpReceiver, ReceivedSpan, Rotel};
+use crate::common::gateway;
+use crate::common::tokens::hs256_token;
 use crate::common::upstream::TestUpstream;
-use crate::common::{client, sample};
 
 const JWT_SECRET: &str = "traces-test-jwt-secret-0123456789";
 const PROVIDER_KEY: &str = "sk-ant-api03-traces-test-provider-key-must-never-leak";
@@ -54,16 +55,14 @@ plugins = ["auth", "key"]
     )
 }
 
-async fn start(upstream: &TestUpstream, telemetry: &str) -> (RunningGateway, std::path::PathBuf) {
-    let audit = std::env::temp_dir().join(format!(
-        "tollgate-traces-audit-{}-{}.jsonl",
-        std::process::id(),
-        upstream.addr.port()
-    ));
-    let gw = GatewayBuilder::new(&config(
+/// A gateway with `telemetry` and an audit log in `audit.jsonl` of the directory returned.
+async fn start(upstream: &TestUpstream, telemetry: &str) -> (RunningGateway, TempDir) {
+    let audit = tempfile::tempdir().unwrap();
+    let audit_file = audit.path().join("audit.jsonl");
+    let gw = gateway(&config(
         &upstream.url(),
         telemetry,
-        &audit.display().to_string(),
+        &audit_file.display().to_string(),
     ))
     .env("E2E_TRACES_JWT", JWT_SECRET)
     .env("E2E_TRACES_KEY", PROVIDER_KEY)
@@ -77,13 +76,11 @@ fn traceparent() -> String {
 }
 
 async fn mcp_call(gw: &RunningGateway, token: &str) {
-    let resp = client()
-        .post(gw.url("/mcp"))
+    let call = mcp::tool_call(7, "add", json!({"a": 2, "b": 3}));
+    let resp = mcp::post(&client(), &gw.url("/mcp"), &call)
         .bearer_auth(token)
         .header("traceparent", traceparent())
-        .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", "sess-123")
-        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}}))
         .send()
         .await
         .unwrap();
@@ -204,15 +201,19 @@ async fn spans_reach_a_collector_over_grpc_with_genai_and_mcp_attributes() {
     assert_eq!(rejected.attributes["http.response.status_code"], "401");
 
     // Upstream spans arrive in the same batches as their parents or earlier.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while receiver.spans().iter().filter(|s| s.kind == CLIENT).count() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:#?}",
-            receiver.spans()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "two upstream spans received",
+        Duration::from_secs(10),
+        async || {
+            let spans = receiver.spans();
+            if spans.iter().filter(|s| s.kind == CLIENT).count() >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{spans:#?}"))
+            }
+        },
+    )
+    .await;
     let spans = receiver.spans();
     check_upstream_child(&upstream, &spans, &mcp, "/mcp");
     check_upstream_child(&upstream, &spans, &llm, "/v1/messages");
@@ -224,7 +225,7 @@ async fn spans_reach_a_collector_over_grpc_with_genai_and_mcp_attributes() {
     // The audit log names the same trace, and with `audit_bodies` the forwarded arguments.
     let scrape = gw.metrics().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    let audit_text = std::fs::read_to_string(audit.path().join("audit.jsonl")).unwrap();
     let records: Vec<Value> = audit_text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -253,7 +254,6 @@ async fn spans_reach_a_collector_over_grpc_with_genai_and_mcp_attributes() {
         assert!(!text.contains(&token), "JWT in the {what}");
         assert!(!text.contains(JWT_SECRET), "JWT secret in the {what}");
     }
-    let _ = std::fs::remove_file(audit);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -262,7 +262,7 @@ async fn spans_reach_a_collector_over_http_protobuf() {
     let rotel = Rotel::start(&receiver).await;
     let upstream = TestUpstream::start().await;
     // A base URL as in OTEL_EXPORTER_OTLP_ENDPOINT: `/v1/traces` is added.
-    let (gw, audit) = start(
+    let (gw, _audit) = start(
         &upstream,
         &format!(
             "otlp_endpoint = \"http://{}\"\notlp_protocol = \"http/protobuf\"",
@@ -277,14 +277,13 @@ async fn spans_reach_a_collector_over_http_protobuf() {
         .await;
     assert_eq!(llm.trace_id, CLIENT_TRACE);
     assert_eq!(llm.attributes["gen_ai.usage.input_tokens"], "12");
-    let _ = std::fs::remove_file(audit);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn collector_down_costs_no_request_and_dropped_spans_are_counted() {
     let upstream = TestUpstream::start().await;
-    let nobody = crate::common::free_addr();
-    let (gw, audit) = start(
+    let nobody = free_addr();
+    let (gw, _audit) = start(
         &upstream,
         &format!("otlp_endpoint = \"http://{nobody}\"\notlp_protocol = \"http/protobuf\""),
     )
@@ -293,21 +292,21 @@ async fn collector_down_costs_no_request_and_dropped_spans_are_counted() {
     for _ in 0..5 {
         llm_call(&gw, &token).await;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let scrape = gw.metrics().await;
-        let dropped =
-            sample(&scrape, "tollgate_trace_spans_total{result=\"dropped\"}").unwrap_or(0.0);
-        if dropped >= 10.0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "dropped spans not counted:\n{scrape}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let _ = std::fs::remove_file(audit);
+    eventually(
+        "10 dropped spans counted",
+        Duration::from_secs(15),
+        async || {
+            let scrape = gw.metrics().await;
+            let dropped =
+                sample(&scrape, "tollgate_trace_spans_total{result=\"dropped\"}").unwrap_or(0.0);
+            if dropped >= 10.0 {
+                Ok(())
+            } else {
+                Err(scrape)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -315,7 +314,7 @@ async fn unsampled_requests_export_nothing_and_tell_the_upstream() {
     // Straight to the test's OTLP/HTTP receiver: this test is about sampling, not collectors.
     let receiver = OtlpReceiver::start().await;
     let upstream = TestUpstream::start().await;
-    let (gw, audit) = start(
+    let (gw, _audit) = start(
         &upstream,
         &format!(
             "otlp_endpoint = \"http://{}\"\notlp_protocol = \"http/protobuf\"\ntrace_sample_ratio = 0.0",
@@ -364,5 +363,4 @@ async fn unsampled_requests_export_nothing_and_tell_the_upstream() {
             .all(|s| s.trace_id != unsampled_trace && !s.name.contains("claude-unsampled")),
         "no span of the unsampled request is exported"
     );
-    let _ = std::fs::remove_file(audit);
 }

@@ -13,9 +13,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tollgate_testkit::client;
 
-use crate::common::client;
-use crate::common::gateway::GatewayBuilder;
+use crate::common::gateway;
 
 /// What the upstream saw.
 #[derive(Default)]
@@ -172,7 +172,7 @@ async fn send_messages(url: &str, count: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_in_a_row_share_one_upstream_connection() {
     let (addr, counts) = upstream(false).await;
-    let gw = GatewayBuilder::new(&route(addr)).start().await;
+    let gw = gateway(&route(addr)).start().await;
     send_messages(&gw.url("/anthropic/v1/messages"), 5).await;
     assert_eq!(
         counts.connections.load(Ordering::SeqCst),
@@ -184,7 +184,7 @@ async fn requests_in_a_row_share_one_upstream_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kept_connection_the_upstream_gave_up_is_replaced_unnoticed() {
     let (addr, counts) = upstream(true).await;
-    let gw = GatewayBuilder::new(&route(addr)).start().await;
+    let gw = gateway(&route(addr)).start().await;
     send_messages(&gw.url("/anthropic/v1/messages"), 4).await;
     // Requests 2 to 4 each went first to the connection the previous answer left in the pool,
     // which the upstream closed on them, then to a new one.

@@ -115,3 +115,6 @@ fn build(
         routes: RouteTable::new(routes),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,20 @@
-//! Runs the Python SDK clients in tests/python with the venv `tests/run` creates.
+//! Runs the Python SDK clients and servers of tests/python with the venv `tests/run` creates.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
+use crate::net::{free_addr, wait_listening};
+
+/// The workspace's root: this crate sits one level below it.
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `tests/python/<script>`.
+fn script_path(script: &str) -> PathBuf {
+    workspace_root().join("tests/python").join(script)
 }
 
 /// The venv's python: `TOLLGATE_PYTHON`, else `<workspace>/.venv/bin/python`.
@@ -24,9 +34,8 @@ pub fn python() -> PathBuf {
 /// Runs `tests/python/<script>` with `args` (blocking, so call it from `spawn_blocking`), and
 /// parses the one JSON object it prints.
 pub fn run_script(script: &str, args: &[String]) -> (i32, serde_json::Value, String) {
-    let script_path = workspace_root().join("tests/python").join(script);
     let output = Command::new(python())
-        .arg(&script_path)
+        .arg(script_path(script))
         .args(args)
         .output()
         .expect("run python");
@@ -49,32 +58,25 @@ pub async fn run(script: &'static str, args: Vec<String>) -> (i32, serde_json::V
 
 /// A Python server script from tests/python running on a loopback port; killed on drop.
 pub struct PythonServer {
-    child: std::process::Child,
+    child: Child,
     /// Its address.
-    pub addr: std::net::SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl PythonServer {
     /// Starts `tests/python/<script> --port <free port>` and waits until it accepts connections.
     pub async fn start(script: &str) -> Self {
-        let addr = super::free_addr();
+        let addr = free_addr();
         let child = Command::new(python())
-            .arg(workspace_root().join("tests/python").join(script))
+            .arg(script_path(script))
             .arg("--port")
             .arg(addr.port().to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start python server");
         let server = Self { child, addr };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{script} did not start listening"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        wait_listening(script, addr, Duration::from_secs(20)).await;
         server
     }
 }

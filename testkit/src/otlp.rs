@@ -1,6 +1,7 @@
-//! Trace collection for the tests: the `rotel` OTLP collector (from the PyPI wheel in the test
-//! venv) receiving from the gateway over gRPC or HTTP, and forwarding over OTLP/HTTP to a
-//! receiver in the test that decodes the spans.
+//! Trace collection: the `rotel` OTLP collector (from the PyPI wheel in the test venv) receiving
+//! from the gateway over gRPC or HTTP, and forwarding over OTLP/HTTP to a receiver in the test
+//! that decodes the spans; or a receiver that takes every batch and throws it away, for
+//! benchmarks that pay for the export but look at no span.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,9 +18,11 @@ use axum::Router;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
+use tempfile::TempDir;
 
-use super::free_addr;
-use super::python::python;
+use crate::eventually;
+use crate::net::{free_addr, wait_listening};
+use crate::python::python;
 
 /// One received span, flattened.
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ fn text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> Str
 
 #[derive(Default)]
 struct Received {
+    /// Decode and keep what arrives; otherwise drop it unread.
+    keep: bool,
     spans: Vec<ReceivedSpan>,
     raw: Vec<u8>,
 }
@@ -74,6 +79,9 @@ async fn export(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Vec<u8> {
+    if !received.lock().expect("lock").keep {
+        return Vec::new();
+    }
     let gzipped = headers
         .get("content-encoding")
         .is_some_and(|v| v.as_bytes() == b"gzip");
@@ -122,12 +130,27 @@ async fn export(
 impl OtlpReceiver {
     /// Starts the receiver (`POST /v1/traces`).
     pub async fn start() -> Self {
-        let received = Arc::new(Mutex::new(Received::default()));
+        Self::serve(true).await
+    }
+
+    /// A receiver that answers every export and keeps nothing: [`OtlpReceiver::spans`] and
+    /// [`OtlpReceiver::raw`] stay empty.
+    pub async fn sink() -> Self {
+        Self::serve(false).await
+    }
+
+    async fn serve(keep: bool) -> Self {
+        let received = Arc::new(Mutex::new(Received {
+            keep,
+            ..Received::default()
+        }));
         let app = Router::new()
             .route("/v1/traces", post(export))
             .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind OTLP receiver");
+        let addr = listener.local_addr().expect("receiver addr");
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         Self { addr, received }
     }
@@ -142,26 +165,25 @@ impl OtlpReceiver {
         self.received.lock().expect("lock").raw.clone()
     }
 
-    /// Waits until a span satisfies `want`.
+    /// Waits (15 s at most) until a span satisfies `want`; `what` names it in the failure.
     pub async fn wait_for(&self, what: &str, want: impl Fn(&ReceivedSpan) -> bool) -> ReceivedSpan {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(span) = self.spans().into_iter().find(|s| want(s)) {
-                return span;
+        let awaited = format!("span {what} received");
+        eventually(&awaited, Duration::from_secs(15), async || {
+            let spans = self.spans();
+            match spans.iter().find(|s| want(s)) {
+                Some(span) => Ok(span.clone()),
+                None => Err(format!("{spans:#?}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "no span {what} arrived; got: {:#?}",
-                self.spans()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 }
 
 /// The `rotel` collector: OTLP gRPC and HTTP in, OTLP/HTTP out to a receiver.
 pub struct Rotel {
     child: Child,
+    /// Holds its pid file.
+    _dir: TempDir,
     /// OTLP/gRPC listener.
     pub grpc: SocketAddr,
     /// OTLP/HTTP listener.
@@ -185,6 +207,10 @@ impl Rotel {
     /// Starts the collector forwarding to `receiver`.
     pub async fn start(receiver: &OtlpReceiver) -> Self {
         let (grpc, http) = (free_addr(), free_addr());
+        let dir = tempfile::Builder::new()
+            .prefix("tollgate-rotel-")
+            .tempdir()
+            .expect("rotel directory");
         let child = Command::new(rotel_bin())
             .arg("start")
             .args(["--otlp-grpc-endpoint", &grpc.to_string()])
@@ -195,20 +221,22 @@ impl Rotel {
                 &format!("http://{}", receiver.addr),
             ])
             .args(["--batch-timeout", "100ms"])
-            .args(["--pid-file", &format!("/tmp/rotel-{}.pid", grpc.port())])
+            .arg("--pid-file")
+            .arg(dir.path().join("rotel.pid"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start rotel");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(grpc).await.is_err()
-            || tokio::net::TcpStream::connect(http).await.is_err()
-        {
-            assert!(Instant::now() < deadline, "rotel did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, grpc, http }
+        let rotel = Self {
+            child,
+            _dir: dir,
+            grpc,
+            http,
+        };
+        wait_listening("rotel (gRPC)", grpc, Duration::from_secs(10)).await;
+        wait_listening("rotel (HTTP)", http, Duration::from_secs(10)).await;
+        rotel
     }
 }
 
