@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use tollgate_plugin_api::config::{self, PluginConfigError};
-use tollgate_plugin_api::secret_source::{Secret, SecretSource};
+use tollgate_plugin_api::secret_source::{ExposeSecret, SecretSource, SecretString};
 use tollgate_plugin_api::{Plugin, PluginError, PluginFactory, RequestCtx, Verdict};
 
 #[derive(Debug, Deserialize)]
@@ -40,7 +40,7 @@ impl std::fmt::Debug for SecretInjection {
         f.debug_struct("SecretInjection")
             .field("name", &self.name)
             .field("header", &self.header)
-            .field("value", &Secret::new(""))
+            .field("value", &SecretString::default())
             .field("remove", &self.remove)
             .finish()
     }
@@ -59,7 +59,7 @@ impl PluginFactory for SecretInjectionFactory {
             )
         })?;
         let secret = cfg.value.load("value")?;
-        let mut value = HeaderValue::try_from(format!("{}{}", cfg.prefix, secret.expose()))
+        let mut value = HeaderValue::try_from(format!("{}{}", cfg.prefix, secret.expose_secret()))
             .map_err(|_| {
                 PluginConfigError::at(
                     "value",
@@ -139,7 +139,7 @@ mod tests {
         let plugin = SecretInjection {
             name: "k".into(),
             header: HeaderName::from_static("x-api-key"),
-            value: HeaderValue::from_str(cfg.value.load("value").unwrap().expose()).unwrap(),
+            value: HeaderValue::from_str(cfg.value.load("value").unwrap().expose_secret()).unwrap(),
             remove: vec![],
         };
         assert!(!format!("{plugin:?}").contains("sk-hidden-value"));

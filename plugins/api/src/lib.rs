@@ -46,5 +46,6 @@ pub use views::{RequestBody, ResponseChunk, ResponseHead};
 pub use async_trait::async_trait;
 pub use bytes;
 pub use http;
+pub use secrecy;
 pub use serde_json;
 pub use toml;
