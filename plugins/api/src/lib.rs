@@ -21,8 +21,6 @@ pub mod request;
 pub mod secret_source;
 pub mod sse;
 pub mod stream_events;
-#[cfg(test)]
-mod test_rng;
 pub mod testing;
 pub mod trace;
 pub mod units;

@@ -131,6 +131,7 @@ impl<K: Send + Sync + 'static> VerifiedTokens<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn claims(exp: Option<u64>) -> Arc<Map<String, Value>> {
         let mut map = Map::new();
@@ -191,5 +192,33 @@ mod tests {
         cache.tokens.run_pending_tasks();
         assert!(cache.tokens.entry_count() <= 64);
         assert!(cache.get("token-255", &keys).is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn every_token_finds_its_own_claims(
+            signatures in prop::collection::hash_set("[A-Za-z0-9_-]{43}", 1..64),
+        ) {
+            let keys = Arc::new(());
+            let cache = VerifiedTokens::with_capacity(0, 128);
+            let tokens: Vec<String> = signatures
+                .iter()
+                .map(|s| format!("eyJhbGciOi.eyJzdWIi.{s}"))
+                .collect();
+            for token in &tokens {
+                let mut map = Map::new();
+                map.insert("token".into(), token.as_str().into());
+                cache.insert(token, &keys, Arc::new(map));
+            }
+            for token in &tokens {
+                let claims = cache.get(token, &keys);
+                prop_assert_eq!(
+                    claims.as_ref().and_then(|c| c.get("token")).and_then(Value::as_str),
+                    Some(token.as_str())
+                );
+            }
+        }
     }
 }
