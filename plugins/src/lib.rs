@@ -8,8 +8,6 @@ pub mod jwt;
 pub mod mcp_rbac;
 pub mod prompt_guard;
 pub mod secret_injection;
-#[cfg(test)]
-mod test_rng;
 pub mod token_ratelimit;
 
 use tollgate_plugin_api::PluginRegistry;

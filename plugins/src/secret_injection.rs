@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use tollgate_plugin_api::config::{self, PluginConfigError};
-use tollgate_plugin_api::secret_source::{Secret, SecretSource};
+use tollgate_plugin_api::secret_source::{ExposeSecret, SecretSource, SecretString};
 use tollgate_plugin_api::{Plugin, PluginError, PluginFactory, RequestCtx, Verdict};
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +41,7 @@ impl std::fmt::Debug for SecretInjection {
         f.debug_struct("SecretInjection")
             .field("name", &self.name)
             .field("header", &self.header)
-            .field("value", &Secret::new(""))
+            .field("value", &SecretString::default())
             .field("remove", &self.remove)
             .finish_non_exhaustive()
     }
@@ -60,7 +60,7 @@ impl PluginFactory for SecretInjectionFactory {
             )
         })?;
         let secret = cfg.value.load("value")?;
-        let mut value = HeaderValue::try_from(format!("{}{}", cfg.prefix, secret.expose()))
+        let mut value = HeaderValue::try_from(format!("{}{}", cfg.prefix, secret.expose_secret()))
             .map_err(|_| {
                 PluginConfigError::at(
                     "value",
@@ -145,7 +145,7 @@ mod tests {
         let plugin = SecretInjection {
             name: "k".into(),
             header: HeaderName::from_static("x-api-key"),
-            value: HeaderValue::from_str(cfg.value.load("value").unwrap().expose()).unwrap(),
+            value: HeaderValue::from_str(cfg.value.load("value").unwrap().expose_secret()).unwrap(),
             remove: vec![],
             files: vec![],
         };

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::{DemoUpstreams, EchoOptions};
 use crate::gateway::{Gateway, ServeOptions};
 
@@ -18,11 +20,11 @@ const DEMO_JWT_ENV: &str = "TOLLGATE_DEMO_JWT_SECRET";
 
 /// Runs the demo until the process is stopped.
 pub fn run(gateway: &Gateway, listen: &str, admin: &str) -> ExitCode {
-    let provider_key = format!("demo-provider-{:x}", random_u64());
-    let jwt_secret = format!("demo-jwt-{:x}{:x}", random_u64(), random_u64());
+    let provider_key = SecretString::from(format!("demo-provider-{:x}", random_u64()));
+    let jwt_secret = SecretString::from(format!("demo-jwt-{:x}{:x}", random_u64(), random_u64()));
     // Set before any thread of ours starts; the demo config reads them at load.
-    std::env::set_var(DEMO_KEY_ENV, &provider_key);
-    std::env::set_var(DEMO_JWT_ENV, &jwt_secret);
+    std::env::set_var(DEMO_KEY_ENV, provider_key.expose_secret());
+    std::env::set_var(DEMO_JWT_ENV, jwt_secret.expose_secret());
     let echo = EchoOptions {
         event_delay: std::time::Duration::from_millis(50),
         expected_api_key: Some(provider_key),
@@ -78,7 +80,7 @@ pub fn run(gateway: &Gateway, listen: &str, admin: &str) -> ExitCode {
 fn demo_token(
     subject: &str,
     group: &str,
-    secret: &str,
+    secret: &SecretString,
 ) -> Result<String, crate::token::TokenError> {
     let request = crate::token::TokenRequest {
         subject: subject.into(),
@@ -88,7 +90,11 @@ fn demo_token(
         claims: vec![("groups".into(), group.into())],
         kid: None,
     };
-    crate::token::mint(&request, jsonwebtoken::Algorithm::HS256, secret.as_bytes())
+    crate::token::mint(
+        &request,
+        jsonwebtoken::Algorithm::HS256,
+        secret.expose_secret().as_bytes(),
+    )
 }
 
 /// Unpredictable enough for throwaway demo secrets (no `rand` dependency for this alone).

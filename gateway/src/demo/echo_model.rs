@@ -2,7 +2,6 @@
 //! streaming it word by word when asked (`"stream": true`), with the real event sequence and usage.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,31 +13,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 /// Model id the echo model reports in `/v1/models`.
 pub const ECHO_MODEL_ID: &str = "tollgate-echo-1";
 
 /// Behaviour of the echo model.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct EchoOptions {
     /// Pause between streamed SSE events.
     pub event_delay: Duration,
     /// When set, `/v1/*` requests must carry exactly this `x-api-key` and no `authorization`
     /// header (proves that the gateway injected its key and removed the client's).
-    pub expected_api_key: Option<String>,
-}
-
-impl fmt::Debug for EchoOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EchoOptions")
-            .field("event_delay", &self.event_delay)
-            .field(
-                "expected_api_key",
-                &self.expected_api_key.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
+    pub expected_api_key: Option<SecretString>,
 }
 
 struct EchoState {
@@ -100,7 +88,7 @@ fn authorized(state: &EchoState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    if key != Some(expected.as_str()) || headers.contains_key("authorization") {
+    if key != Some(expected.expose_secret()) || headers.contains_key("authorization") {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",

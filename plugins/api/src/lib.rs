@@ -24,8 +24,6 @@ pub mod request;
 pub mod secret_source;
 pub mod sse;
 pub mod stream_events;
-#[cfg(test)]
-mod test_rng;
 pub mod testing;
 pub mod trace;
 pub mod units;
@@ -51,5 +49,6 @@ pub use views::{RequestBody, ResponseChunk, ResponseHead};
 pub use async_trait::async_trait;
 pub use bytes;
 pub use http;
+pub use secrecy;
 pub use serde_json;
 pub use toml;

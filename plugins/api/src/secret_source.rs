@@ -1,9 +1,13 @@
 //! Secrets read from the environment or a file (e.g. a mounted Kubernetes Secret), kept out of
 //! every `Debug` and `Display` output.
-
-use std::fmt;
+//!
+//! A loaded secret is a [`SecretString`]: its `Debug` is redacted, it has no `Display`, and its
+//! memory is zeroed when dropped. Read it with [`ExposeSecret::expose_secret`] only where it is
+//! sent, so that every other use stays visible in review.
 
 use serde::Deserialize;
+
+pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::PluginConfigError;
 
@@ -17,31 +21,9 @@ pub enum SecretSource {
     File(String),
 }
 
-/// A secret value. Its `Debug` shows only its length class, never the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 impl SecretSource {
     /// Reads the secret now. Errors name the variable or file, never the value.
-    pub fn load(&self, key: &str) -> Result<Secret, PluginConfigError> {
+    pub fn load(&self, key: &str) -> Result<SecretString, PluginConfigError> {
         let value = match self {
             SecretSource::Env(var) => std::env::var(var).map_err(|_| {
                 PluginConfigError::at(
@@ -61,7 +43,7 @@ impl SecretSource {
                 format!("the secret from {} is empty", self.describe()),
             ));
         }
-        Ok(Secret(value.to_string()))
+        Ok(SecretString::from(value))
     }
 
     /// The file this secret is read from, if it comes from one (for
@@ -87,7 +69,10 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_value() {
-        let secret = Secret::new("sk-ant-very-secret");
+        let var = "TOLLGATE_TEST_SECRET_DEBUG";
+        std::env::set_var(var, "sk-ant-very-secret");
+        let secret = SecretSource::Env(var.into()).load("value").unwrap();
+        assert_eq!(secret.expose_secret(), "sk-ant-very-secret");
         assert!(!format!("{secret:?}").contains("very-secret"));
     }
 
@@ -96,7 +81,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("tollgate-secret-{}", std::process::id()));
         std::fs::write(&path, "abc\n").unwrap();
         let source = SecretSource::File(path.display().to_string());
-        assert_eq!(source.load("value").unwrap().expose(), "abc");
+        assert_eq!(source.load("value").unwrap().expose_secret(), "abc");
         std::fs::remove_file(path).unwrap();
     }
 

@@ -324,29 +324,29 @@ pub fn offset_in(outer: &str, inner: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::xorshift;
+    use proptest::prelude::*;
 
-    #[test]
-    fn the_scanner_finds_what_a_whole_read_finds_however_the_bytes_arrive() {
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-        for _ in 0..5000 {
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn the_scanner_finds_what_a_whole_read_finds_however_the_bytes_arrive(
             // Line ends of every kind, blank lines, and line ends split across pieces.
-            let len = next(48) as usize;
-            let stream: Vec<u8> = (0..len).map(|_| b"a:\n\r\n\r"[next(6) as usize]).collect();
+            stream in prop::collection::vec(prop::sample::select(b"a:\n\r\n\r".to_vec()), 0..48),
+            pieces in prop::collection::vec(1..=5usize, 48),
+        ) {
             let mut scanner = EventScanner::new();
             let mut buffer = Vec::new();
             let mut at = 0;
-            while at < stream.len() {
-                let piece = (next(5) as usize + 1).min(stream.len() - at);
+            for piece in pieces {
+                if at == stream.len() {
+                    break;
+                }
+                let piece = piece.min(stream.len() - at);
                 buffer.extend_from_slice(&stream[at..at + piece]);
                 at += piece;
                 let complete = scanner.complete_len(&buffer);
-                assert_eq!(
-                    complete,
-                    complete_events_len(&buffer),
-                    "{:?} after {at} bytes",
-                    String::from_utf8_lossy(&stream)
-                );
+                prop_assert_eq!(complete, complete_events_len(&buffer), "after {} bytes", at);
                 buffer.drain(..complete);
             }
         }

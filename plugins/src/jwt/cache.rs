@@ -3,16 +3,15 @@
 //! the gateway; so a token verified once is trusted again — until it expires (the same leeway
 //! as verification), the key set it was verified against is replaced, or a minute has passed.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use moka::policy::{EvictionPolicy, Expiry};
+use moka::sync::Cache;
 use serde_json::{Map, Value};
 
-const SHARDS: usize = 16;
-const PER_SHARD: usize = 1024;
+/// Most tokens remembered at once.
+const CAPACITY: u64 = 16 * 1024;
 /// Longest a verification is reused, whatever the token's own lifetime.
 const MAX_AGE: Duration = Duration::from_secs(60);
 
@@ -22,16 +21,53 @@ struct Entry<K> {
     valid_until: Option<u64>,
     /// The key set that verified it (held, so its address cannot be reused by a new set).
     keys: Arc<K>,
-    cached_at: Instant,
+}
+
+/// An entry lives until the token expires or `MAX_AGE` has passed, whichever comes first.
+struct UntilExpiry;
+
+impl UntilExpiry {
+    fn lifetime<K>(entry: &Entry<K>) -> Duration {
+        // Whole seconds: `get` checks `exp` to the second, this only bounds memory.
+        entry.valid_until.map_or(MAX_AGE, |until| {
+            let left = until.saturating_add(1).saturating_sub(unix_now());
+            MAX_AGE.min(Duration::from_secs(left))
+        })
+    }
+}
+
+impl<K> Expiry<Box<str>, Arc<Entry<K>>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &Box<str>,
+        entry: &Arc<Entry<K>>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Self::lifetime(entry))
+    }
+
+    fn expire_after_update(
+        &self,
+        _token: &Box<str>,
+        entry: &Arc<Entry<K>>,
+        _updated_at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        // A token verified again (e.g. against a new key set) starts afresh.
+        Some(Self::lifetime(entry))
+    }
 }
 
 /// Verified tokens by token text (kept in memory only; never logged or printed).
 pub struct VerifiedTokens<K> {
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<Box<str>, Entry<K>>>>,
+    // Keyed by the whole token and hashed with a per-process random key (moka's default
+    // hasher), so that no one can send tokens that collide. Least recently used tokens make
+    // room: a newly verified token is always remembered, as an agent's next request needs it.
+    tokens: Cache<Box<str>, Arc<Entry<K>>>,
     leeway_secs: u64,
 }
 
+// Hand-written: the cache's own `Debug` lists its entries, tokens included.
 impl<K> std::fmt::Debug for VerifiedTokens<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifiedTokens").finish_non_exhaustive()
@@ -44,37 +80,33 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl<K> VerifiedTokens<K> {
+impl<K: Send + Sync + 'static> VerifiedTokens<K> {
     /// An empty cache honouring `leeway_secs` past `exp`.
     pub fn new(leeway_secs: u64) -> Self {
+        Self::with_capacity(leeway_secs, CAPACITY)
+    }
+
+    fn with_capacity(leeway_secs: u64, capacity: u64) -> Self {
         Self {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            tokens: Cache::builder()
+                .max_capacity(capacity)
+                .eviction_policy(EvictionPolicy::lru())
+                .expire_after(UntilExpiry)
+                .build(),
             leeway_secs,
         }
     }
 
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Entry<K>>> {
-        // The shard only spreads lock contention (the map inside hashes the whole token with its
-        // own keyed hasher): a keyed hash of the token's last 8 bytes, its signature's base64,
-        // spreads the tokens an issuer signs as well, and costs far less than hashing a token of
-        // a kilobyte or more twice. Keyed, so that no one can send tokens that all land on one
-        // shard.
-        let tail = token.as_bytes().rchunks(8).next().unwrap_or_default();
-        &self.shards[self.hasher.hash_one(tail) as usize % SHARDS]
-    }
-
     /// The claims of `token` if it was verified against the key set `keys` and is still valid.
     pub fn get(&self, token: &str, keys: &Arc<K>) -> Option<Arc<Map<String, Value>>> {
-        let mut shard = self.shard(token).lock().ok()?;
-        let entry = shard.get(token)?;
+        let entry = self.tokens.get(token)?;
+        // The expiry policy evicts by whole seconds; `exp` itself is checked here.
         let fresh = Arc::ptr_eq(&entry.keys, keys)
-            && entry.cached_at.elapsed() < MAX_AGE
             && entry.valid_until.is_none_or(|until| unix_now() <= until);
         if fresh {
             Some(entry.claims.clone())
         } else {
-            shard.remove(token);
+            self.tokens.invalidate(token);
             None
         }
     }
@@ -85,26 +117,13 @@ impl<K> VerifiedTokens<K> {
             .get("exp")
             .and_then(Value::as_u64)
             .map(|exp| exp.saturating_add(self.leeway_secs));
-        let Ok(mut shard) = self.shard(token).lock() else {
-            return;
-        };
-        if shard.len() >= PER_SHARD {
-            let now = unix_now();
-            shard.retain(|_, e| {
-                e.cached_at.elapsed() < MAX_AGE && e.valid_until.is_none_or(|u| now <= u)
-            });
-            if shard.len() >= PER_SHARD {
-                shard.clear();
-            }
-        }
-        shard.insert(
+        self.tokens.insert(
             token.into(),
-            Entry {
+            Arc::new(Entry {
                 claims,
                 valid_until,
                 keys: keys.clone(),
-                cached_at: Instant::now(),
-            },
+            }),
         );
     }
 }
@@ -112,6 +131,7 @@ impl<K> VerifiedTokens<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn claims(exp: Option<u64>) -> Arc<Map<String, Value>> {
         let mut map = Map::new();
@@ -142,40 +162,63 @@ mod tests {
     }
 
     #[test]
-    fn full_shards_make_room() {
+    fn lifetime_is_the_token_s_or_a_minute() {
         let keys = Arc::new(());
-        let cache = VerifiedTokens::new(0);
-        for i in 0..(SHARDS * PER_SHARD * 2) {
-            cache.insert(&format!("token-{i}"), &keys, claims(None));
-        }
-        let total: usize = cache.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(total <= SHARDS * PER_SHARD);
-        let last = format!("token-{}", SHARDS * PER_SHARD * 2 - 1);
-        assert!(cache.get(&last, &keys).is_some());
+        let entry = |valid_until| Entry {
+            claims: claims(None),
+            valid_until,
+            keys: keys.clone(),
+        };
+        assert_eq!(UntilExpiry::lifetime(&entry(None)), MAX_AGE);
+        assert_eq!(
+            UntilExpiry::lifetime(&entry(Some(unix_now() + 3600))),
+            MAX_AGE
+        );
+        let soon = UntilExpiry::lifetime(&entry(Some(unix_now() + 10)));
+        assert!((Duration::from_secs(10)..=Duration::from_secs(11)).contains(&soon));
+        assert_eq!(
+            UntilExpiry::lifetime(&entry(Some(unix_now() - 5))),
+            Duration::ZERO
+        );
     }
 
     #[test]
-    fn tokens_spread_over_the_shards_by_their_signature() {
+    fn a_full_cache_makes_room_for_the_newest() {
         let keys = Arc::new(());
-        let cache = VerifiedTokens::new(0);
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut below = crate::test_rng::xorshift(7);
-        for _ in 0..256 {
-            let signature: String = (0..43)
-                .map(|_| char::from(alphabet[below(alphabet.len() as u64) as usize]))
-                .collect();
-            cache.insert(
-                &format!("eyJhbGciOi.eyJzdWIi.{signature}"),
-                &keys,
-                claims(None),
-            );
+        let cache = VerifiedTokens::with_capacity(0, 64);
+        for i in 0..256 {
+            cache.insert(&format!("token-{i}"), &keys, claims(None));
         }
-        let sizes: Vec<usize> = cache
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap().len())
-            .collect();
-        assert_eq!(sizes.iter().sum::<usize>(), 256);
-        assert!(sizes.iter().all(|&n| (4..=40).contains(&n)), "{sizes:?}");
+        cache.tokens.run_pending_tasks();
+        assert!(cache.tokens.entry_count() <= 64);
+        assert!(cache.get("token-255", &keys).is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn every_token_finds_its_own_claims(
+            signatures in prop::collection::hash_set("[A-Za-z0-9_-]{43}", 1..64),
+        ) {
+            let keys = Arc::new(());
+            let cache = VerifiedTokens::with_capacity(0, 128);
+            let tokens: Vec<String> = signatures
+                .iter()
+                .map(|s| format!("eyJhbGciOi.eyJzdWIi.{s}"))
+                .collect();
+            for token in &tokens {
+                let mut map = Map::new();
+                map.insert("token".into(), token.as_str().into());
+                cache.insert(token, &keys, Arc::new(map));
+            }
+            for token in &tokens {
+                let claims = cache.get(token, &keys);
+                prop_assert_eq!(
+                    claims.as_ref().and_then(|c| c.get("token")).and_then(Value::as_str),
+                    Some(token.as_str())
+                );
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use config::{JwtConfig, Mode, ResourceMetadataConfig};
 use keys::KeySet;
 use provider::{KeyProvider, RemoteJwks};
 use tollgate_plugin_api::config::{parse, PluginConfigError};
-use tollgate_plugin_api::secret_source::SecretSource;
+use tollgate_plugin_api::secret_source::{ExposeSecret, SecretSource};
 use tollgate_plugin_api::{
     Identity, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestCtx, RouteKind,
     Verdict,
@@ -61,6 +61,12 @@ pub struct JwtFactory;
 
 impl PluginFactory for JwtFactory {
     fn build(&self, name: &str, table: &toml::Table) -> Result<Arc<dyn Plugin>, PluginConfigError> {
+        Ok(Arc::new(Jwt::from_table(name, table)?))
+    }
+}
+
+impl Jwt {
+    fn from_table(name: &str, table: &toml::Table) -> Result<Self, PluginConfigError> {
         let cfg: JwtConfig = parse(table)?;
         let keys = build_keys(&cfg)?;
         let files = key_files(&cfg);
@@ -100,7 +106,7 @@ impl PluginFactory for JwtFactory {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Arc::new(Jwt {
+        Ok(Jwt {
             verified: VerifiedTokens::new(leeway),
             name: name.to_string(),
             keys,
@@ -112,7 +118,7 @@ impl PluginFactory for JwtFactory {
             forward_token: cfg.forward_token,
             resource: cfg.resource_metadata,
             files,
-        }))
+        })
     }
 }
 
@@ -144,12 +150,12 @@ fn build_keys(cfg: &JwtConfig) -> Result<KeyProvider, PluginConfigError> {
     }
     if let Some(secret) = &cfg.secret {
         return Ok(KeyProvider::Static(Arc::new(KeySet::from_secret(
-            secret.load("secret")?.expose().as_bytes(),
+            secret.load("secret")?.expose_secret().as_bytes(),
         ))));
     }
     if let Some(pem) = &cfg.public_key {
         let pem = pem.load("public_key")?;
-        let keys = KeySet::from_pem(pem.expose(), None)
+        let keys = KeySet::from_pem(pem.expose_secret(), None)
             .map_err(|e| PluginConfigError::at("public_key", e))?;
         return Ok(KeyProvider::Static(Arc::new(keys)));
     }
@@ -459,5 +465,14 @@ mod tests {
         )
         .unwrap();
         assert!(plugin.watched_files().is_empty());
+    }
+
+    #[test]
+    fn debug_hides_the_hmac_secret() {
+        std::env::set_var("TOLLGATE_TEST_JWT_DEBUG", "hmac-very-secret-0123456789");
+        let table: toml::Table =
+            toml::from_str("secret = { env = \"TOLLGATE_TEST_JWT_DEBUG\" }").unwrap();
+        let jwt = Jwt::from_table("auth", &table).unwrap();
+        assert!(!format!("{jwt:?}").contains("very-secret"));
     }
 }

@@ -247,7 +247,9 @@ fn plausible_ssn(found: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::xorshift;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
 
     fn detect(name: &str, text: &str) -> bool {
         Detector::builtin(name).unwrap().found_in(text)
@@ -323,70 +325,91 @@ mod tests {
         assert!(Detector::builtin("nope").is_err());
     }
 
-    #[test]
-    fn the_card_precheck_never_hides_a_match() {
-        let full = Detector::builtin("credit_card").unwrap();
-        let unchecked = Detector {
-            precheck: None,
-            ..full.clone()
-        };
-        let pieces = [
+    /// Twelve pieces of digits, separators, letters and other scripts' digits.
+    fn pieces() -> impl Strategy<Value = String> {
+        const PIECES: &[&str] = &[
             "4111", "1111", "1", "42", " ", "-", "  ", "x", "\u{663}", "\u{e9}", "5", "0000",
         ];
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
-        let mut found = 0;
-        for _ in 0..20_000 {
-            let mut text = String::new();
-            for _ in 0..12 {
-                text.push_str(pieces[next(pieces.len() as u64) as usize]);
-            }
-            if unchecked.found_in(&text) {
-                found += 1;
-                assert!(full.found_in(&text), "{text:?}");
-            }
+        prop::collection::vec(prop::sample::select(PIECES), 12).prop_map(|p| p.concat())
+    }
+
+    /// 13 to 19 digits, each pair separated by at most one space or dash, some digits from other
+    /// scripts: the spreads the window bounds were worked out for.
+    fn widest() -> impl Strategy<Value = String> {
+        let digit = (0..4u8, any::<bool>(), 0..3u8, any::<bool>(), 0..10u8);
+        (
+            prop::bool::weighted(1.0 / 3.0),
+            prop::collection::vec(digit, 13..=19),
+        )
+            .prop_map(|(other_scripts, digits)| {
+                let mut text = String::from("ref ");
+                for (i, (gap, space, script, arabic, value)) in digits.into_iter().enumerate() {
+                    if i > 0 && gap != 0 {
+                        text.push(if space { ' ' } else { '-' });
+                    }
+                    if other_scripts && script == 0 {
+                        text.push(if arabic { '\u{663}' } else { '\u{1d7ce}' });
+                    } else {
+                        text.push(char::from(b'0' + value));
+                    }
+                }
+                text.push_str(" end");
+                text
+            })
+    }
+
+    /// The card detector with and without its precheck, built once for all cases.
+    fn card_detectors() -> &'static (Detector, Detector) {
+        static DETECTORS: std::sync::OnceLock<(Detector, Detector)> = std::sync::OnceLock::new();
+        DETECTORS.get_or_init(|| {
+            let full = Detector::builtin("credit_card").unwrap();
+            let unchecked = Detector {
+                precheck: None,
+                ..full.clone()
+            };
+            (full, unchecked)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn the_card_precheck_never_hides_a_match(text in pieces()) {
+            let (full, unchecked) = card_detectors();
+            prop_assert!(!unchecked.found_in(&text) || full.found_in(&text));
         }
-        assert!(
-            found > 100,
-            "the generator makes card numbers too ({found})"
-        );
+
+        #[test]
+        fn the_card_precheck_holds_for_the_widest_matches(text in widest()) {
+            let (full, unchecked) = card_detectors();
+            prop_assert!(!unchecked.found_in(&text) || full.found_in(&text));
+        }
     }
 
     #[test]
-    fn the_card_precheck_holds_for_the_widest_matches() {
-        // 13 to 19 digits, each pair separated by at most one space or dash, some digits from
-        // other scripts: the spreads the window bounds were worked out for.
-        let full = Detector::builtin("credit_card").unwrap();
-        let unchecked = Detector {
-            precheck: None,
-            ..full.clone()
+    fn the_generators_make_card_numbers() {
+        // A property over texts without a card number would hold trivially.
+        let mut runner = TestRunner::deterministic();
+        let mut sample = |strategy: BoxedStrategy<String>| {
+            (0..1000)
+                .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+                .collect::<Vec<_>>()
         };
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-        let (mut found, mut ascii_found, mut wide_found) = (0, 0, 0);
-        for _ in 0..30_000 {
-            let digits = 13 + next(7);
-            let other_scripts = next(3) == 0;
-            let mut text = String::from("ref ");
-            for i in 0..digits {
-                if i > 0 && next(4) != 0 {
-                    text.push(if next(2) == 0 { ' ' } else { '-' });
-                }
-                if other_scripts && next(3) == 0 {
-                    text.push(if next(2) == 0 { '\u{663}' } else { '\u{1d7ce}' });
-                } else {
-                    text.push(char::from(b'0' + next(10) as u8));
-                }
-            }
-            text.push_str(" end");
-            if unchecked.found_in(&text) {
-                found += 1;
-                ascii_found += usize::from(text.is_ascii());
-                wide_found += usize::from(!text.is_ascii());
-                assert!(full.found_in(&text), "{text:?}");
-            }
-        }
+        let (_, unchecked) = card_detectors();
+        let found = sample(pieces().boxed())
+            .iter()
+            .filter(|t| unchecked.found_in(t))
+            .count();
+        let widest: Vec<String> = sample(widest().boxed())
+            .into_iter()
+            .filter(|t| unchecked.found_in(t))
+            .collect();
+        let ascii = widest.iter().filter(|t| t.is_ascii()).count();
+        let wide = widest.len() - ascii;
         assert!(
-            ascii_found > 500 && wide_found > 10,
-            "the generator makes both kinds ({found}: {ascii_found} ASCII, {wide_found} other)"
+            found > 2 && ascii > 20 && wide > 0,
+            "{found} from pieces; {ascii} ASCII and {wide} other from the widest"
         );
     }
 

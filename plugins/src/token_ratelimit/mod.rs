@@ -22,6 +22,7 @@ use redis_store::RedisBuckets;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tollgate_plugin_api::config::{parse, PluginConfigError};
+use tollgate_plugin_api::secret_source::{ExposeSecret, SecretString};
 use tollgate_plugin_api::units::DurationStr;
 use tollgate_plugin_api::RouteKind;
 use tollgate_plugin_api::{
@@ -53,7 +54,8 @@ struct RateLimitConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoreConfig {
-    redis: String,
+    /// May hold a password (`redis://:pw@host`).
+    redis: SecretString,
 }
 
 /// Where the buckets live.
@@ -233,7 +235,7 @@ impl PluginFactory for TokenRateLimitFactory {
                 let timeout = cfg
                     .store_timeout
                     .map_or(Duration::from_millis(250), |d| d.0);
-                let buckets = RedisBuckets::new(&store.redis, name, limits, timeout)
+                let buckets = RedisBuckets::new(store.redis.expose_secret(), name, limits, timeout)
                     .map_err(|e| PluginConfigError::at("store", e))?;
                 Store::Redis(Box::new(buckets))
             }
@@ -425,5 +427,21 @@ impl Plugin for TokenRateLimit {
                 tracing::debug!(plugin = %self.name, %error, "could not settle a reservation");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_redis_password() {
+        let table: toml::Table = toml::from_str(
+            "max_tokens = 10\nrefill_tokens = 1\nrefill_interval = \"1s\"\n\
+             store = { redis = \"redis://:hunter2-secret@127.0.0.1:1\" }",
+        )
+        .unwrap();
+        let cfg: RateLimitConfig = parse(&table).unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 }
