@@ -10,7 +10,7 @@ use super::anthropic;
 use super::sse::SseFramer;
 
 /// Non-streamed JSON bodies larger than this are not inspected for usage.
-const MAX_JSON_BODY: usize = 8 << 20;
+use tollgate_plugin_api::limits::MAX_HELD_ANSWER as MAX_JSON_BODY;
 
 /// What the observer does with the body.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use tollgate_plugin_api::sse::EventScanner;
 use tollgate_plugin_api::stream_events::{observe_events, EventView, StreamEvents};
 
 /// Longest event kept for inspection; the rest of a longer one is skipped, not forwarded late.
-const MAX_EVENT_BYTES: usize = 1 << 20;
+use tollgate_plugin_api::limits::MAX_HELD_EVENT as MAX_EVENT_BYTES;
 
 /// Splits a byte stream into SSE events across arbitrary chunk boundaries.
 #[derive(Debug, Default)]

@@ -16,6 +16,7 @@ mod header_edits;
 #[doc(hidden)]
 pub mod host;
 pub mod json_answer;
+pub mod limits;
 pub mod mcp_method;
 pub mod name_pattern;
 mod plugin;

@@ -24,10 +24,9 @@ pub struct PendingList {
     pub target: Target,
 }
 
-/// Most bytes held to filter a list answer: a whole JSON body, or one SSE event. Tool catalogs
-/// with their input schemas run to a few hundred kilobytes; an upstream that sends more is not
-/// allowed to grow the gateway's memory without a bound.
-pub const MAX_HELD_ANSWER: usize = 8 << 20;
+/// Most bytes held to filter a list answer: a whole JSON body, or one SSE event (tool catalogs
+/// with their input schemas run to a few hundred kilobytes).
+pub use tollgate_plugin_api::limits::MAX_HELD_ANSWER;
 
 /// The reason of the error that replaces an answer too long to filter.
 pub const TOO_LONG_REASON: &str = "rbac.list_too_long";

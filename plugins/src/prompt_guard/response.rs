@@ -44,13 +44,7 @@ pub const ANSWER_UNREADABLE: &str = "guard.answer_unreadable";
 /// Warning reason of a stream stopped at an event too long to check.
 pub const EVENT_TOO_LONG: &str = "guard.event_too_long";
 
-/// Longest incomplete event a stream may hold back while its end is awaited. A longer one cannot
-/// be checked without holding it whole: the stream is stopped with an error event instead.
-pub const MAX_HELD_EVENT: usize = 1 << 20;
-
-/// Longest JSON answer held to be checked whole. `max_tokens` keeps real answers far below it
-/// (a whole 128k-token answer is about 1 MB of JSON).
-pub const MAX_HELD_ANSWER: usize = 8 << 20;
+pub use tollgate_plugin_api::limits::{MAX_HELD_ANSWER, MAX_HELD_EVENT};
 
 /// The Anthropic error `type` of the answers the guard stops: the API's own failure type, the
 /// head (200) having gone out already.
