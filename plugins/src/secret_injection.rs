@@ -154,15 +154,15 @@ mod tests {
 
     #[test]
     fn watches_the_secret_file_only() {
-        let path = std::env::temp_dir().join(format!("tollgate-inject-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("injected-secret");
         std::fs::write(&path, "sk-file\n").unwrap();
         let plugin = build(&format!(
             "header = \"x-api-key\"\nvalue = {{ file = \"{}\" }}",
             path.display()
         ))
         .unwrap();
-        assert_eq!(plugin.watched_files(), vec![path.clone()]);
-        std::fs::remove_file(path).unwrap();
+        assert_eq!(plugin.watched_files(), vec![path]);
         std::env::set_var("TOLLGATE_TEST_INJECTED_ENV", "sk-env");
         let plugin =
             build("header = \"x-api-key\"\nvalue = { env = \"TOLLGATE_TEST_INJECTED_ENV\" }")

@@ -78,11 +78,11 @@ mod tests {
 
     #[test]
     fn file_source_drops_trailing_newline() {
-        let path = std::env::temp_dir().join(format!("tollgate-secret-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
         std::fs::write(&path, "abc\n").unwrap();
         let source = SecretSource::File(path.display().to_string());
         assert_eq!(source.load("value").unwrap().expose_secret(), "abc");
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -443,7 +443,8 @@ mod tests {
 
     #[test]
     fn watches_the_key_file_it_read() {
-        let path = std::env::temp_dir().join(format!("tollgate-jwt-secret-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt-secret");
         std::fs::write(&path, "an-hmac-secret\n").unwrap();
         let plugin = build_plugin(
             &JwtFactory,
@@ -451,8 +452,7 @@ mod tests {
             &format!("secret = {{ file = \"{}\" }}", path.display()),
         )
         .unwrap();
-        assert_eq!(plugin.watched_files(), vec![path.clone()]);
-        std::fs::remove_file(path).unwrap();
+        assert_eq!(plugin.watched_files(), vec![path]);
     }
 
     #[test]
