@@ -6,6 +6,10 @@
 --   is given the next slot of a schedule N per second with delay(); a connection whose answer
 --   comes late sends late (wrk has no coordinated-omission correction, unlike wrk2), so at a rate
 --   the target cannot keep up with the achieved rate drops below N and latencies are too kind.
+-- BENCH_REQUESTS=N (callgrind.sh, with -t 1): send exactly N requests and stop after their N
+--   answers instead of at the end of -d: a count, not a duration, so that every run under
+--   callgrind does the same work however fast the machine is. A connection that would send the
+--   (N+1)-th request is parked instead, so nothing is left in flight for the target to finish.
 -- done(): prints one machine-readable line (latencies in microseconds) with p99.9, which wrk's
 --   own --latency output lacks.
 
@@ -49,6 +53,36 @@ if rate and rate > 0 then
     local wait = next_at - now
     next_at = next_at + interval
     return math.floor(wait)
+  end
+end
+
+local limit = tonumber(os.getenv("BENCH_REQUESTS") or "")
+if limit and limit > 0 then
+  local ffi = require("ffi")
+  ffi.cdef([[
+    int getpid(void);
+    int kill(int pid, int sig);
+  ]])
+  local sent, answered = 0, 0
+  local paced = delay -- BENCH_RATE's schedule, if any
+
+  -- wrk calls delay() once before each request it sends.
+  function delay()
+    sent = sent + 1
+    if sent > limit then
+      return 3600 * 1000 -- parked until the thread stops
+    end
+    return paced and paced() or 0
+  end
+
+  function response(status, headers, body)
+    answered = answered + 1
+    if answered == limit then
+      wrk.thread:stop()
+      -- wrk's main thread sleeps for the whole -d; its SIGINT handler ends that sleep, and a
+      -- signal sent to the process goes to the main thread, which does not block it.
+      ffi.C.kill(ffi.C.getpid(), 2)
+    end
   end
 end
 
