@@ -1,60 +1,50 @@
 //! The first stage of every request: the well-known documents, routing, the plugins' view of
-//! the request, the declared body size, and the plugins' head phase.
+//! the request, and the declared body size.
 
 use std::sync::Arc;
 
 use http::header::CONTENT_LENGTH;
-use http::StatusCode;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
-use pingora::Result;
 use tollgate_plugin_api::host::facts_mut;
 use tollgate_plugin_api::trace::TraceCtx;
 use tollgate_plugin_api::RequestCtx;
 
 use super::context::ProxyCtx;
 use super::error::GatewayError;
-use super::{chain, respond, well_known};
+use super::well_known;
 use crate::config::RuntimeConfig;
 use crate::routing::{NoRoute, Route};
 
-/// Routes the request and runs the head phase. `None` when the request has been answered here
-/// (a well-known document, or a refusal).
-pub(super) async fn admit(
-    session: &mut Session,
-    ctx: &mut ProxyCtx,
-    config: &RuntimeConfig,
-) -> Result<Option<Arc<Route>>> {
+/// What the first look at a request decided.
+pub(super) enum Admission {
+    /// A well-known document answers it.
+    WellKnown(serde_json::Value),
+    /// The gateway refuses it.
+    Refused(GatewayError),
+    /// Routed: `ctx` holds the route and the plugins' view of the request; the head phase is
+    /// next.
+    Routed(Arc<Route>),
+}
+
+/// Routes the request and builds the plugins' view of it. Synchronous: the caller answers what
+/// it decided, so no future of this stage sits between Pingora's and the answer's.
+pub(super) fn admit(session: &Session, ctx: &mut ProxyCtx, config: &RuntimeConfig) -> Admission {
     if let Some(doc) = well_known::protected_resource(config, session.req_header()) {
-        respond::send_json(session, StatusCode::OK, &doc).await?;
-        ctx.status = 200;
-        return Ok(None);
+        return Admission::WellKnown(doc);
     }
     let route = match find_route(config, session.req_header()) {
         Ok(route) => route,
-        Err(error) => {
-            respond::refuse(session, ctx, &error).await?;
-            return Ok(None);
-        }
+        Err(error) => return Admission::Refused(error),
     };
-    let mut cx = request_ctx(session, &route, ctx);
+    ctx.cx = Some(request_ctx(session, &route, ctx));
     ctx.route = Some(route.clone());
-
-    if let Some(len) = declared_length(session.req_header()) {
-        if len > route.max_body {
-            ctx.cx = Some(cx);
-            respond::refuse_too_large(session, ctx, route.max_body).await?;
-            return Ok(None);
-        }
+    if declared_length(session.req_header()).is_some_and(|len| len > route.max_body) {
+        return Admission::Refused(GatewayError::TooLarge {
+            limit: Some(route.max_body),
+        });
     }
-
-    let stopped = chain::on_request(&route, &mut cx).await.err();
-    ctx.cx = Some(cx);
-    if let Some(stop) = stopped {
-        respond::refuse_for_plugin(session, ctx, stop).await?;
-        return Ok(None);
-    }
-    Ok(Some(route))
+    Admission::Routed(route)
 }
 
 /// The route for the request, or why there is none.

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::StatusCode;
 use opentelemetry::KeyValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -37,6 +38,7 @@ use crate::telemetry::audit::{self, AuditFacts};
 use crate::telemetry::semconv;
 use crate::telemetry::traces::{self, Tracing};
 use crate::telemetry::{AuditLog, ExchangeReport, Metrics};
+use admit::Admission;
 use connector::UpstreamConnector;
 use context::ProxyCtx;
 use error::GatewayError;
@@ -90,9 +92,30 @@ impl ProxyHttp for TollgateProxy {
         }
         let config = self.config.load();
         ctx.audit_bodies = config.telemetry.audit_bodies && self.audit.enabled();
-        let Some(route) = admit::admit(session, ctx, &config).await? else {
-            return Ok(true);
+        let route = match admit::admit(session, ctx, &config) {
+            Admission::Routed(route) => route,
+            Admission::WellKnown(doc) => {
+                respond::send_json(session, StatusCode::OK, &doc).await?;
+                ctx.status = 200;
+                return Ok(true);
+            }
+            Admission::Refused(GatewayError::TooLarge { limit: Some(limit) }) => {
+                respond::refuse_too_large(session, ctx, limit).await?;
+                return Ok(true);
+            }
+            Admission::Refused(error) => {
+                respond::refuse(session, ctx, &error).await?;
+                return Ok(true);
+            }
         };
+        let stopped = match ctx.cx.as_mut() {
+            Some(cx) => chain::on_request(&route, cx).await.err(),
+            None => None,
+        };
+        if let Some(stop) = stopped {
+            respond::refuse_for_plugin(session, ctx, stop).await?;
+            return Ok(true);
+        }
         if route.info.kind == RouteKind::Http {
             return Ok(false);
         }
