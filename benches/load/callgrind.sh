@@ -104,18 +104,8 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------
 # Binaries
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "building tollgate and bench_upstream (release)"
-  (cd "$ROOT" && cargo build --release -p tollgate --bin tollgate --example bench_upstream) ||
-    die "cargo build failed"
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[ -x "$TARGET_DIR/release/tollgate" ] && [ -x "$TARGET_DIR/release/examples/bench_upstream" ] ||
-  die "binaries missing in $TARGET_DIR/release"
-# Copies, so that a rebuild during the run (another checkout, same target dir) cannot swap them.
-mkdir -p "$WORK/bin"
-cp "$TARGET_DIR/release/tollgate" "$TARGET_DIR/release/examples/bench_upstream" "$WORK/bin/"
-TOLLGATE="$WORK/bin/tollgate"
+. "$HERE/tollgate-config.sh"
+bench_binaries
 
 # ---------------------------------------------------------------------------------------------
 # Processes
@@ -214,7 +204,6 @@ JWT=$(BENCH_JWT_SECRET=$JWT_SECRET "$TOLLGATE" token --secret-env BENCH_JWT_SECR
   die "tollgate token failed"
 
 # tollgate_config FILE LISTEN ADMIN full|nop: run.sh's configurations
-. "$HERE/tollgate-config.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Workloads (the same scripts, bodies and headers as run.sh's gateway targets)

@@ -119,19 +119,8 @@ command -v wrk >/dev/null || die "wrk is required"
 command -v curl >/dev/null || die "curl is required"
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "building tollgate and bench_upstream (release)"
-  (cd "$ROOT" && cargo build --release -p tollgate --bin tollgate --example bench_upstream) ||
-    die "cargo build failed"
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[ -x "$TARGET_DIR/release/tollgate" ] && [ -x "$TARGET_DIR/release/examples/bench_upstream" ] ||
-  die "binaries missing in $TARGET_DIR/release"
-# Copies, so that a rebuild during the run cannot swap them.
-mkdir -p "$WORK/bin"
-cp "$TARGET_DIR/release/tollgate" "$TARGET_DIR/release/examples/bench_upstream" "$WORK/bin/"
-TOLLGATE="$WORK/bin/tollgate"
-UPSTREAM_BIN="$WORK/bin/bench_upstream"
+. "$HERE/tollgate-config.sh"
+bench_binaries
 
 # Peers, each in the cache dir, pinned versions; a failure is recorded and the peer skipped.
 declare -A UNAVAILABLE=()
@@ -299,8 +288,7 @@ JWT=$(BENCH_JWT_SECRET=$JWT_SECRET "$TOLLGATE" token --secret-env BENCH_JWT_SECR
 # ---------------------------------------------------------------------------------------------
 # Target configurations
 
-# tollgate_config FILE LISTEN ADMIN full|nop (shared with callgrind.sh)
-. "$HERE/tollgate-config.sh"
+# tollgate_config FILE LISTEN ADMIN full|nop: tollgate-config.sh (shared with callgrind.sh)
 
 nginx_config() { # DIR PORT
   local dir=$1 port=$2

@@ -1,7 +1,11 @@
 # shellcheck shell=bash
-# tollgate's configurations for the load benchmarks, shared by run.sh and callgrind.sh (sourced,
-# not run), so that the callgrind figures are taken with exactly the configuration that run.sh
-# measures for throughput.
+# tollgate's binaries and configurations for the load benchmarks, shared by run.sh and
+# callgrind.sh (sourced, not run), so that the callgrind figures are taken with exactly the
+# gateway that run.sh measures for throughput.
+#
+# bench_binaries builds (unless SKIP_BUILD=1) the release tollgate and bench_upstream and copies
+# them to $WORK/bin, so that a rebuild during the run (another checkout, same target dir) cannot
+# swap them; it sets TOLLGATE and UPSTREAM_BIN. It reads ROOT and WORK and calls log and die.
 #
 # tollgate_config FILE LISTEN ADMIN full|nop writes one tollgate.toml. It reads the caller's
 # globals: THREADS (worker threads), UP (the bench upstream's base URL, also the OTLP "collector")
@@ -112,4 +116,19 @@ plugins = ["auth", "tools", "guard", "calls", "mcp-key"]
 EOF
     fi
   } >"$file"
+}
+
+bench_binaries() {
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    log "building tollgate and bench_upstream (release)"
+    (cd "$ROOT" && cargo build --release -p tollgate --bin tollgate --example bench_upstream) ||
+      die "cargo build failed"
+  fi
+  local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+  [ -x "$target_dir/release/tollgate" ] && [ -x "$target_dir/release/examples/bench_upstream" ] ||
+    die "binaries missing in $target_dir/release"
+  mkdir -p "$WORK/bin"
+  cp "$target_dir/release/tollgate" "$target_dir/release/examples/bench_upstream" "$WORK/bin/"
+  TOLLGATE="$WORK/bin/tollgate"
+  UPSTREAM_BIN="$WORK/bin/bench_upstream"
 }
