@@ -2,21 +2,17 @@
 //! invalid ones (snapshots under `snapshots/`, reviewed with `cargo insta review` or by reading
 //! the `.snap` files), and route matching on a loaded table.
 
-use std::path::Path;
 use std::time::Duration;
 
 use http::Method;
 use tollgate_plugin_api::RouteKind;
 
-use super::{load_str, ConfigErrors, RuntimeConfig};
+use super::test_support::load_as;
+use super::{ConfigErrors, RuntimeConfig};
 use crate::routing::NoRoute;
 
 fn load(source: &str) -> Result<RuntimeConfig, ConfigErrors> {
-    load_str(
-        Path::new("tollgate.toml"),
-        source,
-        &tollgate_plugins::builtins(),
-    )
+    load_as("tollgate.toml", source)
 }
 
 /// The error report of `source`, as `tollgate check` prints it.
