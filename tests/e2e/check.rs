@@ -97,3 +97,23 @@ fn bad_telemetry_and_listener_tls_settings() {
     assert_located(&text, &path, 6, "unknown OTLP protocol `thrift`");
     assert_located(&text, &path, 7, "between 0.0 and 1.0");
 }
+
+#[test]
+fn a_metric_label_pattern_with_a_star_inside_is_refused() {
+    let config =
+        "[telemetry]\nmetric_models = [\"claude-*\"]\nmetric_tools = [\"add\", \"get*user\"]\n";
+    let (code, text, path) = check(&tollgate_bin(), config, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert_located(
+        &text,
+        &path,
+        3,
+        "pattern `get*user`: `*` is only allowed at the end",
+    );
+    let (code, text, _) = check(
+        &tollgate_bin(),
+        "[telemetry]\nmetric_models = [\"claude-*\", \"*\"]\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{text}");
+}
