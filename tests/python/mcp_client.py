@@ -33,14 +33,16 @@ anything else the SDK raised with code null. The steps, a JSON list (or @file):
                                             -> {"received": bool}: waits until a notification with
                                                that method has arrived (on any stream)
   {"op": "sleep", "ms"}                     -> {}
+Note the SDK itself sends a tools/list after the first successful call of a tool it has not listed
+yet (to validate the result against the tool's outputSchema): count it when counting requests.
 --sampling-reply TEXT answers sampling/createMessage with TEXT; --elicit-reply JSON accepts
 elicitation requests with that content. Without them the client declares neither capability.
 Either era: a 2025 server sends the request mid-call, a 2026 server answers input_required and the
 SDK retries the call with the answers; the counts are the requests the client's callbacks answered.
 
 A connection that cannot be set up because the server refused with a JSON-RPC error prints
-{"era": null, ..., "connect_error": {"code", "message", "data"?}, "steps": []} and exits 3. Anything else
-that fails exits 2 with the reason on stderr.
+{"era": null, ..., "connect_error": {"code", "message", "data"?}, "steps": []} and exits 3.
+Anything else that fails exits 2 with the reason on stderr.
 """
 
 import argparse

@@ -7,9 +7,10 @@ Protocol eras (--era):
           (server/discover, per-request `_meta`, subscriptions/listen, input_required results).
   legacy  a 2025-only server: it never heard of the 2026 headers or of server/discover. A POST
           whose MCP-Protocol-Version is not a handshake version is answered as an old server
-          answers it: server/discover with -32601 Method not found (or, with
-          --legacy-discover-reply bad-request, 400 "Bad Request: Missing session ID", the answer
-          of the 1.x Python SDK's stateful server); any other such request with that 400.
+          answers it: server/discover with 200 + -32601 Method not found (or, with
+          --legacy-discover-reply bad-request, with 400 + -32600 "Bad Request: Missing session
+          ID", what a stateful SDK server answers a request outside a session); any other such
+          request with that 400.
   modern  a 2026-only server: `initialize` gets 400 + -32022 "Unsupported protocol version" naming
           the supported versions (what the spec asks of a modern-only server and what the SDK
           itself answers on a connection locked to 2026); GET/DELETE get 405; every other POST,
@@ -27,6 +28,9 @@ slow(ms), progress(steps), whoami(), ask(question) (sampling), elicit(question) 
 elicitation), add_tool(name) (registers a tool at runtime and announces tools/list_changed).
 Prompt greet(who). Resources res://<name>/info and the template res://<name>/items/{id}.
 
+--ttl-ms/--cache-scope set the ttlMs/cacheScope of the 2026 cacheable results (server/discover,
+tools/list, prompts/list, resources/list, resources/templates/list, resources/read).
+
 Prints `READY <port>` on stdout once it accepts connections (--port 0 picks a free port); the
 test kit's PythonServer waits for the port itself, so the line is a convenience.
 """
@@ -42,10 +46,12 @@ from typing import Annotated, Any
 import anyio
 import uvicorn
 from mcp_types import CreateMessageResult, SamplingMessage, TextContent
+from mcp_types.methods import CACHEABLE_METHODS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.lowlevel.server import NotificationOptions, Server
@@ -117,9 +123,11 @@ def header(ctx: ServerRequestContext[Any, Any], name: str) -> str | None:
     return headers.get(name) if headers is not None else None
 
 
-def build_server(server_name: str, sessions: LegacySessions) -> MCPServer:
-    """The MCPServer with the tools, prompt and resources the federation tests use."""
-    server = MCPServer(server_name, version="1.0.0", middleware=[sessions.record])
+def build_server(server_name: str, sessions: LegacySessions, cache_hint: CacheHint | None = None) -> MCPServer:
+    """The MCPServer with the tools, prompt and resources the federation tests use; `cache_hint`
+    sets the 2026 ttlMs/cacheScope of every cacheable result (the SDK's default: 0, "private")."""
+    cache_hints = dict.fromkeys(CACHEABLE_METHODS, cache_hint) if cache_hint is not None else None
+    server = MCPServer(server_name, version="1.0.0", middleware=[sessions.record], cache_hints=cache_hints)
 
     # The 2025 handshake advertises listChanged only when told to (NotificationOptions); this
     # server does send tools/list_changed (add_tool), so say so. At 2026-07-28 the SDK derives the
@@ -287,10 +295,10 @@ class LegacyOnly:
             error = {"code": -32601, "message": "Method not found"}
             await send_json(send, 200, {"jsonrpc": "2.0", "id": request_id, "error": error})
             return
-        # A stateful 2025 server given a non-initialize request without Mcp-Session-Id (the 1.x
-        # Python SDK's words; it checks the session before the MCP-Protocol-Version header).
+        # What a stateful 2025 server answers a non-initialize request without Mcp-Session-Id: the
+        # SDK's own 2025 path answers exactly this (it checks the session before the version).
         error = {"code": -32600, "message": "Bad Request: Missing session ID"}
-        await send_json(send, 400, {"jsonrpc": "2.0", "id": "server-error", "error": error})
+        await send_json(send, 400, {"jsonrpc": "2.0", "id": None, "error": error})
 
 
 class ModernOnly:
@@ -312,7 +320,8 @@ class ModernOnly:
             return
         if scope["method"] != "POST":
             # The spec: a 2026-only server answers a 2025 client's GET stream / DELETE with 405.
-            await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST")]})
+            headers = [(b"allow", b"POST"), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
         body, receive = await read_body(receive)
@@ -388,12 +397,15 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--forget-sessions-after", type=int, metavar="N", help="forget all sessions after N requests")
     parser.add_argument("--json-response", action="store_true", help="answer application/json instead of SSE")
+    parser.add_argument("--ttl-ms", type=int, help="2026 ttlMs of the cacheable results (discover, lists, reads)")
+    parser.add_argument("--cache-scope", choices=["private", "public"], default="private", help="with --ttl-ms")
     return parser.parse_args()
 
 
 async def serve(args: argparse.Namespace) -> None:
     sessions = LegacySessions()
-    server = build_server(args.name, sessions)
+    hint = CacheHint(ttl_ms=args.ttl_ms, scope=args.cache_scope) if args.ttl_ms is not None else None
+    server = build_server(args.name, sessions, hint)
     # A 2025 session ends by DELETE, by --forget-sessions-after, or after the SDK's 30-minute idle
     # timeout (longer than any test).
     app: ASGIApp = server.streamable_http_app(
