@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub(crate) mod federation;
 pub mod gateway;
 pub mod internals;
 pub(crate) mod ip_text;

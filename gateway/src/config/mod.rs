@@ -7,6 +7,7 @@ pub mod error;
 mod files;
 mod listener_tls;
 mod matcher;
+mod mcp_servers;
 mod parse;
 mod plugins;
 mod report;
@@ -98,10 +99,17 @@ fn build(
         previous.map(|p| &p.plugins),
         &mut report,
     );
+    let servers = mcp_servers::build_servers(&file.mcp_server, &mut report);
+    let sealer = mcp_servers::sealer(&file.server, &mut report);
     let cx = RouteContext {
         plugins: &plugins,
         declared: &file.plugin,
         default_max_body: file.server.max_body.map_or(defaults::MAX_BODY, |s| s.0),
+        federation: upstream::FederationParts {
+            servers: &servers,
+            declared: file.mcp_server.keys().map(String::as_str).collect(),
+            sealer: sealer.as_ref(),
+        },
     };
     let routes = route::build_routes(&file.route, &cx, &mut report);
     let server = server::server_settings(&file.server, &mut report);
@@ -110,7 +118,14 @@ fn build(
     Ok(RuntimeConfig {
         server,
         telemetry,
-        watched_files: files::referenced_files(&file, &plugins),
+        watched_files: {
+            let mut files = files::referenced_files(&file, &plugins);
+            files.extend(mcp_servers::referenced_files(
+                &file.mcp_server,
+                &file.server,
+            ));
+            files
+        },
         plugins,
         routes: RouteTable::new(routes),
     })

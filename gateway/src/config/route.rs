@@ -19,6 +19,8 @@ pub(super) struct RouteContext<'a> {
     pub declared: &'a BTreeMap<String, PluginSection>,
     /// Body limit of the routes that set none.
     pub default_max_body: u64,
+    /// What federated MCP routes are made of.
+    pub federation: upstream::FederationParts<'a>,
 }
 
 /// The valid routes of `sections`; the problems of the others, and names used twice, in `report`.
@@ -57,7 +59,7 @@ fn build_route(
 ) -> Option<Route> {
     let matcher = matcher::build(&section.matcher, report);
     let chain = chain::resolve(section, cx.plugins, cx.declared, report);
-    let target = upstream::build(&section.upstream, report);
+    let target = upstream::build(&section.upstream, &cx.federation, report);
     let max_body = section.max_body.map_or(cx.default_max_body, |s| s.0);
     let (matcher, chain, target) = (matcher?, chain?, target?);
     Some(Route {
@@ -70,7 +72,7 @@ fn build_route(
         path_prefix: matcher.path_prefix,
         host: matcher.host,
         methods: matcher.methods,
-        upstream: target.upstream,
+        backend: target.backend,
         chain,
         max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
         series: OnceLock::new(),

@@ -27,6 +27,39 @@ pub struct ConfigFile {
     /// The route table.
     #[serde(default)]
     pub route: Vec<RouteSection>,
+    /// Named MCP servers that federated routes (`upstream = { kind = "mcp", servers = [...] }`)
+    /// merge behind one endpoint.
+    #[serde(default)]
+    pub mcp_server: BTreeMap<String, Spanned<McpServerSection>>,
+}
+
+/// `[mcp_server.<name>]`: an MCP server the gateway is a client of.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSection {
+    /// Streamable HTTP endpoint (`http://` or `https://`).
+    pub url: Spanned<String>,
+    /// Headers the gateway sends it (credentials it holds for the server): a literal string or
+    /// a secret source.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<HeaderValueSource>>,
+    /// Exposed tool and prompt names are `<prefix>__<name>`; default: the table's name; `""`:
+    /// unprefixed.
+    pub prefix: Option<Spanned<String>>,
+    /// Longest wait for the server's answer (and for its part of a merged list).
+    pub timeout: Option<DurationStr>,
+    /// PEM file of the CA that signs the server's certificate (private CAs).
+    pub ca_file: Option<Spanned<String>>,
+}
+
+/// A header value in the configuration: written out, or read from a secret source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderValueSource {
+    /// The value as written.
+    Literal(String),
+    /// `{ env = "..." }` or `{ file = "..." }`.
+    Secret(tollgate_plugin_api::secret_source::SecretSource),
 }
 
 /// `[plugin.<name>]`: its keys as written, each with where it is written.
@@ -94,6 +127,9 @@ pub struct ServerSection {
     /// How often the configuration file (and the files it names) is checked for changes;
     /// `"0s"`: only on SIGHUP.
     pub watch_interval: Option<DurationStr>,
+    /// Seals the session ids of federated MCP routes, so that any replica with the same key
+    /// serves any session; a random key per process when absent.
+    pub session_key: Option<Spanned<tollgate_plugin_api::secret_source::SecretSource>>,
 }
 
 impl Default for ServerSection {
@@ -110,6 +146,7 @@ impl Default for ServerSection {
             shutdown_timeout: None,
             upgrade_sock: default_upgrade_sock(),
             watch_interval: None,
+            session_key: None,
         }
     }
 }
@@ -244,8 +281,11 @@ pub struct MatchSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSection {
-    /// `http://` or `https://` URL; a path in it replaces the matched prefix.
-    pub url: String,
+    /// `http://` or `https://` URL; a path in it replaces the matched prefix. Absent on
+    /// federated MCP routes, which name `servers` instead.
+    pub url: Option<String>,
+    /// Federated MCP route: the `[mcp_server.<name>]` tables it merges.
+    pub servers: Option<Spanned<Vec<Spanned<String>>>>,
     /// `http`, `mcp` or `llm`.
     #[serde(default)]
     pub kind: UpstreamKind,

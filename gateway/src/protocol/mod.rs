@@ -4,5 +4,6 @@
 
 pub mod anthropic;
 pub mod mcp;
+pub mod mcp_headers;
 pub mod observer;
 pub mod sse;

@@ -33,6 +33,9 @@ pub enum GatewayError {
     /// An LLM request body that is not a JSON object.
     #[error("the request body must be a JSON object")]
     InvalidJson,
+    /// A browser request from another site to a loopback listener (DNS rebinding).
+    #[error("{0}")]
+    CrossOrigin(&'static str),
     /// The upstream's name does not resolve.
     #[error("{0}")]
     UpstreamUnresolved(String),
@@ -75,8 +78,14 @@ impl GatewayError {
             Self::RouteNotFound => "route.not_found",
             Self::MethodNotAllowed => "route.method_not_allowed",
             Self::TooLarge { .. } => "request.too_large",
+            Self::InvalidJsonRpc { code, .. }
+                if *code == crate::protocol::mcp_headers::HEADER_MISMATCH =>
+            {
+                "request.header_mismatch"
+            }
             Self::InvalidJsonRpc { .. } => "request.invalid_jsonrpc",
             Self::InvalidJson => "request.invalid_json",
+            Self::CrossOrigin(_) => "request.cross_origin",
             Self::UpstreamUnresolved(_) | Self::UpstreamUnavailable => "upstream.unavailable",
             Self::UpstreamConnectTimeout => "upstream.connect_timeout",
             Self::UpstreamTimeout => "upstream.timeout",
@@ -94,6 +103,7 @@ impl GatewayError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidJsonRpc { .. } | Self::InvalidJson => StatusCode::BAD_REQUEST,
+            Self::CrossOrigin(_) => StatusCode::FORBIDDEN,
             Self::UpstreamConnectTimeout | Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnresolved(_)
             | Self::UpstreamUnavailable
@@ -112,6 +122,7 @@ impl GatewayError {
             | Self::TooLarge { .. }
             | Self::InvalidJsonRpc { .. }
             | Self::InvalidJson => RejectKind::InvalidRequest,
+            Self::CrossOrigin(_) => RejectKind::Permission,
             _ => RejectKind::Api,
         }
     }

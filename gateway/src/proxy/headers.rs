@@ -38,6 +38,16 @@ const RESPONSE_HOP_BY_HOP: [HeaderName; 3] = [
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// The upstream of a proxied route (a federated route has none: the gateway answers it).
+pub fn proxied(route: &Route) -> Result<&crate::routing::Upstream> {
+    route.upstream().ok_or_else(|| {
+        pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            "a federated route has no upstream",
+        )
+    })
+}
+
 /// Rewrites the client's request head for `route`'s upstream, in place (Pingora's proxy loop).
 pub fn rewrite_request(req: &mut RequestHeader, route: &Route, cx: &RequestCtx) -> Result<()> {
     req.set_uri(upstream_uri(route, cx)?);
@@ -47,7 +57,7 @@ pub fn rewrite_request(req: &mut RequestHeader, route: &Route, cx: &RequestCtx) 
     for name in &HOP_BY_HOP {
         req.remove_header(name);
     }
-    req.insert_header(HOST, route.upstream.host_header().clone())?;
+    req.insert_header(HOST, proxied(route)?.host_header().clone())?;
     if let Some(forwarded) = forwarded_for(cx)? {
         req.insert_header(X_FORWARDED_FOR, forwarded)?;
     }
@@ -87,7 +97,7 @@ pub fn upstream_request(
             headers.append(name.clone(), value.clone());
         }
     }
-    headers.insert(HOST, route.upstream.host_header().clone());
+    headers.insert(HOST, proxied(route)?.host_header().clone());
     if let Some(forwarded) = forwarded {
         headers.insert(X_FORWARDED_FOR, forwarded);
     }
@@ -113,9 +123,7 @@ pub fn upstream_request(
 /// The upstream path and query for this request.
 fn upstream_uri(route: &Route, cx: &RequestCtx) -> Result<Uri> {
     let path_and_query = cx.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let path = route
-        .upstream
-        .upstream_path(&route.path_prefix, path_and_query);
+    let path = proxied(route)?.upstream_path(&route.path_prefix, path_and_query);
     path.parse::<Uri>()
         .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the upstream path", e))
 }

@@ -133,10 +133,10 @@ impl ProxyHttp for TollgateProxy {
             .clone()
             .ok_or_else(|| Error::new(ErrorType::InternalError))?;
         ctx.start_upstream(&route);
-        let peer =
-            route.upstream.peer().await.map_err(|e| {
-                Error::because(ErrorType::ConnectNoRoute, "resolving the upstream", e)
-            })?;
+        let peer = headers::proxied(&route)?
+            .peer()
+            .await
+            .map_err(|e| Error::because(ErrorType::ConnectNoRoute, "resolving the upstream", e))?;
         Ok(Box::new(peer))
     }
 
@@ -309,10 +309,16 @@ impl TollgateProxy {
             .as_ref()
             .filter(|s| traces::is_recording(s))
         {
-            let mut attributes = vec![
-                KeyValue::new("server.address", route.upstream.authority().to_string()),
-                KeyValue::new("http.request.method", cx.method().as_str().to_string()),
-            ];
+            let mut attributes = vec![KeyValue::new(
+                "http.request.method",
+                cx.method().as_str().to_string(),
+            )];
+            if let Some(upstream) = route.upstream() {
+                attributes.push(KeyValue::new(
+                    "server.address",
+                    upstream.authority().to_string(),
+                ));
+            }
             if outcome.status != 0 {
                 attributes.push(KeyValue::new(
                     "http.response.status_code",

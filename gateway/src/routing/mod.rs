@@ -5,5 +5,5 @@
 pub mod route;
 pub mod upstream;
 
-pub use route::{NoRoute, Route, RouteTable};
+pub use route::{Backend, NoRoute, Route, RouteTable};
 pub use upstream::{Upstream, UpstreamOptions};

@@ -6,6 +6,7 @@ use http::Method;
 use tollgate_plugin_api::{Plugin, RouteInfo};
 
 use super::upstream::Upstream;
+use crate::federation::Federation;
 use crate::telemetry::metrics::RouteSeries;
 
 /// One route, ready to serve: no lookups by name remain.
@@ -18,8 +19,8 @@ pub struct Route {
     pub host: Option<String>,
     /// Allowed methods; empty means any.
     pub methods: Vec<Method>,
-    /// The upstream.
-    pub upstream: Upstream,
+    /// Where requests go.
+    pub backend: Backend,
     /// The plugin chain, in order.
     pub chain: Vec<Arc<dyn Plugin>>,
     /// Request body limit in bytes.
@@ -34,7 +35,7 @@ impl std::fmt::Debug for Route {
             .field("name", &self.info.name)
             .field("kind", &self.info.kind)
             .field("path_prefix", &self.path_prefix)
-            .field("upstream", &self.upstream)
+            .field("backend", &self.backend)
             .field(
                 "plugins",
                 &self.chain.iter().map(|p| p.name()).collect::<Vec<_>>(),
@@ -43,7 +44,24 @@ impl std::fmt::Debug for Route {
     }
 }
 
+/// Where a route's requests go.
+#[derive(Debug)]
+pub enum Backend {
+    /// One upstream, proxied.
+    Proxy(Upstream),
+    /// Several MCP servers behind one endpoint that the gateway serves itself.
+    Federated(Arc<Federation>),
+}
+
 impl Route {
+    /// The upstream of a proxied route; `None` for a federated one.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        match &self.backend {
+            Backend::Proxy(upstream) => Some(upstream),
+            Backend::Federated(_) => None,
+        }
+    }
+
     fn matches_path(&self, path: &str) -> bool {
         let prefix = self.path_prefix.as_str();
         if !path.starts_with(prefix) {

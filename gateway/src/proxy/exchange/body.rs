@@ -9,7 +9,7 @@ use serde_json::Value;
 use tollgate_plugin_api::host::facts_mut;
 use tollgate_plugin_api::{RequestBody, RequestCtx, RouteKind};
 
-use crate::protocol::{anthropic, mcp};
+use crate::protocol::{anthropic, mcp, mcp_headers};
 use crate::proxy::context::ProxyCtx;
 use crate::proxy::error::GatewayError;
 use crate::proxy::{chain, respond};
@@ -39,7 +39,7 @@ pub(super) async fn parse_and_decide(
     ctx: &mut ProxyCtx,
     route: &Route,
     raw: Bytes,
-) -> Result<Option<Bytes>> {
+) -> Result<Option<RequestBody>> {
     let audit_bodies = ctx.audit_bodies;
     let Some(cx) = ctx.cx.as_mut() else {
         return Error::e_explain(ErrorType::InternalError, "no request context");
@@ -62,7 +62,7 @@ pub(super) async fn parse_and_decide(
             .json()
             .and_then(|json| audit::body_excerpt(route.info.kind, json));
     }
-    Ok(Some(body.into_bytes()))
+    Ok(Some(body))
 }
 
 /// Reads the protocol facts of the body into `cx`; the JSON tree when one was built.
@@ -81,6 +81,13 @@ fn parse(
                 code: e.code(),
                 message: e.to_string(),
             })?;
+            // Before any plugin reads the body: what it is judged on is what is served.
+            if let Some(message) = mcp_headers::mismatch(cx.headers(), &json) {
+                return Err(GatewayError::InvalidJsonRpc {
+                    code: mcp_headers::HEADER_MISMATCH,
+                    message: message.to_string(),
+                });
+            }
             facts_mut(cx).mcp = Some(request);
             Ok(Some(json))
         }

@@ -11,7 +11,9 @@
 //! upstream connection. Each stage answers its own refusals (`respond`) and returns `None` then.
 
 mod body;
+mod federated;
 mod send;
+mod source;
 mod stream;
 
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use pingora::Result;
 
 use super::connector::UpstreamConnector;
 use super::context::ProxyCtx;
-use crate::routing::Route;
+use crate::routing::{Backend, Route};
 
 /// Serves the whole exchange; the response (or an error) has been written when it returns Ok.
 pub async fn serve(
@@ -36,6 +38,10 @@ pub async fn serve(
     let Some(body) = body::parse_and_decide(session, ctx, route, raw).await? else {
         return Ok(());
     };
+    if let Backend::Federated(federation) = &route.backend {
+        return federated::serve(federation, session, ctx, route, body).await;
+    }
+    let body = body.into_bytes();
     let Some(mut upstream) = send::send_request(connector, session, ctx, route, body).await? else {
         return Ok(());
     };

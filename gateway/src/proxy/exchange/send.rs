@@ -40,7 +40,7 @@ pub(super) async fn send_request(
     let mut request = headers::upstream_request(session.req_header(), route, cx, body.len())?;
     ctx.start_upstream(route);
     ctx.propagate(&mut request);
-    let peer = match route.upstream.peer().await {
+    let peer = match headers::proxied(route)?.peer().await {
         Ok(peer) => peer,
         Err(e) => {
             respond::fail(
@@ -93,8 +93,9 @@ async fn try_send(
         .session(peer)
         .await
         .map_err(|e| (false, e.into_up()))?;
-    upstream.set_read_timeout(Some(route.upstream.read_timeout()));
-    upstream.set_write_timeout(Some(route.upstream.read_timeout()));
+    let timeout = route.upstream().map(|u| u.read_timeout());
+    upstream.set_read_timeout(timeout);
+    upstream.set_write_timeout(timeout);
     let sent = async {
         upstream
             .write_request_header(Box::new(request.clone()))

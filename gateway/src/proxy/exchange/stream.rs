@@ -4,15 +4,15 @@
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
 use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode};
-use pingora::protocols::http::client::HttpSession;
+use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 use tollgate_plugin_api::ResponseChunk;
 
 use super::send::answer_failure;
+use super::source::AnswerSource;
 use crate::protocol::observer::ResponseObserver;
 use crate::proxy::chain;
 use crate::proxy::client_watch::ClientWatch;
@@ -71,19 +71,19 @@ impl Batch {
 /// The head goes out together with the body bytes that arrived with it (one write), never
 /// later than that: an answer whose body is complete by then gets an exact `Content-Length`
 /// even when a plugin rewrote it (instead of chunked framing, one more write).
-pub(super) async fn stream_response(
+pub(super) async fn stream_response<A: AnswerSource>(
     session: &mut Session,
     ctx: &mut ProxyCtx,
     route: &Route,
-    upstream: &mut HttpSession,
+    upstream: &mut A,
 ) -> Result<bool> {
-    let mut pending = Some(response_head(ctx, route, upstream).await?);
+    let mut pending = Some(response_head(ctx, route, upstream.head()).await?);
     let mut watch = ClientWatch::default();
     loop {
         let mut batch = Batch::default();
         // The first round takes only what has already arrived, so the head never waits.
         if pending.is_none() {
-            let Some(next) = watch.guard(session, upstream.read_response_body()).await else {
+            let Some(next) = watch.guard(session, upstream.next_chunk()).await else {
                 tracing::debug!("client went away between response chunks");
                 return Ok(client_gone(ctx));
             };
@@ -125,7 +125,7 @@ pub(super) async fn stream_response(
             return Err(failed_mid_response(ctx, route, e));
         }
         if ended {
-            return Ok(upstream.response_done());
+            return Ok(upstream.reusable());
         }
     }
 }
@@ -134,9 +134,9 @@ pub(super) async fn stream_response(
 async fn response_head(
     ctx: &mut ProxyCtx,
     route: &Route,
-    upstream: &HttpSession,
+    upstream_head: Option<&ResponseHeader>,
 ) -> Result<PendingHead> {
-    let Some(upstream_head) = upstream.response_header() else {
+    let Some(upstream_head) = upstream_head else {
         return Error::e_explain(ErrorType::InternalError, "no upstream response header");
     };
     let mut head = ClientResponse::from_upstream(upstream_head);
@@ -162,9 +162,14 @@ async fn response_head(
 /// Adds what the upstream has already delivered to `batch` (one write, not one per SSE event,
 /// when events arrive in a burst). Nothing waits for more: a chunk that is not there yet ends
 /// the batch, so each event still leaves as it arrives.
-fn take_arrived(ctx: &mut ProxyCtx, route: &Route, upstream: &mut HttpSession, batch: &mut Batch) {
+fn take_arrived<A: AnswerSource>(
+    ctx: &mut ProxyCtx,
+    route: &Route,
+    upstream: &mut A,
+    batch: &mut Batch,
+) {
     while !batch.ended && batch.len() < COALESCE_LIMIT {
-        match upstream.read_response_body().now_or_never() {
+        match upstream.arrived_chunk() {
             Some(Ok(Some(more))) => batch.push(observe_and_filter(ctx, route, more)),
             Some(Ok(None)) => batch.ended = true,
             Some(Err(e)) => {

@@ -1,0 +1,679 @@
+//! The gateway as a client of one MCP server: requests in either era, the answer as JSON or as
+//! an SSE stream, the era found by probing, and the gateway's own session on a 2025-era server
+//! (for stateless clients).
+
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use super::jsonrpc;
+use super::spec::ServerSpec;
+use crate::protocol::mcp_headers::{
+    self, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION,
+};
+
+/// The newest handshake-era protocol version, offered when the gateway opens a session itself.
+pub const LATEST_HANDSHAKE_VERSION: &str = "2025-11-25";
+/// Handshake-era versions, oldest first.
+pub const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// Most bytes of one answer the gateway reads whole (a list, an `initialize` result).
+const MAX_ANSWER: usize = tollgate_plugin_api::limits::MAX_HELD_ANSWER;
+
+/// How a server speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Era {
+    /// 2026-07-28: stateless, `_meta` envelope and routing headers.
+    Modern,
+    /// The handshake era: `initialize` and sessions.
+    Legacy,
+}
+
+/// What probing a server found.
+#[derive(Debug)]
+pub struct Probed {
+    /// It speaks 2026-07-28.
+    pub modern: bool,
+    /// It speaks the handshake era.
+    pub legacy: bool,
+    /// Its capabilities.
+    pub capabilities: Value,
+    /// Its instructions, if it gave any.
+    pub instructions: Option<String>,
+}
+
+impl Probed {
+    /// The era to speak with the server for a client of the given era: the client's own when
+    /// the server speaks it too (nothing is lost in translation), else the server's.
+    pub fn era_for(&self, modern_client: bool) -> Era {
+        match (modern_client, self.modern, self.legacy) {
+            (true, true, _) | (false, true, false) => Era::Modern,
+            _ => Era::Legacy,
+        }
+    }
+}
+
+/// Why a request to a server failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    /// It could not be reached or the connection failed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// It did not answer within its timeout.
+    #[error("did not answer within {0:?}")]
+    Timeout(Duration),
+    /// It no longer knows the session (HTTP 404 to a request with a session id).
+    #[error("session expired")]
+    SessionGone,
+    /// It answered with an HTTP error and no JSON-RPC message.
+    #[error("answered HTTP {0}")]
+    Status(u16),
+    /// Its answer is not what MCP says it should be.
+    #[error("invalid answer: {0}")]
+    Protocol(String),
+}
+
+impl LinkError {
+    /// The `x-tollgate-reason`-style reason of the failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LinkError::Unavailable(_) | LinkError::Status(_) | LinkError::SessionGone => {
+                "upstream.unavailable"
+            }
+            LinkError::Timeout(_) => "upstream.timeout",
+            LinkError::Protocol(_) => "upstream.error",
+        }
+    }
+}
+
+/// The era-specific headers of one request.
+#[derive(Debug, Clone, Copy)]
+pub enum Envelope<'a> {
+    /// 2026-07-28: routing headers; the `_meta` envelope is in the body.
+    Modern {
+        /// The JSON-RPC method.
+        method: &'a str,
+        /// The server's own name of the tool, prompt or resource, for `Mcp-Name`.
+        name: Option<&'a str>,
+        /// The client's `Mcp-Param-*` headers (tool arguments mirrored in headers).
+        params: Option<&'a http::HeaderMap>,
+    },
+    /// Handshake era: the session and its version, once there is one.
+    Legacy {
+        /// `Mcp-Session-Id`.
+        session: Option<&'a str>,
+        /// `MCP-Protocol-Version` (after `initialize`).
+        version: Option<&'a str>,
+    },
+}
+
+/// A server's answer to one POST.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `Mcp-Session-Id` of the answer.
+    pub session: Option<String>,
+    /// The body.
+    pub body: ReplyBody,
+}
+
+/// The body of a [`Reply`].
+#[derive(Debug)]
+pub enum ReplyBody {
+    /// No body (202 to a notification or a response).
+    Empty,
+    /// One JSON document.
+    Json(Bytes),
+    /// An SSE stream, read as it comes.
+    Stream(EventStream),
+}
+
+/// One MCP server as the gateway reaches it.
+pub struct ServerLink {
+    /// Its configuration.
+    pub spec: ServerSpec,
+    client: reqwest::Client,
+    probed: ArcSwapOption<Probed>,
+    probing: tokio::sync::Mutex<()>,
+    /// The gateway's own session on a 2025-era server, for 2026-era (stateless) clients.
+    shared_session: ArcSwapOption<SessionRef>,
+    opening_shared: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ServerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerLink")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerLink {
+    /// A link to the server of `spec`; fails only when its CA bundle is not PEM.
+    pub fn new(spec: ServerSpec, connect_timeout: Duration) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // The gateway decides about every answer: redirects are not followed.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &spec.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("the CA file is not PEM: {e}"))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
+        Ok(Self {
+            spec,
+            client,
+            probed: ArcSwapOption::empty(),
+            probing: tokio::sync::Mutex::new(()),
+            shared_session: ArcSwapOption::empty(),
+            opening_shared: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// POSTs one message and reads the answer's head (and a JSON body whole).
+    pub async fn post(
+        &self,
+        body: Bytes,
+        envelope: Envelope<'_>,
+        traceparent: Option<&HeaderValue>,
+    ) -> Result<Reply, LinkError> {
+        let mut request = self
+            .client
+            .post(self.spec.url.clone())
+            .headers(self.spec.headers.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, text/event-stream");
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent.clone());
+        }
+        let sent_session = match envelope {
+            Envelope::Modern {
+                method,
+                name,
+                params,
+            } => {
+                request = request
+                    .header(mcp_headers::PROTOCOL_VERSION, MODERN_VERSION)
+                    .header(mcp_headers::METHOD, method);
+                if let Some(params) = params {
+                    request = request.headers(params.clone());
+                }
+                if let Some(name) = name {
+                    request = request.header(mcp_headers::NAME, mcp_headers::encode_value(name));
+                }
+                false
+            }
+            Envelope::Legacy { session, version } => {
+                if let Some(session) = session {
+                    request = request.header(mcp_headers::SESSION_ID, session);
+                }
+                if let Some(version) = version {
+                    request = request.header(mcp_headers::PROTOCOL_VERSION, version);
+                }
+                session.is_some()
+            }
+        };
+        let timeout = self.spec.timeout;
+        let response = tokio::time::timeout(timeout, request.body(body).send())
+            .await
+            .map_err(|_| LinkError::Timeout(timeout))?
+            .map_err(failed)?;
+        let status = response.status();
+        let session = response
+            .headers()
+            .get(mcp_headers::SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if status == StatusCode::NOT_FOUND && sent_session {
+            return Err(LinkError::SessionGone);
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = if content_type.starts_with("text/event-stream") && status.is_success() {
+            ReplyBody::Stream(EventStream::new(response, timeout))
+        } else if content_type.starts_with("application/json") {
+            ReplyBody::Json(read_whole(response, timeout).await?)
+        } else if status.is_success() {
+            ReplyBody::Empty
+        } else {
+            return Err(LinkError::Status(status.as_u16()));
+        };
+        Ok(Reply {
+            status,
+            session,
+            body,
+        })
+    }
+
+    /// Sends a request and waits for its response (JSON or the response event of a stream);
+    /// other messages on the stream are dropped.
+    pub async fn call(
+        &self,
+        id: &Value,
+        method: &str,
+        params: &Value,
+        envelope: Envelope<'_>,
+    ) -> Result<(Value, Option<String>), LinkError> {
+        let reply = self
+            .post(jsonrpc::request(id, method, params), envelope, None)
+            .await?;
+        let session = reply.session.clone();
+        Ok((reply.into_response(id).await?, session))
+    }
+
+    /// What probing found, probing now if no request has yet.
+    pub async fn probed(&self) -> Result<Arc<Probed>, LinkError> {
+        if let Some(probed) = self.probed.load_full() {
+            return Ok(probed);
+        }
+        let _probing = self.probing.lock().await;
+        if let Some(probed) = self.probed.load_full() {
+            return Ok(probed);
+        }
+        let probed = Arc::new(self.probe().await?);
+        tracing::info!(server = %self.spec.name, modern = probed.modern, legacy = probed.legacy, "MCP server probed");
+        self.probed.store(Some(probed.clone()));
+        Ok(probed)
+    }
+
+    /// Forgets what probing found (the server may have been replaced by another version).
+    pub fn forget_probe(&self) {
+        self.probed.store(None);
+    }
+
+    /// `server/discover` first; anything but a 2026-07-28 answer means the handshake era, whose
+    /// capabilities come from opening the gateway's own session.
+    async fn probe(&self) -> Result<Probed, LinkError> {
+        let params = json!({"_meta": gateway_envelope(&json!({}))});
+        let id = jsonrpc::fresh_id();
+        let envelope = Envelope::Modern {
+            method: "server/discover",
+            name: None,
+            params: None,
+        };
+        match self.call(&id, "server/discover", &params, envelope).await {
+            Ok((answer, _)) => {
+                let result = answer.get("result");
+                let versions = result
+                    .and_then(|r| r.get("supportedVersions"))
+                    .and_then(Value::as_array);
+                let speaks = |wanted: &[&str]| {
+                    versions.is_some_and(|v| {
+                        v.iter()
+                            .any(|v| v.as_str().is_some_and(|v| wanted.contains(&v)))
+                    })
+                };
+                if let (true, Some(result)) = (speaks(&[MODERN_VERSION]), result) {
+                    // A server that speaks both eras names only the modern one in `discover`:
+                    // whether it takes the handshake too is found by opening the gateway's own
+                    // session, which then serves stateless clients if ever needed.
+                    let legacy = speaks(&HANDSHAKE_VERSIONS)
+                        || match self.open_session(&json!({}), None).await {
+                            Ok(opened) => {
+                                self.shared_session
+                                    .store(Some(Arc::new(opened.session_ref())));
+                                true
+                            }
+                            Err(_) => false,
+                        };
+                    return Ok(Probed {
+                        modern: true,
+                        legacy,
+                        capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+                        instructions: instructions(result),
+                    });
+                }
+            }
+            Err(e @ (LinkError::Unavailable(_) | LinkError::Timeout(_))) => return Err(e),
+            Err(_) => {}
+        }
+        let opened = self.open_session(&json!({}), None).await?;
+        self.shared_session
+            .store(Some(Arc::new(opened.session_ref())));
+        Ok(Probed {
+            modern: false,
+            legacy: true,
+            capabilities: opened
+                .result
+                .get("capabilities")
+                .cloned()
+                .unwrap_or(json!({})),
+            instructions: instructions(&opened.result),
+        })
+    }
+
+    /// Opens a handshake-era session for a client with `capabilities` and `client_info` (the
+    /// gateway's own when `None`): `initialize`, then `notifications/initialized`.
+    pub async fn open_session(
+        &self,
+        capabilities: &Value,
+        client_info: Option<&Value>,
+    ) -> Result<OpenedSession, LinkError> {
+        self.open_session_at(LATEST_HANDSHAKE_VERSION, capabilities, client_info)
+            .await
+    }
+
+    /// [`open_session`](Self::open_session), offering `version`.
+    pub async fn open_session_at(
+        &self,
+        version: &str,
+        capabilities: &Value,
+        client_info: Option<&Value>,
+    ) -> Result<OpenedSession, LinkError> {
+        let info = client_info.cloned().unwrap_or_else(gateway_info);
+        let params = json!({
+            "protocolVersion": version,
+            "capabilities": capabilities,
+            "clientInfo": info,
+        });
+        let id = jsonrpc::fresh_id();
+        let envelope = Envelope::Legacy {
+            session: None,
+            version: None,
+        };
+        let (answer, session) = self.call(&id, "initialize", &params, envelope).await?;
+        let Some(result) = answer.get("result").cloned() else {
+            let message = answer
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("no result");
+            return Err(LinkError::Protocol(format!("initialize failed: {message}")));
+        };
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(version)
+            .to_string();
+        let initialized = jsonrpc::notification("notifications/initialized", None);
+        let envelope = Envelope::Legacy {
+            session: session.as_deref(),
+            version: Some(&version),
+        };
+        self.post(initialized, envelope, None).await?;
+        Ok(OpenedSession {
+            session,
+            version,
+            result,
+        })
+    }
+
+    /// The gateway's own session on this (2025-era) server, opened if there is none.
+    pub async fn shared_session(&self) -> Result<Arc<SessionRef>, LinkError> {
+        if let Some(session) = self.shared_session.load_full() {
+            return Ok(session);
+        }
+        let _opening = self.opening_shared.lock().await;
+        if let Some(session) = self.shared_session.load_full() {
+            return Ok(session);
+        }
+        let opened = Arc::new(self.open_session(&json!({}), None).await?.session_ref());
+        self.shared_session.store(Some(opened.clone()));
+        Ok(opened)
+    }
+
+    /// Drops the gateway's own session when the server says it expired (`stale` is the one
+    /// that failed: a session another request already replaced stays).
+    pub fn drop_shared_session(&self, stale: &Arc<SessionRef>) {
+        let current = self.shared_session.load_full();
+        if current.is_some_and(|c| Arc::ptr_eq(&c, stale)) {
+            self.shared_session.store(None);
+        }
+    }
+
+    /// Ends a session on the server (DELETE); failures are only logged.
+    pub async fn end_session(&self, session: &str, version: &str) {
+        let request = self
+            .client
+            .delete(self.spec.url.clone())
+            .headers(self.spec.headers.clone())
+            .header(mcp_headers::SESSION_ID, session)
+            .header(mcp_headers::PROTOCOL_VERSION, version)
+            .send();
+        match tokio::time::timeout(self.spec.timeout, request).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                let e = e.without_url();
+                tracing::debug!(server = %self.spec.name, error = %e, "DELETE failed");
+            }
+            Err(_) => tracing::debug!(server = %self.spec.name, "DELETE timed out"),
+        }
+    }
+
+    /// Opens the server's stream of messages outside requests (GET) on `session`.
+    pub async fn listen(&self, session: &str, version: &str) -> Result<EventStream, LinkError> {
+        let request = self
+            .client
+            .get(self.spec.url.clone())
+            .headers(self.spec.headers.clone())
+            .header(http::header::ACCEPT, "text/event-stream")
+            .header(mcp_headers::SESSION_ID, session)
+            .header(mcp_headers::PROTOCOL_VERSION, version)
+            .send();
+        let timeout = self.spec.timeout;
+        let response = tokio::time::timeout(timeout, request)
+            .await
+            .map_err(|_| LinkError::Timeout(timeout))?
+            .map_err(failed)?;
+        match response.status() {
+            StatusCode::OK => Ok(EventStream::idle(response)),
+            StatusCode::NOT_FOUND => Err(LinkError::SessionGone),
+            other => Err(LinkError::Status(other.as_u16())),
+        }
+    }
+}
+
+/// A server session as requests use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    /// Its `Mcp-Session-Id`; `None` for a server that keeps no sessions.
+    pub id: Option<String>,
+    /// The protocol version the server agreed to.
+    pub version: String,
+}
+
+impl SessionRef {
+    /// The headers that carry it.
+    pub fn envelope(&self) -> Envelope<'_> {
+        Envelope::Legacy {
+            session: self.id.as_deref(),
+            version: Some(&self.version),
+        }
+    }
+}
+
+/// A session the gateway opened on a server.
+#[derive(Debug)]
+pub struct OpenedSession {
+    /// Its `Mcp-Session-Id`, if the server gave one.
+    pub session: Option<String>,
+    /// The protocol version the server agreed to.
+    pub version: String,
+    /// The server's `initialize` result.
+    pub result: Value,
+}
+
+impl OpenedSession {
+    /// The session as requests use it.
+    pub fn session_ref(&self) -> SessionRef {
+        SessionRef {
+            id: self.session.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+impl Reply {
+    /// The JSON-RPC response to request `id` in this reply.
+    pub async fn into_response(self, id: &Value) -> Result<Value, LinkError> {
+        match self.body {
+            ReplyBody::Json(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| LinkError::Protocol(format!("the answer is not JSON: {e}"))),
+            ReplyBody::Stream(mut stream) => {
+                while let Some(message) = stream.next_message().await? {
+                    if jsonrpc::is_response(&message) && message.get("id") == Some(id) {
+                        return Ok(message);
+                    }
+                }
+                Err(LinkError::Protocol(
+                    "the stream ended without a response".into(),
+                ))
+            }
+            ReplyBody::Empty => Err(LinkError::Status(self.status.as_u16())),
+        }
+    }
+}
+
+/// An SSE answer, read event by event.
+#[derive(Debug)]
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: BytesMut,
+    /// Longest wait for the next bytes; `None` on long-lived streams.
+    idle_timeout: Option<Duration>,
+}
+
+impl EventStream {
+    fn new(response: reqwest::Response, idle_timeout: Duration) -> Self {
+        Self {
+            response,
+            buffer: BytesMut::new(),
+            idle_timeout: Some(idle_timeout),
+        }
+    }
+
+    fn idle(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: BytesMut::new(),
+            idle_timeout: None,
+        }
+    }
+
+    /// The same stream without an idle timeout (a stream of notifications may be quiet for
+    /// long).
+    pub fn long_lived(mut self) -> Self {
+        self.idle_timeout = None;
+        self
+    }
+
+    /// The `data` of the next event that has any (events without data, such as priming events
+    /// or comments, are skipped); `None` at the end of the stream.
+    pub async fn next_data(&mut self) -> Result<Option<String>, LinkError> {
+        loop {
+            if let Ok(text) = std::str::from_utf8(&self.buffer) {
+                if let Some((len, _, data)) = tollgate_plugin_api::sse::next_event(text) {
+                    let data = data.into_owned();
+                    let _ = self.buffer.split_to(len);
+                    if data.is_empty() {
+                        continue;
+                    }
+                    return Ok(Some(data));
+                }
+            }
+            if self.buffer.len() > MAX_ANSWER {
+                return Err(LinkError::Protocol("an event is too long".into()));
+            }
+            let chunk = match self.idle_timeout {
+                Some(limit) => tokio::time::timeout(limit, self.response.chunk())
+                    .await
+                    .map_err(|_| LinkError::Timeout(limit))?,
+                None => self.response.chunk().await,
+            };
+            match chunk.map_err(failed)? {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next JSON-RPC message of the stream; `None` at its end.
+    pub async fn next_message(&mut self) -> Result<Option<Value>, LinkError> {
+        match self.next_data().await? {
+            Some(data) => serde_json::from_str(&data)
+                .map(Some)
+                .map_err(|e| LinkError::Protocol(format!("an event is not JSON: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads a body whole within `timeout` and [`MAX_ANSWER`].
+async fn read_whole(
+    mut response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Bytes, LinkError> {
+    let mut body = BytesMut::new();
+    loop {
+        let chunk = tokio::time::timeout(timeout, response.chunk())
+            .await
+            .map_err(|_| LinkError::Timeout(timeout))?
+            .map_err(failed)?;
+        let Some(chunk) = chunk else {
+            return Ok(body.freeze());
+        };
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(LinkError::Protocol("the answer is too long".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+/// The gateway as a client: its `clientInfo`.
+pub fn gateway_info() -> Value {
+    json!({"name": "tollgate", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// The `_meta` envelope of a 2026-07-28 request the gateway makes for itself.
+pub fn gateway_envelope(capabilities: &Value) -> Value {
+    json!({
+        META_PROTOCOL_VERSION: MODERN_VERSION,
+        META_CLIENT_CAPABILITIES: capabilities,
+        META_CLIENT_INFO: gateway_info(),
+    })
+}
+
+fn instructions(result: &Value) -> Option<String> {
+    result
+        .get("instructions")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// A failed HTTP exchange, without the URL (which may carry credentials).
+fn failed(error: reqwest::Error) -> LinkError {
+    LinkError::Unavailable(error_chain(&error.without_url()))
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,233 @@
+//! Merged lists: every server asked at once (each within its timeout), every page of each
+//! fetched, names exposed with the server's prefix, the lists joined in the route's server
+//! order. A server that fails is left out, and the others' entries are still listed.
+
+use futures::future::join_all;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::answer::Answer;
+use super::client::Client;
+use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS};
+use super::link::LinkError;
+use super::Federation;
+
+/// Most pages fetched of one server's list (a server that pages forever is cut off).
+const MAX_PAGES: usize = 100;
+
+/// One server's part of a list.
+struct Part {
+    items: Vec<Value>,
+    /// Its `ttlMs`; `None` when it gave none (a 2025-era server).
+    ttl_ms: Option<u64>,
+    public: bool,
+}
+
+/// The key of a list method's entries in its result.
+fn items_key(method: &str) -> &'static str {
+    match method {
+        "tools/list" => "tools",
+        "prompts/list" => "prompts",
+        "resources/list" => "resources",
+        _ => "resourceTemplates",
+    }
+}
+
+/// Answers a list request with every server's entries.
+pub(super) async fn merged(
+    federation: &Federation,
+    client: &Client,
+    id: &Value,
+    method: &str,
+    message: &Value,
+) -> Answer {
+    if message
+        .pointer("/params/cursor")
+        .is_some_and(|c| !c.is_null())
+    {
+        // Merged lists come whole: the gateway never gives a cursor.
+        return Answer::error(
+            StatusCode::OK,
+            id,
+            INVALID_PARAMS,
+            "Invalid cursor: this gateway's lists are never paginated",
+            "mcp.invalid_cursor",
+        );
+    }
+    let parts = fetch_all(federation, client, method, message).await;
+    let key = items_key(method);
+    let mut items = Vec::new();
+    let mut ttl_ms: Option<u64> = None;
+    let mut public = true;
+    let mut failed = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, part) in parts.into_iter().enumerate() {
+        let link = &federation.servers[index];
+        match part {
+            Ok(part) => {
+                for mut item in part.items {
+                    expose(federation, index, method, &mut item);
+                    let identity = item
+                        .get("name")
+                        .or_else(|| item.get("uri"))
+                        .or_else(|| item.get("uriTemplate"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    if let Some(identity) = identity {
+                        if !seen.insert(identity.clone()) {
+                            tracing::warn!(server = %link.name(), name = %identity, "an entry with this name is listed already: left out");
+                            continue;
+                        }
+                    }
+                    items.push(item);
+                }
+                ttl_ms = Some(ttl_ms.map_or(part.ttl_ms.unwrap_or(0), |t| {
+                    t.min(part.ttl_ms.unwrap_or(0))
+                }));
+                public &= part.public;
+            }
+            Err(e) => {
+                tracing::warn!(server = %link.name(), error = %e, method, "MCP server left out of a list");
+                failed.push((link.name().to_string(), e));
+            }
+        }
+    }
+    if failed.len() == federation.servers.len() {
+        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        let reason = failed
+            .first()
+            .map_or("upstream.unavailable", |(_, e)| e.reason());
+        return Answer::error(
+            StatusCode::OK,
+            id,
+            INTERNAL_ERROR,
+            &format!("no MCP server could answer: {}", names.join(", ")),
+            reason,
+        );
+    }
+    if method == "resources/templates/list" {
+        let templates = items
+            .iter()
+            .filter_map(|t| t.get("uriTemplate").and_then(Value::as_str))
+            .filter_map(|t| {
+                let owner = federation.resource_owners.get(&template_key(t))?;
+                Some((owner, t.to_string()))
+            })
+            .collect();
+        federation.templates.store(std::sync::Arc::new(templates));
+    }
+    let mut result = Map::new();
+    result.insert(key.into(), Value::Array(items));
+    if client.is_modern() {
+        result.insert("ttlMs".into(), ttl_ms.unwrap_or(0).into());
+        result.insert(
+            "cacheScope".into(),
+            if public { "public" } else { "private" }.into(),
+        );
+        result.insert("resultType".into(), "complete".into());
+    }
+    Answer::json(&jsonrpc::result(id, Value::Object(result)))
+}
+
+/// Asks every server for its whole list, in parallel.
+async fn fetch_all(
+    federation: &Federation,
+    client: &Client,
+    method: &str,
+    message: &Value,
+) -> Vec<Result<Part, LinkError>> {
+    join_all((0..federation.servers.len()).map(|index| async move {
+        let timeout = federation.servers[index].spec.timeout;
+        tokio::time::timeout(timeout, fetch(federation, client, index, method, message))
+            .await
+            .unwrap_or(Err(LinkError::Timeout(timeout)))
+    }))
+    .await
+}
+
+/// One server's whole list, page after page.
+async fn fetch(
+    federation: &Federation,
+    client: &Client,
+    index: usize,
+    method: &str,
+    message: &Value,
+) -> Result<Part, LinkError> {
+    let key = items_key(method);
+    let mut part = Part {
+        items: Vec::new(),
+        ttl_ms: None,
+        public: true,
+    };
+    let mut cursor: Option<Value> = None;
+    for _ in 0..MAX_PAGES {
+        let mut request = message.clone();
+        request["id"] = jsonrpc::fresh_id();
+        if let Some(cursor) = &cursor {
+            request["params"]["cursor"] = cursor.clone();
+        }
+        let (reply, sent_id) = federation
+            .exchange(client, index, request, None, None)
+            .await?;
+        let answer = reply.into_response(&sent_id).await?;
+        let Some(result) = answer.get("result") else {
+            let message = answer
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("no result");
+            if answer.pointer("/error/code").and_then(Value::as_i64)
+                == Some(jsonrpc::METHOD_NOT_FOUND)
+            {
+                // A server without this kind of entry has none to list.
+                return Ok(part);
+            }
+            return Err(LinkError::Protocol(message.to_string()));
+        };
+        if let Some(items) = result.get(key).and_then(Value::as_array) {
+            part.items.extend(items.iter().cloned());
+        }
+        if let Some(ttl) = result.get("ttlMs").and_then(Value::as_u64) {
+            part.ttl_ms = Some(part.ttl_ms.map_or(ttl, |t| t.min(ttl)));
+        }
+        if result.get("cacheScope").and_then(Value::as_str) == Some("private")
+            || result.get("cacheScope").is_none()
+        {
+            part.public = false;
+        }
+        match result.get("nextCursor") {
+            Some(next) if !next.is_null() => cursor = Some(next.clone()),
+            _ => return Ok(part),
+        }
+    }
+    tracing::warn!(server = %federation.servers[index].name(), method, "list cut off after {MAX_PAGES} pages");
+    Ok(part)
+}
+
+/// Names an entry as clients see it, and notes which server listed a resource.
+fn expose(federation: &Federation, index: usize, method: &str, item: &mut Value) {
+    let spec = &federation.servers[index].spec;
+    match method {
+        "tools/list" | "prompts/list" => {
+            if let Some(name) = item.get("name").and_then(Value::as_str) {
+                item["name"] = spec.expose(name).into();
+            }
+        }
+        "resources/list" => {
+            if let Some(uri) = item.get("uri").and_then(Value::as_str) {
+                federation.resource_owners.insert(uri.to_string(), index);
+            }
+        }
+        _ => {
+            if let Some(template) = item.get("uriTemplate").and_then(Value::as_str) {
+                federation
+                    .resource_owners
+                    .insert(template_key(template), index);
+            }
+        }
+    }
+}
+
+/// The owner-map key of a URI template (kept apart from plain URIs).
+pub(super) fn template_key(template: &str) -> String {
+    format!("template:{template}")
+}
