@@ -261,6 +261,7 @@ impl ProxyHttp for TollgateProxy {
             status: ctx.status,
             decision: &ctx.decision,
             upstream: ctx.upstream_started.map(|t| t.elapsed()),
+            failed: ctx.error.is_some(),
         });
         let error = ctx
             .error

@@ -193,6 +193,7 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
                 })
                 .collect()
         }),
+        mcp_server: cx.mcp_server(),
         llm: cx.llm().map(|llm| LlmFacts {
             provider: cx.route().provider.as_deref(),
             model: cx.response_model().or(llm.model.as_deref()),
@@ -231,6 +232,9 @@ struct Record<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     mcp: Option<Vec<McpCall<'a>>>,
+    /// The server of a federated MCP route that served the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mcp_server: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     llm: Option<LlmFacts<'a>>,
     status: u16,

@@ -1,5 +1,6 @@
 //! Prometheus metrics, served on the admin listener at `/metrics`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -50,6 +51,9 @@ pub struct ExchangeReport<'a> {
     pub decision: &'a Decision,
     /// Time from connecting upstream to the end of its response, if it was contacted.
     pub upstream: Option<Duration>,
+    /// The gateway gave an error of its own (an upstream that failed, a client that left),
+    /// even if the status says 200 (a federated route's in-band JSON-RPC error).
+    pub failed: bool,
 }
 
 /// The gateway's metrics.
@@ -144,8 +148,8 @@ impl Metrics {
             mcp_requests: counter(
                 &registry,
                 "mcp_requests_total",
-                "MCP JSON-RPC messages by method, tool and outcome",
-                &["route", "method", "tool", "outcome"],
+                "MCP JSON-RPC messages by method, tool, outcome and (federated routes) server",
+                &["route", "method", "tool", "outcome", "server"],
             )?,
             tokens: counter(
                 &registry,
@@ -239,8 +243,9 @@ impl Metrics {
                 .inc();
         }
         if let Some(mcp) = cx.mcp() {
+            let server = cx.mcp_server();
             let outcome = match (report.decision, report.status) {
-                (Decision::Allowed, 200..=299) => "ok",
+                (Decision::Allowed, 200..=299) if !report.failed => "ok",
                 (Decision::Allowed, _) => "error",
                 _ => "rejected",
             };
@@ -254,18 +259,28 @@ impl Metrics {
                     McpMethod::ToolsCall => message.target.as_deref().unwrap_or_default(),
                     _ => "",
                 };
-                let is = |key: &CallKey| &*key.0 == method && &*key.1 == target && key.2 == outcome;
+                let is = |key: &CallKey| {
+                    &*key.0 == method
+                        && &*key.1 == target
+                        && key.2 == outcome
+                        && key.3.as_deref() == server
+                };
                 let make = || {
                     let tool = if mcp_call.is_tool_call() {
                         self.tools.label(target)
                     } else {
                         ""
                     };
-                    let counter = self
-                        .mcp_requests
-                        .with_label_values(&[route, method, tool, outcome]);
+                    let counter = self.mcp_requests.with_label_values(&[
+                        route,
+                        method,
+                        tool,
+                        outcome,
+                        server.unwrap_or(""),
+                    ]);
                     // A tool counted as `other` stands for any number of names: not kept.
-                    let key = (tool == target).then(|| (method.into(), target.into(), outcome));
+                    let key = (tool == target)
+                        .then(|| (method.into(), target.into(), outcome, server.map(Arc::from)));
                     (counter, key)
                 };
                 series.calls.with(is, make, IntCounter::inc);

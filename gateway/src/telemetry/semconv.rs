@@ -69,6 +69,9 @@ fn mcp_attributes(cx: &RequestCtx, out: &mut Vec<KeyValue>) -> Option<String> {
     {
         out.push(KeyValue::new("mcp.protocol.version", version.to_string()));
     }
+    if let Some(server) = cx.mcp_server() {
+        out.push(KeyValue::new("tollgate.mcp.server", server.to_string()));
+    }
     let mcp = cx.mcp()?;
     if mcp.batch {
         out.push(KeyValue::new(

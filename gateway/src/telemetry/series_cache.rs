@@ -24,8 +24,14 @@ pub struct ModelSeries {
     pub time_to_first_token: Histogram,
 }
 
-/// The key of an MCP request counter: method label, tool name as the request gave it, outcome.
-pub type CallKey = (Box<str>, Box<str>, &'static str);
+/// The key of an MCP request counter: method label, tool name as the request gave it, outcome,
+/// and the federated route's server that answered.
+pub type CallKey = (
+    Box<str>,
+    Box<str>,
+    &'static str,
+    Option<std::sync::Arc<str>>,
+);
 
 /// Series by key, at most `cap` of them.
 #[derive(Debug)]

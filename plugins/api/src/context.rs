@@ -80,6 +80,7 @@ impl RequestCtx {
                 uri,
                 headers,
                 mcp: None,
+                mcp_server: None,
                 llm: None,
                 response_model: None,
                 usage: Usage::default(),
@@ -134,6 +135,13 @@ impl RequestCtx {
     #[inline]
     pub fn mcp(&self) -> Option<&McpRequest> {
         self.facts.mcp.as_ref()
+    }
+
+    /// On a federated MCP route, the MCP server that served the request (known once it
+    /// answered; `None` for answers the gateway gives itself, such as merged lists).
+    #[inline]
+    pub fn mcp_server(&self) -> Option<&str> {
+        self.facts.mcp_server.as_deref()
     }
 
     /// The parsed LLM request (LLM routes with a JSON body), from the body phase on.

@@ -29,6 +29,8 @@ pub struct GatewayFacts {
     pub headers: HeaderMap,
     /// The parsed MCP request.
     pub mcp: Option<McpRequest>,
+    /// On a federated MCP route: the `[mcp_server.<name>]` that served the request.
+    pub mcp_server: Option<std::sync::Arc<str>>,
     /// The parsed LLM request.
     pub llm: Option<LlmRequest>,
     /// The model the upstream says answered.

@@ -307,9 +307,20 @@ fn filter_message(
                 Target::Prompt => ("prompts", "name"),
                 Target::Resource => ("resources", "uri"),
             };
-            let Some(Value::Array(entries)) = object.get_mut("result").and_then(|r| r.get_mut(key))
-            else {
+            let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) else {
                 return false;
+            };
+            // The list depends on the caller now: a 2026-07-28 client must not let a shared
+            // cache hand it to anyone else.
+            let made_private = match result.get_mut("cacheScope") {
+                Some(scope) if scope != "private" => {
+                    *scope = Value::from("private");
+                    true
+                }
+                _ => false,
+            };
+            let Some(Value::Array(entries)) = result.get_mut(key) else {
+                return made_private;
             };
             let before = entries.len();
             entries.retain(|entry| {
@@ -318,7 +329,7 @@ fn filter_message(
                     .and_then(Value::as_str)
                     .is_some_and(|name| policy.allows(identity, pending.target, name))
             });
-            entries.len() != before
+            made_private || entries.len() != before
         }
         _ => false,
     }
@@ -328,6 +339,39 @@ fn filter_message(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_filtered_list_is_private_to_its_caller() {
+        let policy = Policy {
+            rules: Vec::new(),
+            default_allow: true,
+        };
+        let pending = [PendingList {
+            id: json!(1),
+            target: Target::Tool,
+        }];
+        let mut answer = json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "tools": [{"name": "add"}], "ttlMs": 60000, "cacheScope": "public"}});
+        let mut answered = [false];
+        assert!(filter_message(
+            &pending,
+            &mut answered,
+            &mut answer,
+            &policy,
+            None
+        ));
+        assert_eq!(answer["result"]["cacheScope"], "private");
+        assert_eq!(answer["result"]["tools"], json!([{"name": "add"}]));
+        // A 2025-era answer has no cache scope to change: left as it is.
+        let mut legacy = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "add"}]}});
+        assert!(!filter_message(
+            &pending,
+            &mut answered,
+            &mut legacy,
+            &policy,
+            None
+        ));
+    }
 
     #[test]
     fn a_list_answer_that_is_not_utf8_is_filtered_all_the_same() {

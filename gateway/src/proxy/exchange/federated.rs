@@ -9,6 +9,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::Value;
+use tollgate_plugin_api::host::facts_mut;
 use tollgate_plugin_api::RequestBody;
 
 use super::source::FederatedSource;
@@ -46,6 +47,9 @@ pub(super) async fn serve(
     };
     if let Some(reason) = answer.reason {
         ctx.error = Some(Cow::Borrowed(reason));
+    }
+    if let (Some(server), Some(cx)) = (&answer.server, ctx.cx.as_mut()) {
+        facts_mut(cx).mcp_server = Some(server.clone());
     }
     let mut head = ResponseHeader::build(answer.status, Some(4))?;
     match &answer.body {
