@@ -1,5 +1,6 @@
 //! `tollgate demo` as a newcomer runs it: the printed tokens work, RBAC and the injected provider
-//! key are in action, and the MCP Python SDK gets 714 from the demo math server.
+//! key are in action, the MCP Python SDK gets 714 from the demo math server, and the federated
+//! route serves both demo servers' tools (filtered per caller) in both protocol eras.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -94,6 +95,47 @@ async fn demo_runs_offline_with_auth_rbac_and_key_injection() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(out["tools"], json!([]));
     assert_eq!(out["error"]["code"], -32001);
+
+    // The federated route: both servers' tools behind one endpoint, in both protocol eras.
+    let tools_url = format!("http://{listen}/tools");
+    for mode in ["auto", "legacy"] {
+        let federated = |token: &str, call: &str| {
+            vec![
+                "--url".into(),
+                tools_url.clone(),
+                "--mode".into(),
+                mode.into(),
+                "--header".into(),
+                format!("Authorization: Bearer {token}"),
+                "--call".into(),
+                call.into(),
+            ]
+        };
+        let (code, out, log) =
+            python::run("mcp_client.py", federated(&alice, "math__multiply")).await;
+        assert_eq!(code, 0, "{log}");
+        assert_eq!(
+            out["tools"],
+            json!([
+                "math__add",
+                "math__multiply",
+                "text__count_words",
+                "text__upper"
+            ]),
+            "{mode}"
+        );
+        assert_eq!(out["result"], "714", "{mode}");
+        assert_eq!(out["era"], if mode == "auto" { "modern" } else { "legacy" });
+        let (code, out, log) =
+            python::run("mcp_client.py", federated(&bob, "math__multiply")).await;
+        assert_eq!(code, 0, "{log}");
+        assert_eq!(
+            out["tools"],
+            json!(["text__count_words", "text__upper"]),
+            "{mode}"
+        );
+        assert_eq!(out["error"]["code"], -32001, "{mode}");
+    }
 
     let resp = client
         .post(&mcp_url)

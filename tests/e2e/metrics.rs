@@ -138,17 +138,17 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
             1.0,
         ),
         (
-            r#"tollgate_mcp_requests_total{method="tools/call",outcome="ok",route="mcp",tool="multiply"}"#,
+            r#"tollgate_mcp_requests_total{method="tools/call",outcome="ok",route="mcp",server="",tool="multiply"}"#,
             2.0,
         ),
         (
             // Tools outside `metric_tools` share `other`, each call counted (refused by
             // `mcp-rbac`: only `multiply` is allowed).
-            r#"tollgate_mcp_requests_total{method="tools/call",outcome="rejected",route="mcp",tool="other"}"#,
+            r#"tollgate_mcp_requests_total{method="tools/call",outcome="rejected",route="mcp",server="",tool="other"}"#,
             2.0,
         ),
         (
-            r#"tollgate_mcp_requests_total{method="tools/call",outcome="rejected",route="mcp",tool="delete_all"}"#,
+            r#"tollgate_mcp_requests_total{method="tools/call",outcome="rejected",route="mcp",server="",tool="delete_all"}"#,
             1.0,
         ),
         (

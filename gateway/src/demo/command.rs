@@ -45,6 +45,10 @@ pub fn run(gateway: &Gateway, listen: &str, admin: &str) -> ExitCode {
             &format!("http://{}/mcp", upstreams.mcp_addr()),
         )
         .replace(
+            "${TEXT_MCP_UPSTREAM}",
+            &format!("http://{}/text/mcp", upstreams.mcp_addr()),
+        )
+        .replace(
             "${LLM_UPSTREAM}",
             &format!("http://{}", upstreams.llm_addr()),
         );
@@ -117,6 +121,8 @@ fn print_demo_banner(listen: &str, admin: &str, alice: &str, bob: &str) {
         r#"tollgate demo is running (Ctrl-C to stop)
 
   MCP route        {base}/mcp            -> demo MCP math server (tools: add, multiply)
+  Federated MCP    {base}/tools          -> math and text servers behind one endpoint
+                                            (math__add, math__multiply, text__upper, text__count_words)
   Anthropic route  {base}/anthropic      -> demo Anthropic-compatible echo model (streams)
   Admin            http://{admin}/healthz  http://{admin}/readyz
 
@@ -138,7 +144,12 @@ Try it:
     -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
     -d '{{"model":"tollgate-echo-1","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hello gateway"}}]}}'
 
-  # MCP Inspector: Streamable HTTP, URL {base}/mcp, header Authorization: Bearer <alice's or bob's token>
+  # Federation: one endpoint, both servers' tools; alice sees all four, bob only text's
+  curl -s {base}/tools -H "authorization: Bearer $BOB_TOKEN" -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/list' \
+    -d '{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}'
+
+  # MCP Inspector: Streamable HTTP, URL {base}/mcp or {base}/tools, header Authorization: Bearer <alice's or bob's token>
   npx @modelcontextprotocol/inspector
 
   # Claude Code against the echo model

@@ -1,4 +1,4 @@
-//! The demo MCP server: `add` and `multiply` over Streamable HTTP, built with the official Rust
+//! The demo MCP math server: `add` and `multiply` over Streamable HTTP, built with the official Rust
 //! MCP SDK (rmcp) and served by axum at `/mcp`.
 
 use std::future::Future;
@@ -64,7 +64,8 @@ impl ServerHandler for MathServer {
     }
 }
 
-/// Serves the MCP math server on `listener` (path `/mcp`, plus `/healthz`) until `shutdown`.
+/// Serves the MCP math server on `listener` (path `/mcp`; the text server at `/text/mcp`; plus
+/// `/healthz`) until `shutdown`.
 pub async fn serve_mcp_math(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -77,6 +78,7 @@ pub async fn serve_mcp_math(
         );
     let app = axum::Router::new()
         .nest_service("/mcp", service)
+        .nest_service("/text/mcp", super::mcp_text::text_service())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -1,9 +1,10 @@
-//! In-process demo upstreams for `tollgate demo` (and the tests): an MCP math server and an
-//! Anthropic-compatible echo model, each on its own loopback listener.
+//! In-process demo upstreams for `tollgate demo` (and the tests): two MCP servers (math and
+//! text, on one loopback listener) and an Anthropic-compatible echo model on another.
 
 pub mod command;
 pub mod echo_model;
 pub mod mcp_math;
+pub mod mcp_text;
 
 use std::net::SocketAddr;
 
