@@ -53,10 +53,15 @@ impl Answer {
 
     /// A JSON-RPC message with `status`.
     pub fn json_with_status(status: StatusCode, message: &Value) -> Self {
+        Self::json_bytes(status, Bytes::from(message.to_string()))
+    }
+
+    /// A JSON-RPC message already written out.
+    pub fn json_bytes(status: StatusCode, bytes: Bytes) -> Self {
         Self {
             status,
             session: None,
-            body: AnswerBody::Json(Bytes::from(message.to_string())),
+            body: AnswerBody::Json(bytes),
             server: None,
             reason: None,
         }

@@ -62,7 +62,7 @@ async fn post(federation: &Federation, request: Inbound<'_>) -> Answer {
             );
         }
     }
-    let traceparent = request.headers.get("traceparent");
+    let traceparent = request.traceparent.as_ref();
     let Some(method) = method else {
         // A response to a request a server made through the gateway.
         return relay::answer_to_server(federation, &client, message).await;

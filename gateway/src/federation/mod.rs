@@ -134,4 +134,6 @@ pub struct Inbound<'a> {
     pub headers: &'a HeaderMap,
     /// The JSON-RPC body of a POST.
     pub body: Option<Value>,
+    /// The W3C `traceparent` of the gateway's upstream span, sent to the servers.
+    pub traceparent: Option<http::HeaderValue>,
 }

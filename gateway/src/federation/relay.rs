@@ -288,7 +288,17 @@ fn relay_reply(
 ) -> Answer {
     let server = federation.servers[index].spec.name.clone();
     let modern_client = client.is_modern();
+    // A 2026-07-28 error keeps the status its code goes with (404 for an unknown method).
+    let status = if modern_client && reply.status.is_client_error() {
+        reply.status
+    } else {
+        StatusCode::OK
+    };
     match reply.body {
+        ReplyBody::Json(bytes) if sent_id == id && !needs_fitting(&bytes, modern_client) => {
+            // Nothing to change: the server's bytes go as they came.
+            Answer::json_bytes(status, bytes)
+        }
         ReplyBody::Json(bytes) => {
             let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {
                 return server_failed(
@@ -307,15 +317,6 @@ fn relay_reply(
             if message.get("id") == Some(sent_id) {
                 message["id"] = id.clone();
             }
-            // A 2026-07-28 error keeps the status its code goes with (404 for an unknown method).
-            let status = if modern_client
-                && message.get("error").is_some()
-                && reply.status.is_client_error()
-            {
-                reply.status
-            } else {
-                StatusCode::OK
-            };
             Answer::json_with_status(status, &message)
         }
         ReplyBody::Stream(stream) => {
@@ -337,6 +338,15 @@ fn relay_reply(
         }
         ReplyBody::Empty => server_failed(&server, id, &LinkError::Status(reply.status.as_u16())),
     }
+}
+
+/// Whether a server's JSON answer may hold what a 2025-era client must not get (the 2026-07-28
+/// result fields): only then is it parsed and written again.
+fn needs_fitting(bytes: &[u8], modern_client: bool) -> bool {
+    !modern_client
+        && [&b"resultType"[..], b"ttlMs", b"cacheScope"]
+            .iter()
+            .any(|field| memchr::memmem::find(bytes, field).is_some())
 }
 
 const INPUT_REQUIRED_MESSAGE: &str =

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::Value;
@@ -35,6 +35,7 @@ pub(super) async fn serve(
         return Ok(());
     }
     ctx.start_upstream(route);
+    let traceparent = upstream_traceparent(ctx)?;
     let answer = {
         let request = session.req_header();
         federation
@@ -42,6 +43,7 @@ pub(super) async fn serve(
                 method: &request.method,
                 headers: &request.headers,
                 body: json,
+                traceparent,
             })
             .await
     };
@@ -74,6 +76,13 @@ pub(super) async fn serve(
     let mut source = FederatedSource::new(head, answer.body);
     stream::stream_response(session, ctx, route, &mut source).await?;
     Ok(())
+}
+
+/// The `traceparent` that makes the servers' spans children of the gateway's upstream span.
+fn upstream_traceparent(ctx: &ProxyCtx) -> Result<Option<http::HeaderValue>> {
+    let mut carrier = RequestHeader::build("POST", b"/", Some(1))?;
+    ctx.propagate(&mut carrier);
+    Ok(carrier.headers.get("traceparent").cloned())
 }
 
 /// DNS rebinding: a web page whose name an attacker pointed at 127.0.0.1 makes a browser send
