@@ -126,6 +126,7 @@ async fn server_stream(
     };
     let server = link.spec.name.clone();
     let listen_id = listen_id.cloned();
+    let lists = federation.lists.clone();
     let relayed = stream::unfold(events, |mut events| async move {
         match events.next_message().await {
             Ok(Some(message)) => Some((Some(message), events)),
@@ -133,6 +134,9 @@ async fn server_stream(
         }
     })
     .filter_map(move |message| {
+        if let Some(method) = message.as_ref().and_then(|m| m.get("method")?.as_str()) {
+            lists.changed(index, method);
+        }
         let out = message.and_then(|m| relayed_message(m, &server, listen_id.as_ref()));
         futures::future::ready(out)
     });

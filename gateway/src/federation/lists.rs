@@ -2,6 +2,9 @@
 //! fetched, names exposed with the server's prefix, the lists joined in the route's server
 //! order. A server that fails is left out, and the others' entries are still listed.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{Map, Value};
@@ -16,11 +19,54 @@ use super::Federation;
 const MAX_PAGES: usize = 100;
 
 /// One server's part of a list.
-struct Part {
+#[derive(Debug, Clone)]
+pub(super) struct Part {
     items: Vec<Value>,
     /// Its `ttlMs`; `None` when it gave none (a 2025-era server).
     ttl_ms: Option<u64>,
     public: bool,
+}
+
+/// List parts servers declared `public` with a `ttlMs`, by server index and list method, kept
+/// until they expire or the server says its list changed.
+#[derive(Debug, Clone)]
+pub(super) struct ListCache(moka::sync::Cache<(usize, &'static str), Arc<(Instant, Part)>>);
+
+impl Default for ListCache {
+    fn default() -> Self {
+        // A handful of lists per server: the bound only guards against a misconfiguration.
+        Self(moka::sync::Cache::new(1024))
+    }
+}
+
+impl ListCache {
+    fn get(&self, index: usize, key: &'static str) -> Option<Part> {
+        let cached = self.0.get(&(index, key))?;
+        (cached.0 > Instant::now()).then(|| cached.1.clone())
+    }
+
+    fn keep(&self, index: usize, key: &'static str, part: &Part) {
+        let Some(ttl) = part.ttl_ms.filter(|&ttl| ttl > 0 && part.public) else {
+            return;
+        };
+        let expires = Instant::now() + Duration::from_millis(ttl);
+        self.0
+            .insert((index, key), Arc::new((expires, part.clone())));
+    }
+
+    /// Forgets server `index`'s list that a `notifications/<kind>/list_changed` is about.
+    pub(super) fn changed(&self, index: usize, notification: &str) {
+        let key = match notification {
+            "notifications/tools/list_changed" => "tools",
+            "notifications/prompts/list_changed" => "prompts",
+            "notifications/resources/list_changed" => {
+                self.0.invalidate(&(index, "resourceTemplates"));
+                "resources"
+            }
+            _ => return,
+        };
+        self.0.invalidate(&(index, key));
+    }
 }
 
 /// The key of a list method's entries in its result.
@@ -114,7 +160,7 @@ pub(super) async fn merged(
                 Some((owner, t.to_string()))
             })
             .collect();
-        federation.templates.store(std::sync::Arc::new(templates));
+        federation.templates.store(Arc::new(templates));
     }
     let mut result = Map::new();
     result.insert(key.into(), Value::Array(items));
@@ -136,11 +182,17 @@ async fn fetch_all(
     method: &str,
     message: &Value,
 ) -> Vec<Result<Part, LinkError>> {
+    let key = items_key(method);
     join_all((0..federation.servers.len()).map(|index| async move {
+        if let Some(part) = federation.lists.get(index, key) {
+            return Ok(part);
+        }
         let timeout = federation.servers[index].spec.timeout;
-        tokio::time::timeout(timeout, fetch(federation, client, index, method, message))
+        let part = tokio::time::timeout(timeout, fetch(federation, client, index, method, message))
             .await
-            .unwrap_or(Err(LinkError::Timeout(timeout)))
+            .unwrap_or(Err(LinkError::Timeout(timeout)))?;
+        federation.lists.keep(index, key, &part);
+        Ok(part)
     }))
     .await
 }
@@ -230,4 +282,43 @@ fn expose(federation: &Federation, index: usize, method: &str, item: &mut Value)
 /// The owner-map key of a URI template (kept apart from plain URIs).
 pub(super) fn template_key(template: &str) -> String {
     format!("template:{template}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn part(ttl_ms: Option<u64>, public: bool) -> Part {
+        Part {
+            items: vec![json!({"name": "add"})],
+            ttl_ms,
+            public,
+        }
+    }
+
+    #[test]
+    fn only_public_lists_with_a_ttl_are_kept_until_a_change() {
+        let cache = ListCache::default();
+        cache.keep(0, "tools", &part(Some(60_000), true));
+        cache.keep(1, "tools", &part(Some(60_000), false));
+        cache.keep(2, "tools", &part(None, true));
+        cache.keep(3, "tools", &part(Some(0), true));
+        assert!(cache.get(0, "tools").is_some());
+        assert!(cache.get(1, "tools").is_none(), "private");
+        assert!(cache.get(2, "tools").is_none(), "no ttl (2025-era server)");
+        assert!(cache.get(3, "tools").is_none(), "ttl 0");
+        cache.changed(0, "notifications/prompts/list_changed");
+        assert!(cache.get(0, "tools").is_some(), "another list changed");
+        cache.changed(0, "notifications/tools/list_changed");
+        assert!(cache.get(0, "tools").is_none());
+    }
+
+    #[test]
+    fn an_expired_list_is_not_served() {
+        let cache = ListCache::default();
+        cache.keep(0, "tools", &part(Some(1), true));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(cache.get(0, "tools").is_none());
+    }
 }

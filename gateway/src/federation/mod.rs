@@ -66,6 +66,9 @@ pub struct Federation {
     ended: moka::sync::Cache<Arc<str>, ()>,
     /// Which server listed a resource URI (index into `servers`).
     resource_owners: moka::sync::Cache<String, usize>,
+    /// Servers' list parts they declared public and cacheable (`ttlMs`), until they expire or
+    /// the server announces a change.
+    lists: lists::ListCache,
     /// Resource templates each server listed, by server index.
     templates: arc_swap::ArcSwap<Vec<(usize, String)>>,
 }
@@ -104,6 +107,7 @@ impl Federation {
                 .time_to_live(std::time::Duration::from_secs(24 * 3600))
                 .build(),
             resource_owners: moka::sync::Cache::new(RESOURCE_OWNERS_CAPACITY),
+            lists: lists::ListCache::default(),
             templates: arc_swap::ArcSwap::from_pointee(Vec::new()),
         }
     }

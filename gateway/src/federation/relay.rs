@@ -323,6 +323,8 @@ fn relay_reply(
             let relay = Relay {
                 stream,
                 server,
+                index,
+                lists: federation.lists.clone(),
                 id: id.clone(),
                 sent_id: sent_id.clone(),
                 modern_client,
@@ -373,6 +375,9 @@ fn fit_response(message: &mut Value, modern_client: bool, server: &str) -> bool 
 struct Relay {
     stream: EventStream,
     server: Arc<str>,
+    /// The server's index, for the list cache.
+    index: usize,
+    lists: super::lists::ListCache,
     /// The client's id of the request.
     id: Value,
     /// The id the server got.
@@ -406,6 +411,9 @@ impl Relay {
                 return self.failure(&error);
             }
         };
+        if let Some(method) = message.get("method").and_then(Value::as_str) {
+            self.lists.changed(self.index, method);
+        }
         if jsonrpc::is_response(&message) && message.get("id") == Some(&self.sent_id) {
             self.done = true;
             message["id"] = self.id.clone();
