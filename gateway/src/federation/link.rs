@@ -142,6 +142,9 @@ pub struct ServerLink {
     /// The gateway's own session on a 2025-era server, for 2026-era (stateless) clients.
     shared_session: ArcSwapOption<SessionRef>,
     opening_shared: tokio::sync::Mutex<()>,
+    /// The messages of the shared session's GET stream, for every 2026-era client listening;
+    /// the stream is open while anyone listens.
+    shared_events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Sender<Value>>>>,
 }
 
 impl std::fmt::Debug for ServerLink {
@@ -177,6 +180,7 @@ impl ServerLink {
             probing: tokio::sync::Mutex::new(()),
             shared_session: ArcSwapOption::empty(),
             opening_shared: tokio::sync::Mutex::new(()),
+            shared_events: Arc::default(),
         })
     }
 
@@ -437,6 +441,74 @@ impl ServerLink {
         if current.is_some_and(|c| Arc::ptr_eq(&c, stale)) {
             self.shared_session.store(None);
         }
+    }
+
+    /// The messages of the gateway's own session's GET stream (2025-era server), opened for the
+    /// first listener and closed when the last one has gone.
+    pub async fn shared_events(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<Value>, LinkError> {
+        if let Some(sender) = self.shared_events.lock().ok().and_then(|s| s.clone()) {
+            return Ok(sender.subscribe());
+        }
+        let mut session = self.shared_session().await?;
+        let mut events = None;
+        for _ in 0..2 {
+            let Some(id) = session.id.as_deref() else {
+                return Err(LinkError::Status(405));
+            };
+            match self.listen(id, &session.version).await {
+                Err(LinkError::SessionGone) => {
+                    self.drop_shared_session(&session);
+                    session = self.shared_session().await?;
+                }
+                other => {
+                    events = Some(other?);
+                    break;
+                }
+            }
+        }
+        let Some(mut events) = events else {
+            return Err(LinkError::SessionGone);
+        };
+        let Ok(mut slot) = self.shared_events.lock() else {
+            return Err(LinkError::Protocol("poisoned lock".into()));
+        };
+        if let Some(sender) = slot.as_ref() {
+            // Another listener opened it meanwhile: this stream is not needed.
+            return Ok(sender.subscribe());
+        }
+        let (sender, receiver) = tokio::sync::broadcast::channel(64);
+        *slot = Some(sender.clone());
+        drop(slot);
+        let slot = self.shared_events.clone();
+        let server = self.spec.name.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    message = events.next_message() => match message {
+                        Ok(Some(message)) => {
+                            if sender.send(message).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    },
+                    () = tokio::time::sleep(Duration::from_secs(30)) => {
+                        if sender.receiver_count() == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            tracing::debug!(%server, "shared session stream closed");
+            if let Ok(mut slot) = slot.lock() {
+                if slot.as_ref().is_some_and(|s| s.same_channel(&sender)) {
+                    *slot = None;
+                }
+            }
+        });
+        Ok(receiver)
     }
 
     /// Ends a session on the server (DELETE); failures are only logged.

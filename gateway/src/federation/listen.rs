@@ -115,9 +115,8 @@ async fn server_stream(
     listen_id: Option<&Value>,
 ) -> Option<BoxStream<'static, bytes::Bytes>> {
     let link = &federation.servers[index];
-    let opened = open_server_stream(federation, client, index, filter, listen_id).await;
-    let events = match opened {
-        Ok(Some(events)) => events,
+    let messages = match open_server_stream(federation, client, index, filter, listen_id).await {
+        Ok(Some(messages)) => messages,
         Ok(None) => return None,
         Err(e) => {
             tracing::info!(server = %link.name(), error = %e, "MCP server stream not opened");
@@ -127,20 +126,24 @@ async fn server_stream(
     let server = link.spec.name.clone();
     let listen_id = listen_id.cloned();
     let lists = federation.lists.clone();
-    let relayed = stream::unfold(events, |mut events| async move {
+    let relayed = messages.filter_map(move |message| {
+        if let Some(method) = message.get("method").and_then(Value::as_str) {
+            lists.changed(index, method);
+        }
+        futures::future::ready(relayed_message(message, &server, listen_id.as_ref()))
+    });
+    Some(relayed.boxed())
+}
+
+/// The messages of an SSE stream, until it ends or fails.
+fn messages_of(events: EventStream) -> BoxStream<'static, Value> {
+    stream::unfold(events, |mut events| async move {
         match events.next_message().await {
-            Ok(Some(message)) => Some((Some(message), events)),
+            Ok(Some(message)) => Some((message, events)),
             Ok(None) | Err(_) => None,
         }
     })
-    .filter_map(move |message| {
-        if let Some(method) = message.as_ref().and_then(|m| m.get("method")?.as_str()) {
-            lists.changed(index, method);
-        }
-        let out = message.and_then(|m| relayed_message(m, &server, listen_id.as_ref()));
-        futures::future::ready(out)
-    });
-    Some(relayed.boxed())
+    .boxed()
 }
 
 async fn open_server_stream(
@@ -149,7 +152,7 @@ async fn open_server_stream(
     index: usize,
     filter: &Value,
     listen_id: Option<&Value>,
-) -> Result<Option<EventStream>, LinkError> {
+) -> Result<Option<BoxStream<'static, Value>>, LinkError> {
     let link = &federation.servers[index];
     let probed = link.probed().await?;
     if probed.era_for(client.is_modern()) == Era::Modern {
@@ -160,29 +163,60 @@ async fn open_server_stream(
             .exchange(client, index, request, None, None)
             .await?;
         return Ok(match reply.body {
-            ReplyBody::Stream(events) => Some(events.long_lived()),
+            ReplyBody::Stream(events) => Some(messages_of(events.long_lived())),
             _ => None,
         });
     }
     if client.is_modern() {
-        // The gateway's own session on a 2025-era server has one GET stream, not one per
-        // client: not merged (docs/federation.md).
-        return Ok(None);
+        // A 2025-era server's changes reach stateless clients through the gateway's own
+        // session's stream, shared by all of them; only what this client subscribed to.
+        let receiver = link.shared_events().await?;
+        let filter = filter.clone();
+        let shared = stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(message) => return Some((message, receiver)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter(move |message| futures::future::ready(subscribed(&filter, message)));
+        return Ok(Some(shared.boxed()));
     }
     let session = federation.server_session(client, index, false).await?;
     let Some(session_id) = session.id.as_deref() else {
         return Ok(None);
     };
-    match link.listen(session_id, &session.version).await {
+    let events = match link.listen(session_id, &session.version).await {
         Err(LinkError::SessionGone) => {
             let session = federation.server_session(client, index, true).await?;
             match session.id.as_deref() {
-                Some(id) => link.listen(id, &session.version).await.map(Some),
-                None => Ok(None),
+                Some(id) => link.listen(id, &session.version).await?,
+                None => return Ok(None),
             }
         }
-        Err(LinkError::Status(405)) => Ok(None),
-        other => other.map(Some),
+        Err(LinkError::Status(405)) => return Ok(None),
+        other => other?,
+    };
+    Ok(Some(messages_of(events)))
+}
+
+/// Whether a 2026-07-28 client's `subscriptions/listen` filter asks for `message`.
+fn subscribed(filter: &Value, message: &Value) -> bool {
+    let flag = |key: &str| filter.get(key).and_then(Value::as_bool).unwrap_or(false);
+    match message.get("method").and_then(Value::as_str) {
+        Some("notifications/tools/list_changed") => flag("toolsListChanged"),
+        Some("notifications/prompts/list_changed") => flag("promptsListChanged"),
+        Some("notifications/resources/list_changed") => flag("resourcesListChanged"),
+        Some("notifications/resources/updated") => {
+            let uri = message.pointer("/params/uri");
+            filter
+                .get("resourceSubscriptions")
+                .and_then(Value::as_array)
+                .is_some_and(|uris| uri.is_some_and(|uri| uris.contains(uri)))
+        }
+        _ => false,
     }
 }
 
@@ -212,4 +246,35 @@ fn relayed_message(
         );
     }
     Some(sse_event(&message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_filter_lets_through_what_it_asks_for() {
+        let filter = json!({"toolsListChanged": true, "resourceSubscriptions": ["res://a"]});
+        let note = |method: &str, params: Value| json!({"jsonrpc": "2.0", "method": method, "params": params});
+        assert!(subscribed(
+            &filter,
+            &note("notifications/tools/list_changed", json!({}))
+        ));
+        assert!(!subscribed(
+            &filter,
+            &note("notifications/prompts/list_changed", json!({}))
+        ));
+        assert!(subscribed(
+            &filter,
+            &note("notifications/resources/updated", json!({"uri": "res://a"}))
+        ));
+        assert!(!subscribed(
+            &filter,
+            &note("notifications/resources/updated", json!({"uri": "res://b"}))
+        ));
+        assert!(!subscribed(
+            &filter,
+            &note("notifications/message", json!({}))
+        ));
+    }
 }
