@@ -11,7 +11,7 @@ use crate::protocol::mcp_headers::{
 };
 
 /// The client of one request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Client {
     /// Handshake era: its session id and what it seals.
     Legacy {

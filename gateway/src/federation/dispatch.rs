@@ -14,7 +14,7 @@ use crate::protocol::mcp_headers::{
 };
 
 /// Answers `request`.
-pub(super) async fn serve(federation: &Federation, request: Inbound<'_>) -> Answer {
+pub(super) async fn serve(federation: &Arc<Federation>, request: Inbound<'_>) -> Answer {
     match *request.method {
         Method::POST => post(federation, request).await,
         Method::GET => listen::open(federation, request.headers).await,
@@ -29,7 +29,7 @@ pub(super) async fn serve(federation: &Federation, request: Inbound<'_>) -> Answ
     }
 }
 
-async fn post(federation: &Federation, request: Inbound<'_>) -> Answer {
+async fn post(federation: &Arc<Federation>, request: Inbound<'_>) -> Answer {
     let Some(message) = request.body.filter(Value::is_object) else {
         return Answer::error(
             StatusCode::BAD_REQUEST,

@@ -79,6 +79,15 @@ fn items_key(method: &str) -> &'static str {
     }
 }
 
+/// The field that names an entry: two entries with the same one cannot both be listed.
+fn identity_key(method: &str) -> &'static str {
+    match method {
+        "resources/list" => "uri",
+        "resources/templates/list" => "uriTemplate",
+        _ => "name",
+    }
+}
+
 /// Answers a list request with every server's entries.
 pub(super) async fn merged(
     federation: &Federation,
@@ -114,9 +123,7 @@ pub(super) async fn merged(
                 for mut item in part.items {
                     expose(federation, index, method, &mut item);
                     let identity = item
-                        .get("name")
-                        .or_else(|| item.get("uri"))
-                        .or_else(|| item.get("uriTemplate"))
+                        .get(identity_key(method))
                         .and_then(Value::as_str)
                         .map(str::to_string);
                     if let Some(identity) = identity {

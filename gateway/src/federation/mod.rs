@@ -9,6 +9,7 @@
 //! from every server at once (lists), or from the one server a name or URI belongs to.
 
 mod answer;
+mod bridge;
 mod client;
 mod dispatch;
 mod exchange;
@@ -118,7 +119,7 @@ impl Federation {
     }
 
     /// Answers one client request (its body already through the plugins' body phase).
-    pub async fn serve(&self, request: Inbound<'_>) -> Answer {
+    pub async fn serve(self: &Arc<Self>, request: Inbound<'_>) -> Answer {
         dispatch::serve(self, request).await
     }
 

@@ -10,6 +10,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
 use super::answer::{sse_event, Answer, AnswerBody};
+use super::bridge;
 use super::client::{self, Client};
 use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND};
 use super::link::{EventStream, LinkError, Reply, ReplyBody};
@@ -23,7 +24,7 @@ const SCOPED_ID_START: &str = "tg~";
 
 /// `tools/call` and `prompts/get`: to the server whose prefix the name carries.
 pub(super) async fn by_name(
-    federation: &Federation,
+    federation: &Arc<Federation>,
     client: &Client,
     id: &Value,
     mut message: Value,
@@ -73,7 +74,7 @@ pub(super) async fn by_name(
 /// `resources/read`, `resources/subscribe` and `resources/unsubscribe`: to the server that
 /// listed the URI (or one of whose templates matches it).
 pub(super) async fn by_uri(
-    federation: &Federation,
+    federation: &Arc<Federation>,
     client: &Client,
     id: &Value,
     message: Value,
@@ -117,7 +118,7 @@ pub(super) async fn by_uri(
 
 /// `completion/complete`: to the server of the prompt or resource it completes for.
 pub(super) async fn completion(
-    federation: &Federation,
+    federation: &Arc<Federation>,
     client: &Client,
     id: &Value,
     mut message: Value,
@@ -224,6 +225,16 @@ pub(super) async fn answer_to_server(
     client: &Client,
     mut message: Value,
 ) -> Answer {
+    if let Some(token) = message
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.strip_prefix(bridge::INPUT_ID_START))
+    {
+        if !bridge::deliver(token, message.clone()) {
+            tracing::warn!("an answer to a server's input request that no call on this replica waits for (without session affinity, another replica's)");
+        }
+        return Answer::accepted();
+    }
     let scoped = message
         .get("id")
         .and_then(Value::as_str)
@@ -248,7 +259,7 @@ pub(super) async fn answer_to_server(
 
 /// Sends a request to server `index` and relays its answer.
 async fn forward(
-    federation: &Federation,
+    federation: &Arc<Federation>,
     client: &Client,
     index: usize,
     id: &Value,
@@ -257,11 +268,21 @@ async fn forward(
     traceparent: Option<&HeaderValue>,
 ) -> Answer {
     let link = &federation.servers[index];
+    // A 2025-era client may have to be asked for a 2026-07-28 server's input: the call is kept
+    // to be sent again.
+    let bridge = (!client.is_modern()).then(|| bridge::Call {
+        federation: federation.clone(),
+        client: client.clone(),
+        index,
+        id: id.clone(),
+        request: message.clone(),
+        own_name: own_name.map(str::to_string),
+    });
     let reply = federation
         .exchange(client, index, message, own_name, traceparent)
         .await;
     let answer = match reply {
-        Ok((reply, sent_id)) => relay_reply(federation, client, index, id, &sent_id, reply),
+        Ok((reply, sent_id)) => relay_reply(federation, client, index, id, &sent_id, reply, bridge),
         Err(e) => server_failed(link.name(), id, &e),
     };
     answer.answered_by(&link.spec.name)
@@ -285,6 +306,7 @@ fn relay_reply(
     id: &Value,
     sent_id: &Value,
     reply: Reply,
+    bridge: Option<bridge::Call>,
 ) -> Answer {
     let server = federation.servers[index].spec.name.clone();
     let modern_client = client.is_modern();
@@ -307,6 +329,15 @@ fn relay_reply(
                     &LinkError::Protocol("the answer is not JSON".into()),
                 );
             };
+            if let (Some(call), Some(result)) = (bridge, input_required(&message)) {
+                return Answer {
+                    status: StatusCode::OK,
+                    session: None,
+                    body: AnswerBody::Stream(bridge::answer(call, result)),
+                    server: None,
+                    reason: None,
+                };
+            }
             if !fit_response(&mut message, modern_client, &server) {
                 return server_failed(
                     &server,
@@ -329,6 +360,8 @@ fn relay_reply(
                 sent_id: sent_id.clone(),
                 modern_client,
                 done: false,
+                bridge,
+                tail: None,
             };
             Answer {
                 status: StatusCode::OK,
@@ -342,27 +375,43 @@ fn relay_reply(
     }
 }
 
-/// Whether a server's JSON answer may hold what a 2025-era client must not get (the 2026-07-28
-/// result fields): only then is it parsed and written again.
+/// The `input_required` result of a response, if it is one.
+fn input_required(message: &Value) -> Option<Value> {
+    let result = message.get("result")?;
+    (result.get("resultType").and_then(Value::as_str) == Some("input_required"))
+        .then(|| result.clone())
+}
+
+/// Whether a server's JSON answer needs fitting to the client's era (a 2025-era client must
+/// not get the 2026-07-28 result fields; a 2026-07-28 client must get `resultType`): only then
+/// is it parsed and written again.
 fn needs_fitting(bytes: &[u8], modern_client: bool) -> bool {
-    !modern_client
-        && [&b"resultType"[..], b"ttlMs", b"cacheScope"]
-            .iter()
-            .any(|field| memchr::memmem::find(bytes, field).is_some())
+    let has = |field: &[u8]| memchr::memmem::find(bytes, field).is_some();
+    if modern_client {
+        !has(b"\"resultType\"")
+    } else {
+        has(b"\"resultType\"") || has(b"\"ttlMs\"") || has(b"\"cacheScope\"")
+    }
 }
 
 const INPUT_REQUIRED_MESSAGE: &str =
     "the server needs input from the client (input_required), which the gateway does not relay to a 2025-era client";
 
 /// Fits a server's response for the client's era; `false` when it cannot be (a 2025-era client
-/// cannot be asked for the input a 2026-07-28 server requires).
+/// cannot be asked for the input a 2026-07-28 server requires, unless bridged).
 fn fit_response(message: &mut Value, modern_client: bool, server: &str) -> bool {
-    if modern_client {
-        return true;
-    }
     let Some(result) = message.get_mut("result") else {
         return true;
     };
+    if modern_client {
+        // A 2025-era server's result, as the 2026-07-28 wire requires it.
+        if let Some(result) = result.as_object_mut() {
+            result
+                .entry("resultType")
+                .or_insert_with(|| Value::from("complete"));
+        }
+        return true;
+    }
     if result.get("resultType").and_then(Value::as_str) == Some("input_required") {
         tracing::warn!(server, "input_required result for a 2025-era client");
         return false;
@@ -382,6 +431,10 @@ struct Relay {
     id: Value,
     /// The id the server got.
     sent_id: Value,
+    /// The call, should the server ask a 2025-era client for input.
+    bridge: Option<bridge::Call>,
+    /// The rest of the answer once a bridge took over.
+    tail: Option<futures::stream::BoxStream<'static, bytes::Bytes>>,
     modern_client: bool,
     done: bool,
 }
@@ -389,6 +442,10 @@ struct Relay {
 impl Relay {
     fn into_stream(self) -> impl futures::Stream<Item = bytes::Bytes> + Send + 'static {
         futures::stream::unfold(self, |mut relay| async move {
+            if let Some(tail) = relay.tail.as_mut() {
+                let event = tail.next().await?;
+                return Some((event, relay));
+            }
             if relay.done {
                 return None;
             }
@@ -416,6 +473,14 @@ impl Relay {
         }
         if jsonrpc::is_response(&message) && message.get("id") == Some(&self.sent_id) {
             self.done = true;
+            if let Some(result) = input_required(&message) {
+                if let Some(call) = self.bridge.take() {
+                    let mut tail = bridge::answer(call, result);
+                    let first = tail.next().await;
+                    self.tail = Some(tail);
+                    return first.unwrap_or_default();
+                }
+            }
             message["id"] = self.id.clone();
             if !fit_response(&mut message, self.modern_client, &self.server) {
                 let error = LinkError::Protocol(INPUT_REQUIRED_MESSAGE.into());

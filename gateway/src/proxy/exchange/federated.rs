@@ -23,7 +23,7 @@ use crate::routing::Route;
 
 /// Serves the request from `federation` and streams its answer to the client.
 pub(super) async fn serve(
-    federation: &Federation,
+    federation: &std::sync::Arc<Federation>,
     session: &mut Session,
     ctx: &mut ProxyCtx,
     route: &Route,
