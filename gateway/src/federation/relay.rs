@@ -228,9 +228,9 @@ pub(super) async fn answer_to_server(
     if let Some(token) = message
         .get("id")
         .and_then(Value::as_str)
-        .and_then(|id| id.strip_prefix(bridge::INPUT_ID_START))
+        .and_then(|id| id.strip_prefix(bridge::input_required::INPUT_ID_START))
     {
-        if !bridge::deliver(token, message.clone()) {
+        if !bridge::input_required::deliver(token, message.clone()) {
             tracing::warn!("an answer to a server's input request that no call on this replica waits for (without session affinity, another replica's)");
         }
         return Answer::accepted();
@@ -268,9 +268,30 @@ async fn forward(
     traceparent: Option<&HeaderValue>,
 ) -> Answer {
     let link = &federation.servers[index];
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if bridge::replay::wanted(client, method)
+        && link
+            .probed()
+            .await
+            .is_ok_and(|p| p.era_for(true) == super::link::Era::Legacy)
+    {
+        let call =
+            bridge::replay::Call::new(federation.clone(), index, id.clone(), message, client);
+        let answer = Answer {
+            status: StatusCode::OK,
+            session: None,
+            body: AnswerBody::Stream(bridge::replay::answer(call)),
+            server: None,
+            reason: None,
+        };
+        return answer.answered_by(&link.spec.name);
+    }
     // A 2025-era client may have to be asked for a 2026-07-28 server's input: the call is kept
     // to be sent again.
-    let bridge = (!client.is_modern()).then(|| bridge::Call {
+    let bridge = (!client.is_modern()).then(|| bridge::input_required::Call {
         federation: federation.clone(),
         client: client.clone(),
         index,
@@ -306,7 +327,7 @@ fn relay_reply(
     id: &Value,
     sent_id: &Value,
     reply: Reply,
-    bridge: Option<bridge::Call>,
+    bridge: Option<bridge::input_required::Call>,
 ) -> Answer {
     let server = federation.servers[index].spec.name.clone();
     let modern_client = client.is_modern();
@@ -333,7 +354,7 @@ fn relay_reply(
                 return Answer {
                     status: StatusCode::OK,
                     session: None,
-                    body: AnswerBody::Stream(bridge::answer(call, result)),
+                    body: AnswerBody::Stream(bridge::input_required::answer(call, result)),
                     server: None,
                     reason: None,
                 };
@@ -432,7 +453,7 @@ struct Relay {
     /// The id the server got.
     sent_id: Value,
     /// The call, should the server ask a 2025-era client for input.
-    bridge: Option<bridge::Call>,
+    bridge: Option<bridge::input_required::Call>,
     /// The rest of the answer once a bridge took over.
     tail: Option<futures::stream::BoxStream<'static, bytes::Bytes>>,
     modern_client: bool,
@@ -475,7 +496,7 @@ impl Relay {
             self.done = true;
             if let Some(result) = input_required(&message) {
                 if let Some(call) = self.bridge.take() {
-                    let mut tail = bridge::answer(call, result);
+                    let mut tail = bridge::input_required::answer(call, result);
                     let first = tail.next().await;
                     self.tail = Some(tail);
                     return first.unwrap_or_default();

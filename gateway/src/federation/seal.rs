@@ -10,11 +10,14 @@ use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The first byte of every sealed id: the format, so that a future one can be told apart.
 const FORMAT: u8 = b'1';
+/// The first byte of a `requestState` the gateway seals (bridged calls).
+const REQUEST_STATE: u8 = b'r';
 /// Binds derived keys to their use: the same `session_key` keyed elsewhere gives another key.
 const KEY_INFO: &[u8] = b"tollgate mcp session id v1";
 /// Ids longer than this are not opened (a client cannot make the gateway decrypt megabytes).
@@ -106,13 +109,34 @@ impl SessionSealer {
 
     /// `state` as a session id: visible ASCII, as `Mcp-Session-Id` must be.
     pub fn seal(&self, state: &SessionState) -> Option<String> {
-        let mut data = serde_json::to_vec(state).ok()?;
+        self.seal_as(FORMAT, state)
+    }
+
+    /// The state sealed into `id`; `None` when the id is not one of this key's (unknown,
+    /// tampered with, or sealed by another key).
+    pub fn open(&self, id: &str) -> Option<SessionState> {
+        self.open_as(FORMAT, id)
+    }
+
+    /// `value` sealed as the gateway's own `requestState` (told apart from session ids: one
+    /// cannot be passed for the other).
+    pub fn seal_request_state<T: Serialize>(&self, value: &T) -> Option<String> {
+        self.seal_as(REQUEST_STATE, value)
+    }
+
+    /// What [`seal_request_state`](Self::seal_request_state) sealed into `state`.
+    pub fn open_request_state<T: DeserializeOwned>(&self, state: &str) -> Option<T> {
+        self.open_as(REQUEST_STATE, state)
+    }
+
+    fn seal_as<T: Serialize>(&self, format: u8, value: &T) -> Option<String> {
+        let mut data = serde_json::to_vec(value).ok()?;
         let mut nonce = [0u8; NONCE_LEN];
         self.random.fill(&mut nonce).ok()?;
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from([FORMAT]),
+                Aad::from([format]),
                 &mut data,
             )
             .ok()?;
@@ -120,18 +144,16 @@ impl SessionSealer {
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&data);
         let mut id = String::with_capacity(1 + sealed.len() * 4 / 3 + 4);
-        id.push(char::from(FORMAT));
+        id.push(char::from(format));
         URL_SAFE_NO_PAD.encode_string(&sealed, &mut id);
         Some(id)
     }
 
-    /// The state sealed into `id`; `None` when the id is not one of this key's (unknown,
-    /// tampered with, or sealed by another key).
-    pub fn open(&self, id: &str) -> Option<SessionState> {
+    fn open_as<T: DeserializeOwned>(&self, format: u8, id: &str) -> Option<T> {
         if id.len() > MAX_ID_LEN {
             return None;
         }
-        let encoded = id.strip_prefix(char::from(FORMAT))?;
+        let encoded = id.strip_prefix(char::from(format))?;
         let mut sealed = URL_SAFE_NO_PAD.decode(encoded).ok()?;
         if sealed.len() < NONCE_LEN {
             return None;
@@ -139,7 +161,7 @@ impl SessionSealer {
         let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).ok()?;
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from([FORMAT]), &mut sealed[NONCE_LEN..])
+            .open_in_place(nonce, Aad::from([format]), &mut sealed[NONCE_LEN..])
             .ok()?;
         serde_json::from_slice(plain).ok()
     }
@@ -192,6 +214,19 @@ mod tests {
         assert_eq!(sealer.open("not-ours"), None);
         assert_eq!(sealer.open(&id[..id.len() - 1]), None);
         assert_eq!(sealer.open(&"1".repeat(MAX_ID_LEN + 1)), None);
+    }
+
+    #[test]
+    fn a_request_state_is_not_a_session_id() {
+        let sealer = SessionSealer::new(b"k").unwrap();
+        let state = sealer.seal_request_state(&vec![1, 2]).unwrap();
+        assert_eq!(
+            sealer.open_request_state::<Vec<i32>>(&state),
+            Some(vec![1, 2])
+        );
+        assert_eq!(sealer.open(&state), None);
+        let id = sealer.seal(&state()).unwrap();
+        assert_eq!(sealer.open_request_state::<Value>(&id), None);
     }
 
     #[test]

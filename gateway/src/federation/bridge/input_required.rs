@@ -11,19 +11,19 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::BoxStream;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::answer::sse_event;
-use super::client::{self, Client};
-use super::jsonrpc::{self, INTERNAL_ERROR};
-use super::link::{LinkError, ReplyBody};
-use super::Federation;
+use crate::federation::answer::sse_event;
+use crate::federation::client::{self, Client};
+use crate::federation::jsonrpc;
+use crate::federation::link::{LinkError, ReplyBody};
+use crate::federation::Federation;
 
 /// The start of the ids of the requests the gateway makes to the client for a server's input.
-pub(super) const INPUT_ID_START: &str = "tg~input~";
+pub(in crate::federation) const INPUT_ID_START: &str = "tg~input~";
 /// How long a client may take to answer (a person may be filling in a form).
 const ANSWER_WAIT: Duration = Duration::from_secs(600);
 /// Rounds of input one call may ask for.
@@ -35,13 +35,13 @@ static WAITING: LazyLock<Mutex<HashMap<String, oneshot::Sender<Value>>>> =
 
 /// Hands the client's answer to the call waiting for it; `false` when none waits (another
 /// replica's, or given up).
-pub(super) fn deliver(token: &str, answer: Value) -> bool {
+pub(in crate::federation) fn deliver(token: &str, answer: Value) -> bool {
     let waiting = WAITING.lock().ok().and_then(|mut w| w.remove(token));
     waiting.is_some_and(|sender| sender.send(answer).is_ok())
 }
 
 /// What a bridged call needs to be sent again.
-pub(super) struct Call {
+pub(in crate::federation) struct Call {
     /// The route's federation.
     pub federation: Arc<Federation>,
     /// The 2025-era client.
@@ -57,25 +57,15 @@ pub(super) struct Call {
 }
 
 /// The rest of the client's SSE answer, from the server's first `input_required` result on.
-pub(super) fn answer(call: Call, input_required: Value) -> BoxStream<'static, Bytes> {
-    let (sender, receiver) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let server = call.federation.servers[call.index].spec.name.clone();
-        let last = match run(&call, input_required, &sender).await {
-            Ok(last) => last,
-            Err(error) => {
-                tracing::warn!(%server, %error, "bridged input request failed");
-                let data = json!({"reason": error.reason(), "server": &*server});
-                let message = format!("MCP server `{server}` failed: {error}");
-                jsonrpc::error(&call.id, INTERNAL_ERROR, &message, Some(data))
-            }
-        };
-        let _ = sender.send(sse_event(&last)).await;
-    });
-    stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|event| (event, receiver))
+pub(in crate::federation) fn answer(
+    call: Call,
+    input_required: Value,
+) -> BoxStream<'static, Bytes> {
+    let server = call.federation.servers[call.index].spec.name.clone();
+    let id = call.id.clone();
+    super::spawn_answer(server, id, move |events| async move {
+        run(&call, input_required, &events).await
     })
-    .boxed()
 }
 
 /// Rounds of input until the server completes the call: its last response, for the client.
