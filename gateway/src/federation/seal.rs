@@ -219,12 +219,12 @@ mod tests {
     #[test]
     fn a_request_state_is_not_a_session_id() {
         let sealer = SessionSealer::new(b"k").unwrap();
-        let state = sealer.seal_request_state(&vec![1, 2]).unwrap();
+        let sealed = sealer.seal_request_state(&vec![1, 2]).unwrap();
         assert_eq!(
-            sealer.open_request_state::<Vec<i32>>(&state),
+            sealer.open_request_state::<Vec<i32>>(&sealed),
             Some(vec![1, 2])
         );
-        assert_eq!(sealer.open(&state), None);
+        assert_eq!(sealer.open(&sealed), None);
         let id = sealer.seal(&state()).unwrap();
         assert_eq!(sealer.open_request_state::<Value>(&id), None);
     }
