@@ -104,6 +104,34 @@ async fn post(federation: &Arc<Federation>, request: Inbound<'_>) -> Answer {
     }
 }
 
+/// The 2025-era client whose session id `headers` carry; 404 for an id this gateway did not seal
+/// (or that was ended on this replica): the client starts over with `initialize`.
+pub(super) fn session_client(
+    federation: &Federation,
+    headers: &http::HeaderMap,
+    id: &Value,
+) -> Result<Client, Answer> {
+    let session = headers
+        .get(mcp_headers::SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !federation.ended.contains_key(session) {
+        if let Some(state) = federation.sealer.open(session) {
+            return Ok(Client::Legacy {
+                id: Arc::from(session),
+                state,
+            });
+        }
+    }
+    Err(Answer::error(
+        StatusCode::NOT_FOUND,
+        id,
+        INVALID_REQUEST,
+        "Session not found: start a new one with initialize",
+        "mcp.session_unknown",
+    ))
+}
+
 /// Methods of the handshake era that 2026-07-28 removed.
 const REMOVED_IN_MODERN: [&str; 5] = [
     "initialize",
@@ -129,22 +157,8 @@ fn client_of(
     message: &Value,
 ) -> Result<Client, Answer> {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    if let Some(session) = headers.get(mcp_headers::SESSION_ID) {
-        let session = session.to_str().unwrap_or_default();
-        let ended = federation.ended.contains_key(session);
-        return match federation.sealer.open(session).filter(|_| !ended) {
-            Some(state) => Ok(Client::Legacy {
-                id: Arc::from(session),
-                state,
-            }),
-            None => Err(Answer::error(
-                StatusCode::NOT_FOUND,
-                &id,
-                INVALID_REQUEST,
-                "Session not found: start a new one with initialize",
-                "mcp.session_unknown",
-            )),
-        };
+    if headers.contains_key(mcp_headers::SESSION_ID) {
+        return session_client(federation, headers, &id);
     }
     let meta = message
         .get("params")

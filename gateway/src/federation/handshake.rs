@@ -8,11 +8,12 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::answer::{Answer, AnswerBody};
-use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST};
+use super::client::Client;
+use super::jsonrpc::{self, INTERNAL_ERROR};
 use super::link::{gateway_info, Era, Probed, HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION};
 use super::seal::{ServerSession, SessionState};
-use super::Federation;
-use crate::protocol::mcp_headers::{self, MODERN_VERSION};
+use super::{dispatch, Federation};
+use crate::protocol::mcp_headers::MODERN_VERSION;
 
 /// `_meta` key of the server's name and version in a 2026-07-28 result.
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
@@ -118,22 +119,13 @@ pub(super) async fn discover(federation: &Federation, id: &Value) -> Answer {
 
 /// DELETE: the client ends its session; so does the gateway on every server.
 pub(super) async fn end(federation: &Federation, headers: &http::HeaderMap) -> Answer {
-    let Some(state) = headers
-        .get(mcp_headers::SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| federation.sealer.open(id).map(|state| (id, state)))
-    else {
-        return Answer::error(
-            StatusCode::NOT_FOUND,
-            &Value::Null,
-            INVALID_REQUEST,
-            "Session not found",
-            "mcp.session_unknown",
-        );
+    let (id, state) = match dispatch::session_client(federation, headers, &Value::Null) {
+        Ok(Client::Legacy { id, state }) => (id, state),
+        Ok(Client::Modern { .. }) => return Answer::accepted(),
+        Err(answer) => return answer,
     };
-    let (id, state) = state;
     let ends = federation.servers.iter().enumerate().map(|(index, link)| {
-        let reopened = federation.reopened.get(&(Arc::from(id), index));
+        let reopened = federation.reopened.get(&(id.clone(), index));
         let sealed = state.server(link.name()).and_then(|s| {
             s.session
                 .clone()
@@ -151,7 +143,7 @@ pub(super) async fn end(federation: &Federation, headers: &http::HeaderMap) -> A
         }
     });
     join_all(ends).await;
-    federation.ended.insert(Arc::from(id), ());
+    federation.ended.insert(id, ());
     Answer {
         status: StatusCode::OK,
         session: None,

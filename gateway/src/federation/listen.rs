@@ -2,8 +2,6 @@
 //! `subscriptions/listen`, each one stream merged from every server's (a server's GET stream
 //! on the client's session, or its own `subscriptions/listen`).
 
-use std::sync::Arc;
-
 use futures::stream::{self, BoxStream, StreamExt};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -14,7 +12,6 @@ use super::jsonrpc::{self, INVALID_REQUEST};
 use super::link::{Era, EventStream, LinkError, ReplyBody};
 use super::relay::scope_id;
 use super::Federation;
-use crate::protocol::mcp_headers;
 
 /// `_meta` key that ties a notification to its `subscriptions/listen` request.
 const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
@@ -24,22 +21,9 @@ const ALL_LIST_CHANGES: &str =
 
 /// GET: a 2025-era client's stream of server messages.
 pub(super) async fn open(federation: &Federation, headers: &http::HeaderMap) -> Answer {
-    let Some((id, state)) = headers
-        .get(mcp_headers::SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| federation.sealer.open(id).map(|state| (id, state)))
-    else {
-        return Answer::error(
-            StatusCode::NOT_FOUND,
-            &Value::Null,
-            INVALID_REQUEST,
-            "Session not found",
-            "mcp.session_unknown",
-        );
-    };
-    let client = Client::Legacy {
-        id: Arc::from(id),
-        state,
+    let client = match super::dispatch::session_client(federation, headers, &Value::Null) {
+        Ok(client) => client,
+        Err(answer) => return answer,
     };
     let filter: Value = serde_json::from_str(ALL_LIST_CHANGES).unwrap_or_default();
     let opened = futures::future::join_all(

@@ -22,6 +22,24 @@ use super::Federation;
 const SCOPED_ID_MARK: char = '~';
 const SCOPED_ID_START: &str = "tg~";
 
+/// The string parameter `key` of `message`; `-32602` when it is missing.
+fn required_param(message: &Value, key: &str, id: &Value) -> Result<String, Answer> {
+    match message
+        .get("params")
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_str)
+    {
+        Some(value) => Ok(value.to_string()),
+        None => Err(Answer::error(
+            StatusCode::OK,
+            id,
+            INVALID_PARAMS,
+            &format!("params.{key} is missing"),
+            "mcp.invalid_params",
+        )),
+    }
+}
+
 /// `tools/call` and `prompts/get`: to the server whose prefix the name carries.
 pub(super) async fn by_name(
     federation: &Arc<Federation>,
@@ -30,18 +48,9 @@ pub(super) async fn by_name(
     mut message: Value,
     traceparent: Option<&HeaderValue>,
 ) -> Answer {
-    let Some(exposed) = message
-        .pointer("/params/name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return Answer::error(
-            StatusCode::OK,
-            id,
-            INVALID_PARAMS,
-            "params.name is missing",
-            "mcp.invalid_params",
-        );
+    let exposed = match required_param(&message, "name", id) {
+        Ok(name) => name,
+        Err(answer) => return answer,
     };
     let Some((index, own)) = federation.server_of_name(&exposed) else {
         let what = if message.get("method").and_then(Value::as_str) == Some("prompts/get") {
@@ -80,18 +89,9 @@ pub(super) async fn by_uri(
     message: Value,
     traceparent: Option<&HeaderValue>,
 ) -> Answer {
-    let Some(uri) = message
-        .pointer("/params/uri")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return Answer::error(
-            StatusCode::OK,
-            id,
-            INVALID_PARAMS,
-            "params.uri is missing",
-            "mcp.invalid_params",
-        );
+    let uri = match required_param(&message, "uri", id) {
+        Ok(uri) => uri,
+        Err(answer) => return answer,
     };
     let Some(index) = resource_owner(federation, client, &uri).await else {
         return Answer::error(
