@@ -1,7 +1,7 @@
 //! MCP over Streamable HTTP from the client's side: JSON-RPC messages, a POST with the headers a
 //! client sends, and the messages of an answer whether it came as JSON or as an SSE stream.
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
 /// A JSON-RPC request.
@@ -30,6 +30,50 @@ pub fn post(client: &reqwest::Client, url: &str, message: &Value) -> reqwest::Re
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(message.to_string())
+}
+
+/// The one protocol version of stateless MCP.
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+/// A 2026-07-28 request: `params._meta` carries the protocol version and the client's (empty)
+/// capabilities, as every stateless request must.
+pub fn modern_request(id: impl Into<Value>, method: &str, params: Option<Value>) -> Value {
+    let mut message = request(id, method, Some(params.unwrap_or_else(|| json!({}))));
+    message["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    message
+}
+
+/// The routing headers a 2026-07-28 client sends with `message`: `MCP-Protocol-Version`,
+/// `Mcp-Method`, and `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri`
+/// of `resources/read`). Names must be printable ASCII (the test fails otherwise). A test that
+/// wants a header to lie replaces it in the map (`insert`), then sends the map.
+pub fn modern_headers(message: &Value) -> HeaderMap {
+    let value = |text: &str| HeaderValue::from_str(text).expect("a printable ASCII header value");
+    let method = message["method"].as_str().unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert("mcp-protocol-version", value(MODERN_VERSION));
+    headers.insert("mcp-method", value(method));
+    let name = match method {
+        "tools/call" | "prompts/get" => message["params"]["name"].as_str(),
+        "resources/read" => message["params"]["uri"].as_str(),
+        _ => None,
+    };
+    if let Some(name) = name {
+        headers.insert("mcp-name", value(name));
+    }
+    headers
+}
+
+/// [`post`] of a 2026-07-28 `message` with its routing headers ([`modern_headers`]).
+pub fn modern_post(
+    client: &reqwest::Client,
+    url: &str,
+    message: &Value,
+) -> reqwest::RequestBuilder {
+    post(client, url, message).headers(modern_headers(message))
 }
 
 /// An answer, read whole.
@@ -127,6 +171,24 @@ mod tests {
             messages(stream),
             [json!({"id": 1, "x": 2}), json!({"id": 2})]
         );
+    }
+
+    #[test]
+    fn modern_requests_carry_the_envelope_and_the_routing_headers() {
+        let call = modern_request(3, "tools/call", Some(json!({"name": "a__echo"})));
+        assert_eq!(
+            call["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            MODERN_VERSION
+        );
+        assert_eq!(call["params"]["name"], "a__echo");
+        let headers = modern_headers(&call);
+        assert_eq!(headers["mcp-method"], "tools/call");
+        assert_eq!(headers["mcp-name"], "a__echo");
+        assert_eq!(headers["mcp-protocol-version"], MODERN_VERSION);
+        let read = modern_request(4, "resources/read", Some(json!({"uri": "res://a/info"})));
+        assert_eq!(modern_headers(&read)["mcp-name"], "res://a/info");
+        let list = modern_headers(&modern_request(5, "tools/list", None));
+        assert!(!list.contains_key("mcp-name"));
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tempfile::TempDir;
+
 use crate::net::{free_addr, wait_listening};
 
 /// The workspace's root: this crate sits one level below it.
@@ -61,23 +63,56 @@ pub struct PythonServer {
     child: Child,
     /// Its address.
     pub addr: SocketAddr,
+    /// Holds the file its stderr goes to.
+    log_dir: TempDir,
 }
+
+/// The file a [`PythonServer`]'s stderr goes to, in its directory.
+const SERVER_LOG: &str = "server.log";
 
 impl PythonServer {
     /// Starts `tests/python/<script> --port <free port>` and waits until it accepts connections.
     pub async fn start(script: &str) -> Self {
+        Self::start_with_args(script, &[]).await
+    }
+
+    /// Starts `tests/python/<script> --port <free port> <args>` (e.g. `mcp_fed_server.py` with
+    /// `--name alpha --era legacy`) and waits until it accepts connections; its stderr is kept
+    /// for [`log`](Self::log).
+    pub async fn start_with_args(script: &str, args: &[&str]) -> Self {
         let addr = free_addr();
+        let log_dir = tempfile::Builder::new()
+            .prefix("tollgate-py-")
+            .tempdir()
+            .expect("python server directory");
+        let log = std::fs::File::create(log_dir.path().join(SERVER_LOG)).expect("log file");
         let child = Command::new(python())
             .arg(script_path(script))
             .arg("--port")
             .arg(addr.port().to_string())
+            .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start python server");
-        let server = Self { child, addr };
+        let server = Self {
+            child,
+            addr,
+            log_dir,
+        };
         wait_listening(script, addr, Duration::from_secs(20)).await;
         server
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        let bytes = std::fs::read(self.log_dir.path().join(SERVER_LOG)).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -9,6 +9,7 @@ mod bad_input;
 mod body_phase;
 mod check;
 mod demo;
+mod federation;
 mod guard;
 mod jwt;
 mod mcp;
