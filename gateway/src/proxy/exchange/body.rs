@@ -81,6 +81,8 @@ fn parse(
                 code: e.code(),
                 message: e.to_string(),
             })?;
+            // Known before the check, so that its refusal answers the request's id.
+            facts_mut(cx).mcp = Some(request);
             // Before any plugin reads the body: what it is judged on is what is served.
             if let Some(message) = mcp_headers::mismatch(cx.headers(), &json) {
                 return Err(GatewayError::InvalidJsonRpc {
@@ -88,7 +90,6 @@ fn parse(
                     message: message.to_string(),
                 });
             }
-            facts_mut(cx).mcp = Some(request);
             Ok(Some(json))
         }
         // No plugin reads the body and it is not audited: read the few facts the gateway
