@@ -917,3 +917,54 @@ fn check_locates_an_unknown_server_name() {
     assert!(text.contains(&located), "expected `{located}` in:\n{text}");
     assert!(text.contains("hint: defined: alpha"), "{text}");
 }
+
+/// A list a server declares `public` with a `ttlMs` is kept by the gateway: a tool the server
+/// adds while nobody listens stays out of the list until then; a change that passes through a
+/// listening client's stream drops it at once. A server whose lists are private is asked every
+/// time.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_lists_are_kept_for_their_ttl_until_a_change_passes() {
+    let cached = fed_server(
+        "alpha",
+        "both",
+        &["--ttl-ms", "600000", "--cache-scope", "public"],
+    )
+    .await;
+    let private = fed_server("beta", "both", &[]).await;
+    let config = federation(&[("alpha", &cached), ("beta", &private)]);
+    let gw = keyed_gateway(&config, SESSION_KEY).start().await;
+
+    let steps = json!([
+        op("list_tools"),
+        call("alpha__add_tool", json!({"name": "quiet_a"})),
+        call("beta__add_tool", json!({"name": "quiet_b"})),
+        op("list_tools"),
+    ]);
+    let run = run_script(&gw, Mode::Auto, &steps, &[]).await;
+    let listed = run.names(3, "tools");
+    assert!(
+        !listed.contains(&"alpha__quiet_a".to_string()),
+        "alpha's list is the kept one: {listed:?}"
+    );
+    assert!(
+        listed.contains(&"beta__quiet_b".to_string()),
+        "beta's list is asked again: {listed:?}"
+    );
+
+    let steps = json!([
+        op("listen"),
+        {"op": "sleep", "ms": 500},
+        call("alpha__add_tool", json!({"name": "loud_a"})),
+        {"op": "wait_notification", "method": "notifications/tools/list_changed", "timeout_ms": 5000},
+        op("list_tools"),
+    ]);
+    let run = run_script(&gw, Mode::Auto, &steps, &[]).await;
+    assert_eq!(run.ok(3)["received"], true, "{}", run.out);
+    let listed = run.names(4, "tools");
+    for tool in ["alpha__quiet_a", "alpha__loud_a"] {
+        assert!(
+            listed.contains(&tool.to_string()),
+            "{tool} after the change: {listed:?}"
+        );
+    }
+}
