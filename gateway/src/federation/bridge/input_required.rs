@@ -126,12 +126,15 @@ async fn ask_client(
         .cloned()
         .unwrap_or_default();
     let mut waits = Vec::with_capacity(requests.len());
+    // However this ends, no entry of this call stays behind.
+    let mut registered = Registered(Vec::with_capacity(requests.len()));
     for (key, request) in requests {
         let token = token().ok_or_else(|| LinkError::Protocol("no randomness".into()))?;
         let (sender, receiver) = oneshot::channel();
         if let Ok(mut waiting) = WAITING.lock() {
             waiting.insert(token.clone(), sender);
         }
+        registered.0.push(token.clone());
         let message = json!({
             "jsonrpc": "2.0",
             "id": format!("{INPUT_ID_START}{token}"),
@@ -139,19 +142,19 @@ async fn ask_client(
             "params": request.get("params").cloned().unwrap_or_else(|| json!({})),
         });
         if events.send(sse_event(&message)).await.is_err() {
-            forget(&token);
             return Err(LinkError::Protocol("the client went away".into()));
         }
-        waits.push((key, token, receiver));
+        waits.push((key, receiver));
     }
     let mut responses = Map::new();
-    for (key, token, receiver) in waits {
-        let answer = match tokio::time::timeout(ANSWER_WAIT, receiver).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) | Err(_) => {
-                forget(&token);
-                return Err(LinkError::Timeout(ANSWER_WAIT));
-            }
+    for (key, receiver) in waits {
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(ANSWER_WAIT, receiver) => answer,
+            // A client that went away will not answer: the call is given up at once.
+            () = events.closed() => return Err(LinkError::Protocol("the client went away".into())),
+        };
+        let Ok(Ok(answer)) = answer else {
+            return Err(LinkError::Timeout(ANSWER_WAIT));
         };
         match answer.get("result") {
             Some(result) => {
@@ -197,9 +200,16 @@ async fn final_response(
     }
 }
 
-fn forget(token: &str) {
-    if let Ok(mut waiting) = WAITING.lock() {
-        waiting.remove(token);
+/// The tokens one round registered, removed from [`WAITING`] when the round ends.
+struct Registered(Vec<String>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut waiting) = WAITING.lock() {
+            for token in &self.0 {
+                waiting.remove(token);
+            }
+        }
     }
 }
 
