@@ -787,8 +787,10 @@ async fn refuse_lies(url: &str, message: &Value, other: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_rbac_judges_the_exposed_names() {
     let secret = "federation-rbac-secret-0123456789abcdef";
-    let alpha = fed_server("alpha", "both", &[]).await;
-    let beta = fed_server("beta", "both", &[]).await;
+    // Lists the servers call public: only the filtering makes them private.
+    let public = ["--cache-scope", "public"];
+    let alpha = fed_server("alpha", "both", &public).await;
+    let beta = fed_server("beta", "both", &public).await;
     let config = format!(
         r#"
 [plugin.auth]
@@ -835,6 +837,19 @@ rules = [{{ tools = ["alpha__*"], claim = "groups", any_of = ["alpha-users"] }}]
             assert!(message.contains(&format!("`{tool}`")), "{error}");
         }
     }
+    // A list filtered for its caller is private: no shared cache may hand it to another.
+    let list = mcp::modern_request(1, "tools/list", None);
+    let token = bearer.trim_start_matches("Authorization: ");
+    let answer =
+        send(mcp::modern_post(&client(), &gw.url("/mcp"), &list).header("authorization", token))
+            .await;
+    assert_eq!(only_message(&answer)["result"]["cacheScope"], "private");
+    let answer = send(mcp::modern_post(&client(), &gw.url("/open"), &list)).await;
+    assert_eq!(
+        only_message(&answer)["result"]["cacheScope"],
+        "public",
+        "unfiltered"
+    );
     // Through the route without rbac: beta has no tool the refused calls would have added.
     assert_eq!(
         modern_tools(&gw.url("/open")).await,
