@@ -788,7 +788,7 @@ async fn refuse_lies(url: &str, message: &Value, other: &str) {
 async fn mcp_rbac_judges_the_exposed_names() {
     let secret = "federation-rbac-secret-0123456789abcdef";
     // Lists the servers call public: only the filtering makes them private.
-    let public = ["--cache-scope", "public"];
+    let public = ["--ttl-ms", "0", "--cache-scope", "public"];
     let alpha = fed_server("alpha", "both", &public).await;
     let beta = fed_server("beta", "both", &public).await;
     let config = format!(
