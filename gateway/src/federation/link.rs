@@ -20,6 +20,8 @@ use crate::protocol::mcp_headers::{
 pub const LATEST_HANDSHAKE_VERSION: &str = "2025-11-25";
 /// Handshake-era versions, oldest first.
 pub const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// How long the rest of an answer's stream is read after its response, for the connection's sake.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
 /// Most bytes of one answer the gateway reads whole (a list, an `initialize` result).
 const MAX_ANSWER: usize = tollgate_plugin_api::limits::MAX_HELD_ANSWER;
 
@@ -602,6 +604,7 @@ impl Reply {
             ReplyBody::Stream(mut stream) => {
                 while let Some(message) = stream.next_message().await? {
                     if jsonrpc::is_response(&message) && message.get("id") == Some(id) {
+                        stream.drain_in_background();
                         return Ok(message);
                     }
                 }
@@ -638,6 +641,16 @@ impl EventStream {
             buffer: BytesMut::new(),
             idle_timeout: None,
         }
+    }
+
+    /// Reads what is left of the stream in the background (a server ends its answer's stream
+    /// after the response), so that its connection goes back to the pool instead of being
+    /// closed; a stream that does not end soon is dropped.
+    pub fn drain_in_background(mut self) {
+        tokio::spawn(async move {
+            let drained = async { while let Ok(Some(_)) = self.response.chunk().await {} };
+            let _ = tokio::time::timeout(DRAIN_WAIT, drained).await;
+        });
     }
 
     /// The same stream without an idle timeout (a stream of notifications may be quiet for

@@ -373,7 +373,7 @@ fn relay_reply(
         }
         ReplyBody::Stream(stream) => {
             let relay = Relay {
-                stream,
+                stream: Some(stream),
                 server,
                 index,
                 lists: federation.lists.clone(),
@@ -443,7 +443,8 @@ fn fit_response(message: &mut Value, modern_client: bool, server: &str) -> bool 
 
 /// An SSE answer being relayed.
 struct Relay {
-    stream: EventStream,
+    /// The server's answer; handed to a drain once its response came.
+    stream: Option<EventStream>,
     server: Arc<str>,
     /// The server's index, for the list cache.
     index: usize,
@@ -477,7 +478,11 @@ impl Relay {
 
     /// The next event for the client; after the response (or a failure), the stream ends.
     async fn next_event(&mut self) -> bytes::Bytes {
-        let mut message = match self.stream.next_message().await {
+        let Some(stream) = self.stream.as_mut() else {
+            self.done = true;
+            return bytes::Bytes::new();
+        };
+        let mut message = match stream.next_message().await {
             Ok(Some(message)) => message,
             Ok(None) => {
                 self.done = true;
@@ -494,6 +499,9 @@ impl Relay {
         }
         if jsonrpc::is_response(&message) && message.get("id") == Some(&self.sent_id) {
             self.done = true;
+            if let Some(stream) = self.stream.take() {
+                stream.drain_in_background();
+            }
             if let Some(result) = input_required(&message) {
                 if let Some(call) = self.bridge.take() {
                     let mut tail = bridge::input_required::answer(call, result);
