@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use axum::serve::ListenerExt;
+
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -80,6 +82,12 @@ pub async fn serve_mcp_math(
         .nest_service("/mcp", service)
         .nest_service("/text/mcp", super::mcp_text::text_service())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
+    // Without TCP_NODELAY each streamed answer would wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -31,9 +31,13 @@ pub fn notification(method: &str, params: Option<&Value>) -> Bytes {
     Bytes::from(message.to_string())
 }
 
-/// A successful response.
+/// A successful response (`result` moved in: `json!` would copy it, a whole merged list).
 pub fn result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+    let mut message = Map::with_capacity(3);
+    message.insert("jsonrpc".into(), "2.0".into());
+    message.insert("id".into(), id.clone());
+    message.insert("result".into(), result);
+    Value::Object(message)
 }
 
 /// An error response; `data` carries the gateway's reason (and the server it is about).

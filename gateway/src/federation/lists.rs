@@ -228,7 +228,15 @@ async fn fetch(
         let (reply, sent_id) = federation
             .exchange(client, index, request, None, None)
             .await?;
-        let answer = reply.into_response(&sent_id).await?;
+        let mut answer = reply.into_response(&sent_id).await?;
+        // Moved out of the answer, not copied: a list can be long.
+        if let Some(Value::Array(items)) = answer
+            .get_mut("result")
+            .and_then(|r| r.get_mut(key))
+            .map(Value::take)
+        {
+            part.items.extend(items);
+        }
         let Some(result) = answer.get("result") else {
             let message = answer
                 .pointer("/error/message")
@@ -242,9 +250,6 @@ async fn fetch(
             }
             return Err(LinkError::Protocol(message.to_string()));
         };
-        if let Some(items) = result.get(key).and_then(Value::as_array) {
-            part.items.extend(items.iter().cloned());
-        }
         if let Some(ttl) = result.get("ttlMs").and_then(Value::as_u64) {
             part.ttl_ms = Some(part.ttl_ms.map_or(ttl, |t| t.min(ttl)));
         }

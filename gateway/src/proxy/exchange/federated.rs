@@ -62,6 +62,9 @@ pub(super) async fn serve(
         AnswerBody::Stream(_) => {
             head.insert_header(CONTENT_TYPE, "text/event-stream")?;
             head.insert_header(CACHE_CONTROL, "no-cache")?;
+            // Framed, so that the client's connection serves its next request (an HTTP/2
+            // client's stream is framed by the protocol; Pingora drops the header there).
+            head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
         }
         AnswerBody::Empty => {
             head.insert_header(http::header::CONTENT_LENGTH, 0)?;
