@@ -2,12 +2,13 @@
 //! gateway binary on loopback. Three measurements, each against a target of the federation issue
 //! (see docs/benchmarks.md):
 //!
-//! 1. `tools/call` of the demo math server's `multiply` through a plain MCP route, through a
-//!    federated route over that one server (2025-era session), and through the federated route
-//!    as a stateless 2026-07-28 client: sequential and closed-loop latencies. Target: federated
-//!    − plain under 0.3 ms at p50.
+//! 1. `tools/call` of the demo math server's `multiply` directly, through a plain MCP route,
+//!    through a federated route over that one server (2025-era session), and through the
+//!    federated route as a stateless 2026-07-28 client: sequential and closed-loop latencies,
+//!    and the gateway's CPU per call. Target: federated − plain under 0.3 ms at p50.
 //! 2. `tools/list` through a federated route over five stub servers answering after 5 to 25 ms:
-//!    latency over the slowest server's. Target: at most 1 ms.
+//!    latency over the slowest server's (asked directly), and where it goes (before and after
+//!    that server). Target: at most 1 ms.
 //! 3. 10,000 client sessions opened (and one call each) through the five-server route: the
 //!    gateway's resident memory before and after. Target: no growth beyond noise.
 //!
@@ -18,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -84,11 +85,19 @@ struct StubServer {
     /// `{"tools": [...]}`, serialized once.
     tools: String,
     sessions: AtomicU64,
+    /// When the last `tools/list` arrived, and when its answer was handed to the server.
+    last_list: Mutex<Option<(Instant, Instant)>>,
+}
+
+/// A running stub.
+struct Stub {
+    addr: SocketAddr,
+    server: Arc<StubServer>,
 }
 
 impl StubServer {
     /// Serves a stub named `name` at `/mcp` on a free loopback port.
-    async fn start(name: &str, list_delay: Duration) -> SocketAddr {
+    async fn start(name: &str, list_delay: Duration) -> Stub {
         let tools: Vec<Value> = (0..STUB_TOOLS)
             .map(|i| {
                 json!({
@@ -106,6 +115,7 @@ impl StubServer {
             list_delay,
             tools: json!({ "tools": tools }).to_string(),
             sessions: AtomicU64::new(0),
+            last_list: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route(
@@ -114,13 +124,18 @@ impl StubServer {
                     .delete(|| async { StatusCode::OK })
                     .get(|| async { StatusCode::METHOD_NOT_ALLOWED }),
             )
-            .with_state(stub);
+            .with_state(stub.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("stub listener");
         let addr = listener.local_addr().expect("stub address");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        addr
+        Stub { addr, server: stub }
+    }
+
+    /// When the last `tools/list` arrived and when it was answered.
+    fn last_list(&self) -> Option<(Instant, Instant)> {
+        *self.last_list.lock().expect("lock")
     }
 }
 
@@ -162,8 +177,11 @@ async fn answer(State(stub): State<Arc<StubServer>>, headers: HeaderMap, body: B
             json_answer(StatusCode::BAD_REQUEST, &Value::Null, error)
         }
         "tools/list" => {
+            let received = Instant::now();
             tokio::time::sleep(stub.list_delay).await;
-            json_answer(StatusCode::OK, id, &format!(r#""result":{}"#, stub.tools))
+            let response = json_answer(StatusCode::OK, id, &format!(r#""result":{}"#, stub.tools));
+            *stub.last_list.lock().expect("lock") = Some((received, Instant::now()));
+            response
         }
         "tools/call" => {
             let tool = message["params"]["name"].as_str().unwrap_or_default();
@@ -477,13 +495,21 @@ async fn tool_calls(
 // ---------------------------------------------------------------------------------------------
 // 2. tools/list over five servers.
 
-async fn tool_lists(
-    gateway: &RunningGateway,
-    slowest: SocketAddr,
-    settings: &Settings,
-) -> Vec<Row> {
+/// Where a list's time goes, medians over sequential lists: from the client's send to the
+/// slowest server's receipt, and from its answer to the client's last byte.
+struct ListBreakdown {
+    to_server: Duration,
+    back: Duration,
+}
+
+struct ListFigures {
+    rows: Vec<Row>,
+    breakdown: Vec<ListBreakdown>,
+}
+
+async fn tool_lists(gateway: &RunningGateway, slowest: &Stub, settings: &Settings) -> ListFigures {
     let client = reqwest::Client::new();
-    let direct_url = format!("http://{slowest}/mcp");
+    let direct_url = format!("http://{}/mcp", slowest.addr);
     let five = gateway.url("/five");
     let list = mcp::request(1, "tools/list", None);
     let paths = [
@@ -527,7 +553,32 @@ async fn tool_lists(
     })
     .await;
     rows[0].gateway_cpu = None;
-    rows
+    let mut breakdown = Vec::new();
+    for (_, url, caller) in &paths {
+        let (mut to_server, mut back) = (Vec::new(), Vec::new());
+        for _ in 0..settings.lists {
+            let sent = Instant::now();
+            let ok = answered(caller.post(&client, url, &list)).await;
+            let done = Instant::now();
+            if let (true, Some((received, answered))) = (ok, slowest.server.last_list()) {
+                to_server.push(received.saturating_duration_since(sent));
+                back.push(done.saturating_duration_since(answered));
+            }
+        }
+        breakdown.push(ListBreakdown {
+            to_server: median(&mut to_server),
+            back: median(&mut back),
+        });
+    }
+    ListFigures { rows, breakdown }
+}
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort_unstable();
+    durations
+        .get(durations.len() / 2)
+        .copied()
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,7 +751,8 @@ fn report_calls(calls: &CallFigures, stock: &Figures, settings: &Settings) -> Va
 }
 
 /// Target 2: a merged list at most 1 ms slower than the slowest server.
-fn report_lists(lists: &[Row], settings: &Settings) -> Value {
+fn report_lists(figures: &ListFigures, settings: &Settings) -> Value {
+    let lists = &figures.rows;
     println!(
         "\n2. tools/list over 5 servers answering after {LIST_DELAYS_MS:?} ms ({STUB_TOOLS} tools each), {} sequential lists per path:\n",
         settings.rounds * settings.lists
@@ -720,9 +772,21 @@ fn report_lists(lists: &[Row], settings: &Settings) -> Value {
         lists[2].figures.ms(0.5) - nominal,
         verdict(overheads.iter().all(|o| *o <= 1.0))
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "\nWhere the time goes ({} more lists per path, medians): from sending to the slowest server's receipt of its tools/list, and from its answer to the client's last byte:\n",
+        settings.lists
+    );
+    println!("| path | to the slowest server ms | back to the client ms |\n|---|---|---|");
+    let mut breakdown = Vec::new();
+    for (row, part) in lists.iter().zip(&figures.breakdown) {
+        let (to_server, back) = (ms(part.to_server), ms(part.back));
+        println!("| {} | {to_server:.3} | {back:.3} |", row.name);
+        breakdown.push(json!({"path": row.name, "to_server_ms": to_server, "back_ms": back}));
+    }
     json!({
         "server_delays_ms": LIST_DELAYS_MS, "rows": rows_json(lists),
-        "overhead_p50_ms": overheads, "target_ms": 1.0,
+        "overhead_p50_ms": overheads, "target_ms": 1.0, "breakdown": breakdown,
     })
 }
 
@@ -774,10 +838,12 @@ fn main() {
             let name = format!("s{}", i + 1);
             stubs.push(StubServer::start(&name, Duration::from_millis(*delay)).await);
         }
+        let slowest = stubs.last().expect("stubs");
+        let stubs: Vec<SocketAddr> = stubs.iter().map(|s| s.addr).collect();
         let gateway = start_gateway(&routes(math, &stubs), settings.threads).await;
         let calls = tool_calls(&gateway, math, &settings).await;
         let stock = stock_demo_calls(settings.calls / 4).await;
-        let lists = tool_lists(&gateway, stubs[stubs.len() - 1], &settings).await;
+        let lists = tool_lists(&gateway, slowest, &settings).await;
         drop(gateway);
         let memory = session_memory(&stubs, math, &settings).await;
         (calls, stock, lists, memory)
@@ -789,7 +855,7 @@ fn main() {
         "sessions": report_sessions(&memory, &settings),
     });
     load::write_report("federation", &report);
-    let errors: usize = [&calls.sequential, &calls.closed, &lists]
+    let errors: usize = [&calls.sequential, &calls.closed, &lists.rows]
         .iter()
         .flat_map(|rows| rows.iter().map(|row| row.figures.errors))
         .sum::<usize>()
