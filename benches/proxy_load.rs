@@ -7,11 +7,11 @@
 //! TOLLGATE_BENCH_QUICK=1 or `--test` for a one-second smoke run.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tollgate::demo::{DemoUpstreams, EchoOptions};
+use tollgate_testkit::load::{self, table_head, Figures, LoopSettings};
 use tollgate_testkit::otlp::OtlpReceiver;
 use tollgate_testkit::sse::SseReader;
 use tollgate_testkit::{GatewayBuilder, RedisServer, RunningGateway};
@@ -19,33 +19,17 @@ use tollgate_testkit::{GatewayBuilder, RedisServer, RunningGateway};
 const PROVIDER_KEY: &str = "bench-provider-key";
 
 struct Settings {
-    connections: usize,
-    warmup: Duration,
-    measure: Duration,
+    load: LoopSettings,
     threads: usize,
     stream_requests: usize,
 }
 
 impl Settings {
     fn from_env() -> Self {
-        let quick = std::env::args().any(|a| a == "--test")
-            || std::env::var("TOLLGATE_BENCH_QUICK").is_ok();
-        let num = |name: &str, default: usize| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
         Self {
-            connections: num("TOLLGATE_BENCH_CONNECTIONS", 16),
-            warmup: Duration::from_secs(if quick { 0 } else { 2 }),
-            measure: Duration::from_secs(if quick {
-                1
-            } else {
-                num("TOLLGATE_BENCH_SECONDS", 10) as u64
-            }),
-            threads: num("TOLLGATE_BENCH_THREADS", 1),
-            stream_requests: if quick { 10 } else { 200 },
+            load: LoopSettings::from_env(16, 10, Duration::from_secs(2)),
+            threads: load::gateway_threads(),
+            stream_requests: if load::quick() { 10 } else { 200 },
         }
     }
 }
@@ -178,146 +162,46 @@ fn request_body(stream: bool) -> Value {
            "messages": [{"role": "user", "content": "hello gateway"}]})
 }
 
-/// Latency figures of one run.
-struct Figures {
-    requests: usize,
-    errors: usize,
-    seconds: f64,
-    latencies: Vec<Duration>,
-}
-
-impl Figures {
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[index]
-    }
-
-    fn rps(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-
-    fn json(&self) -> Value {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        json!({"requests": self.requests, "errors": self.errors, "rps": self.rps(),
-               "p50_ms": ms(self.percentile(0.5)), "p90_ms": ms(self.percentile(0.9)),
-               "p99_ms": ms(self.percentile(0.99)), "max_ms": ms(self.percentile(1.0))})
-    }
-}
-
 /// Closed loop: each connection sends its next request when the previous answer is read.
 async fn closed_loop(target: &Target, settings: &Settings) -> Figures {
-    let body = target.body.clone();
-    let run = |duration: Duration, record: bool| {
-        let workers: Vec<_> = (0..settings.connections)
-            .map(|_| {
-                let (target, body) = (target.clone(), body.clone());
-                tokio::spawn(async move {
-                    let client = reqwest::Client::builder()
-                        .pool_max_idle_per_host(1)
-                        .build()
-                        .expect("client");
-                    let mut latencies = Vec::new();
-                    let mut errors = 0;
-                    let end = Instant::now() + duration;
-                    while Instant::now() < end {
-                        let started = Instant::now();
-                        let result = client
-                            .post(&target.url)
-                            .header("x-api-key", target.key)
-                            .header("x-user", "bench")
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        let ok = match result {
-                            Ok(resp) => resp.status() == 200 && resp.bytes().await.is_ok(),
-                            Err(_) => false,
-                        };
-                        if record {
-                            latencies.push(started.elapsed());
-                        }
-                        errors += usize::from(!ok);
-                    }
-                    (latencies, errors)
-                })
-            })
-            .collect();
+    let target = target.clone();
+    load::closed_loop(&settings.load, move |_, client| {
+        let request = client
+            .post(&target.url)
+            .header("x-api-key", target.key)
+            .header("x-user", "bench")
+            .header("content-type", "application/json")
+            .body(target.body.clone())
+            .send();
         async move {
-            let started = Instant::now();
-            let mut figures = Figures {
-                requests: 0,
-                errors: 0,
-                seconds: 0.0,
-                latencies: Vec::new(),
-            };
-            for worker in workers {
-                let (latencies, errors) = worker.await.expect("worker");
-                figures.latencies.extend(latencies);
-                figures.errors += errors;
+            match request.await {
+                Ok(resp) => resp.status() == 200 && resp.bytes().await.is_ok(),
+                Err(_) => false,
             }
-            figures.seconds = started.elapsed().as_secs_f64();
-            figures.requests = figures.latencies.len();
-            figures.latencies.sort_unstable();
-            figures
         }
-    };
-    if !settings.warmup.is_zero() {
-        run(settings.warmup, false).await;
-    }
-    run(settings.measure, true).await
+    })
+    .await
 }
 
 /// Sequential streamed requests: time from sending to the first complete SSE event.
 async fn first_event_latency(target: &Target, settings: &Settings) -> Figures {
     let client = reqwest::Client::new();
     let body = request_body(true).to_string();
-    let mut figures = Figures {
-        requests: 0,
-        errors: 0,
-        seconds: 0.0,
-        latencies: Vec::new(),
-    };
-    let started_all = Instant::now();
-    for _ in 0..settings.stream_requests {
-        let started = Instant::now();
-        let response = client
+    load::sequential(settings.stream_requests, |_| {
+        let request = client
             .post(&target.url)
             .header("x-api-key", target.key)
-            .body(body.clone())
-            .send()
-            .await;
-        let Ok(response) = response else {
-            figures.errors += 1;
-            continue;
-        };
-        let mut events = SseReader::new(response);
-        match events.next_event().await {
-            Ok(Some(first)) => figures.latencies.push(first.at - started),
-            _ => figures.errors += 1,
+            .body(body.clone());
+        async move {
+            let started = Instant::now();
+            let mut events = SseReader::new(request.send().await.ok()?);
+            let first = events.next_event().await.ok().flatten()?;
+            // The rest of the stream is read as a client would, but not timed.
+            let _ = events.read_to_end().await;
+            Some(first.at - started)
         }
-        // The rest of the stream is read as a client would, but not timed.
-        let _ = events.read_to_end().await;
-    }
-    figures.seconds = started_all.elapsed().as_secs_f64();
-    figures.requests = figures.latencies.len();
-    figures.latencies.sort_unstable();
-    figures
-}
-
-/// Resident memory of a process in KiB: (current `VmRSS`, peak `VmHWM`).
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    })
+    .await
 }
 
 /// Memory of a gateway idle, then with `streams` SSE streams open at once through it (each to a
@@ -341,7 +225,7 @@ async fn memory(llm: SocketAddr, threads: usize, streams: usize) -> (u64, u64, u
             .await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (idle, _) = rss_kib(gateway.pid());
+    let idle = gateway.rss_kib();
     let (opened, release) = (
         std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         std::sync::Arc::new(tokio::sync::Notify::new()),
@@ -371,25 +255,12 @@ async fn memory(llm: SocketAddr, threads: usize, streams: usize) -> (u64, u64, u
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let open_now = opened.load(std::sync::atomic::Ordering::Relaxed);
-    let (with_streams, _) = rss_kib(gateway.pid());
+    let with_streams = gateway.rss_kib();
     release.notify_waiters();
     for holder in holders {
         let _ = holder.await;
     }
     (idle, with_streams, open_now)
-}
-
-fn row(name: &str, f: &Figures) -> String {
-    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
-    format!(
-        "| {name} | {:.0} | {} | {} | {} | {} | {} |",
-        f.rps(),
-        ms(f.percentile(0.5)),
-        ms(f.percentile(0.9)),
-        ms(f.percentile(0.99)),
-        ms(f.percentile(1.0)),
-        f.errors
-    )
 }
 
 fn main() {
@@ -532,29 +403,27 @@ fn main() {
     let (json_direct, json_gateway, stream_direct, stream_gateway, plugins) = result;
     println!(
         "\nSmall JSON POST, closed loop, {} connections, {} s, gateway threads {}:\n",
-        settings.connections,
-        settings.measure.as_secs(),
+        settings.load.connections,
+        settings.load.measure.as_secs(),
         settings.threads
     );
-    println!("| path | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|");
+    println!("{}", table_head("path", "req/s"));
     println!(
         "{}\n{}",
-        row("direct", &json_direct),
-        row("gateway", &json_gateway)
+        json_direct.row("direct"),
+        json_gateway.row("gateway")
     );
     println!(
         "\nTime to first SSE event, {} sequential streams:\n",
         settings.stream_requests
     );
-    println!("| path | streams/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|");
+    println!("{}", table_head("path", "streams/s"));
     println!(
         "{}\n{}",
-        row("direct", &stream_direct),
-        row("gateway", &stream_gateway)
+        stream_direct.row("direct"),
+        stream_gateway.row("gateway")
     );
-    let added = |g: &Figures, d: &Figures, p: f64| {
-        (g.percentile(p).as_secs_f64() - d.percentile(p).as_secs_f64()) * 1000.0
-    };
+    let added = |g: &Figures, d: &Figures, p: f64| g.ms(p) - d.ms(p);
     println!(
         "\nGateway overhead: p50 +{:.3} ms, p99 +{:.3} ms, throughput {:.0}% of direct; first event p50 +{:.3} ms",
         added(&json_gateway, &json_direct, 0.5),
@@ -563,26 +432,20 @@ fn main() {
         added(&stream_gateway, &stream_direct, 0.5)
     );
     println!("\nPlugin costs (same closed loop; compare with the gateway rows above and with each other):\n");
-    println!("| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|");
+    println!("{}", table_head("scenario", "req/s"));
     for (name, figures) in &plugins {
-        println!("{}", row(name, figures));
+        println!("{}", figures.row(name));
     }
     if redis.is_none() {
         println!("(redis-server not found: the Redis limiter was not measured)");
     }
     let report = json!({
-        "connections": settings.connections, "seconds": settings.measure.as_secs(), "gateway_threads": settings.threads,
+        "connections": settings.load.connections, "seconds": settings.load.measure.as_secs(), "gateway_threads": settings.threads,
         "json_post": {"direct": json_direct.json(), "gateway": json_gateway.json()},
         "first_event": {"direct": stream_direct.json(), "gateway": stream_gateway.json()},
         "plugins": plugins.iter().map(|(name, f)| json!({"scenario": name, "figures": f.json()})).collect::<Vec<_>>(),
     });
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    if std::fs::create_dir_all(&out).is_ok() {
-        let _ = std::fs::write(
-            out.join("proxy_load.json"),
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        );
-    }
+    load::write_report("proxy_load", &report);
     demo.shutdown();
     // Memory: idle, and with many streams open at once.
     let streams = if settings.stream_requests < 200 {

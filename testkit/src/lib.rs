@@ -1,7 +1,7 @@
 //! The harness shared by tollgate's end-to-end tests and benchmarks: free ports, an HTTP client,
 //! polling with a deadline, a Redis server, the gateway binary run from a configuration text,
-//! JWT and TLS key material, MCP and SSE client helpers, an OTLP collector and the Python SDK
-//! runner.
+//! JWT and TLS key material, MCP and SSE client helpers, an OTLP collector, the Python SDK
+//! runner and the load benchmarks' figures.
 //!
 //! The gateway binary's path comes from the caller (`env!("CARGO_BIN_EXE_tollgate")`): Cargo
 //! only tells it to the tollgate package's own tests and benchmarks.
@@ -9,6 +9,7 @@
 pub mod eventually;
 pub mod gateway;
 pub mod keys;
+pub mod load;
 pub mod mcp;
 pub mod net;
 pub mod openssl;

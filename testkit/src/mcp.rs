@@ -1,8 +1,17 @@
 //! MCP over Streamable HTTP from the client's side: JSON-RPC messages, a POST with the headers a
-//! client sends, and the messages of an answer whether it came as JSON or as an SSE stream.
+//! client sends (in a handshake-era session, or stateless as 2026-07-28 has it), and the
+//! messages of an answer whether it came as JSON or as an SSE stream.
 
+use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
+
+/// The handshake-era protocol version the helpers offer at `initialize`.
+pub const HANDSHAKE_VERSION: &str = "2025-11-25";
+/// The stateless protocol version.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// What the helpers' requests say of their client.
+const CLIENT_INFO: (&str, &str) = ("tollgate-testkit", "1.0.0");
 
 /// A JSON-RPC request.
 pub fn request(id: impl Into<Value>, method: &str, params: Option<Value>) -> Value {
@@ -32,24 +41,100 @@ pub fn post(client: &reqwest::Client, url: &str, message: &Value) -> reqwest::Re
         .body(message.to_string())
 }
 
-/// The one protocol version of stateless MCP.
-pub const MODERN_VERSION: &str = "2026-07-28";
+/// A handshake-era session a client opened: `initialize`, then `notifications/initialized`.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The `Mcp-Session-Id` the server gave.
+    pub id: String,
+    /// The protocol version it agreed to.
+    pub version: String,
+}
+
+impl Session {
+    /// Opens a session at `url` for a client without capabilities.
+    pub async fn open(client: &reqwest::Client, url: &str) -> Result<Self, String> {
+        let (name, version) = CLIENT_INFO;
+        let params = json!({"protocolVersion": HANDSHAKE_VERSION, "capabilities": {},
+                            "clientInfo": {"name": name, "version": version}});
+        let initialize = request(1, "initialize", Some(params));
+        let response = post(client, url, &initialize)
+            .send()
+            .await
+            .map_err(|e| format!("initialize: {e}"))?;
+        let answer = Answer::read(response)
+            .await
+            .map_err(|e| format!("initialize: {e}"))?;
+        let id = answer
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                format!(
+                    "initialize: no session id ({}: {})",
+                    answer.status, answer.text
+                )
+            })?;
+        let version = answer
+            .messages()
+            .first()
+            .and_then(|m| {
+                m.pointer("/result/protocolVersion")?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| format!("initialize: no result ({})", answer.text))?;
+        let session = Self {
+            id: id.to_string(),
+            version,
+        };
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let status = session
+            .post(client, url, &initialized)
+            .send()
+            .await
+            .map_err(|e| format!("notifications/initialized: {e}"))?
+            .status();
+        if status != 202 {
+            return Err(format!("notifications/initialized: HTTP {status}"));
+        }
+        Ok(session)
+    }
+
+    /// A POST of `message` within the session.
+    pub fn post(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        message: &Value,
+    ) -> reqwest::RequestBuilder {
+        post(client, url, message)
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", &self.version)
+    }
+}
+
+/// The `_meta` envelope of a stateless request from a client without capabilities.
+fn envelope() -> Value {
+    let (name, version) = CLIENT_INFO;
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": name, "version": version},
+    })
+}
 
 /// A 2026-07-28 request: `params._meta` carries the protocol version and the client's (empty)
 /// capabilities, as every stateless request must.
 pub fn modern_request(id: impl Into<Value>, method: &str, params: Option<Value>) -> Value {
     let mut message = request(id, method, Some(params.unwrap_or_else(|| json!({}))));
-    message["params"]["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
+    message["params"]["_meta"] = envelope();
     message
 }
 
 /// The routing headers a 2026-07-28 client sends with `message`: `MCP-Protocol-Version`,
 /// `Mcp-Method`, and `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri`
-/// of `resources/read`). Names must be printable ASCII (the test fails otherwise). A test that
-/// wants a header to lie replaces it in the map (`insert`), then sends the map.
+/// of `resources/read`, encoded when not plain ASCII). A test that wants a header to lie
+/// replaces it in the map (`insert`), then sends the map.
 pub fn modern_headers(message: &Value) -> HeaderMap {
     let value = |text: &str| HeaderValue::from_str(text).expect("a printable ASCII header value");
     let method = message["method"].as_str().unwrap_or_default();
@@ -62,7 +147,7 @@ pub fn modern_headers(message: &Value) -> HeaderMap {
         _ => None,
     };
     if let Some(name) = name {
-        headers.insert("mcp-name", value(name));
+        headers.insert("mcp-name", value(&header_value(name)));
     }
     headers
 }
@@ -74,6 +159,34 @@ pub fn modern_post(
     message: &Value,
 ) -> reqwest::RequestBuilder {
     post(client, url, message).headers(modern_headers(message))
+}
+
+/// [`modern_post`] of `message` (a request) after giving it the stateless `_meta` envelope.
+pub fn post_modern(
+    client: &reqwest::Client,
+    url: &str,
+    mut message: Value,
+) -> reqwest::RequestBuilder {
+    if message.get("params").is_none() {
+        message["params"] = json!({});
+    }
+    message["params"]["_meta"] = envelope();
+    modern_post(client, url, &message)
+}
+
+/// A value for an MCP routing header: as it is when it is plain printable ASCII without edge
+/// spaces, else `=?base64?<UTF-8 in base64>?=`.
+fn header_value(value: &str) -> String {
+    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.starts_with("=?base64?");
+    if plain {
+        value.to_string()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        format!("=?base64?{encoded}?=")
+    }
 }
 
 /// An answer, read whole.
@@ -132,13 +245,15 @@ pub fn messages(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The data of each event of an SSE text (its `data:` lines joined with `\n`).
+/// The data of each event of an SSE text (its `data:` lines joined with `\n`). An event whose
+/// data is empty is not dispatched (as the SSE specification has it): MCP servers send one to
+/// prime a stream for resumption (`data: ` with an `id:`).
 fn sse_data(text: &str) -> Vec<String> {
     let mut events = Vec::new();
     let mut data: Option<String> = None;
     for line in text.lines() {
         if line.is_empty() {
-            events.extend(data.take());
+            events.extend(data.take().filter(|d| !d.is_empty()));
         } else if let Some(value) = line.strip_prefix("data:") {
             let value = value.strip_prefix(' ').unwrap_or(value);
             match &mut data {
@@ -150,7 +265,7 @@ fn sse_data(text: &str) -> Vec<String> {
             }
         }
     }
-    events.extend(data);
+    events.extend(data.filter(|d| !d.is_empty()));
     events
 }
 
@@ -166,7 +281,7 @@ mod tests {
             [json!({"jsonrpc": "2.0", "id": 1, "result": {}})]
         );
         assert_eq!(messages(&format!("[{one},{one}]")).len(), 2);
-        let stream = "event: message\r\ndata: {\"id\":1,\r\ndata: \"x\":2}\r\n\r\n: comment\n\ndata: {\"id\":2}\n\n";
+        let stream = "data: \nid: 0\nretry: 3000\n\nevent: message\r\ndata: {\"id\":1,\r\ndata: \"x\":2}\r\n\r\n: comment\n\ndata: {\"id\":2}\n\n";
         assert_eq!(
             messages(stream),
             [json!({"id": 1, "x": 2}), json!({"id": 2})]
@@ -189,6 +304,13 @@ mod tests {
         assert_eq!(modern_headers(&read)["mcp-name"], "res://a/info");
         let list = modern_headers(&modern_request(5, "tools/list", None));
         assert!(!list.contains_key("mcp-name"));
+    }
+
+    #[test]
+    fn routing_header_values_are_encoded_when_not_plain() {
+        assert_eq!(header_value("math__add"), "math__add");
+        assert_eq!(header_value("café"), "=?base64?Y2Fmw6k=?=");
+        assert_eq!(header_value(" x"), "=?base64?IHg=?=");
     }
 
     #[test]

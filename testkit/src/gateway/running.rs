@@ -36,6 +36,46 @@ impl RunningGateway {
         self.child.id()
     }
 
+    /// The process's resident set in KiB (`VmRSS` of `/proc/<pid>/status`; 0 where there is none).
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The process's peak resident set in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// The CPU time (user and system) the process has used so far, in `/proc/<pid>/stat`'s
+    /// clock ticks (10 ms on Linux): compare over many requests.
+    pub fn cpu_time(&self) -> Duration {
+        /// `USER_HZ`, which the kernel's interface fixes at 100.
+        const TICKS_PER_SECOND: u64 = 100;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()));
+        let stat = stat.unwrap_or_default();
+        // The fields after the command name (which may hold spaces) in parentheses: utime and
+        // stime are the 14th and 15th of the line, the 12th and 13th after it.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()));
+        status
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Replaces the routes and plugins of the running gateway's configuration (the `[server]`
     /// table stays), as an operator editing the file (or Kubernetes swapping the volume) would.
     pub fn rewrite_config(&self, routes_and_plugins: &str) {
