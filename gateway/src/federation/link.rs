@@ -596,6 +596,35 @@ impl OpenedSession {
 }
 
 impl Reply {
+    /// The JSON-RPC response to request `id` in this reply, as text (for a caller that reads
+    /// only part of it).
+    pub async fn into_response_text(self, id: &Value) -> Result<String, LinkError> {
+        match self.body {
+            ReplyBody::Json(bytes) => String::from_utf8(bytes.to_vec())
+                .map_err(|_| LinkError::Protocol("the answer is not UTF-8".into())),
+            ReplyBody::Stream(mut stream) => {
+                #[derive(serde::Deserialize)]
+                struct Head {
+                    id: Option<Value>,
+                    method: Option<serde::de::IgnoredAny>,
+                }
+                while let Some(data) = stream.next_data().await? {
+                    let Ok(head) = serde_json::from_str::<Head>(&data) else {
+                        continue;
+                    };
+                    if head.method.is_none() && head.id.as_ref() == Some(id) {
+                        stream.drain_in_background();
+                        return Ok(data);
+                    }
+                }
+                Err(LinkError::Protocol(
+                    "the stream ended without a response".into(),
+                ))
+            }
+            ReplyBody::Empty => Err(LinkError::Status(self.status.as_u16())),
+        }
+    }
+
     /// The JSON-RPC response to request `id` in this reply.
     pub async fn into_response(self, id: &Value) -> Result<Value, LinkError> {
         match self.body {

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use http::StatusCode;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::answer::Answer;
 use super::client::Client;
@@ -18,10 +22,14 @@ use super::Federation;
 /// Most pages fetched of one server's list (a server that pages forever is cut off).
 const MAX_PAGES: usize = 100;
 
+/// One entry of a list, read one level deep: the values of its fields (schemas, annotations)
+/// stay the server's JSON text, copied as they are into the merged answer.
+type Entry = BTreeMap<String, Box<RawValue>>;
+
 /// One server's part of a list.
 #[derive(Debug, Clone)]
 pub(super) struct Part {
-    items: Vec<Value>,
+    items: Vec<Entry>,
     /// Its `ttlMs`; `None` when it gave none (a 2025-era server).
     ttl_ms: Option<u64>,
     public: bool,
@@ -122,10 +130,7 @@ pub(super) async fn merged(
             Ok(part) => {
                 for mut item in part.items {
                     expose(federation, index, method, &mut item);
-                    let identity = item
-                        .get(identity_key(method))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                    let identity = text_field(&item, identity_key(method));
                     if let Some(identity) = identity {
                         if !seen.insert(identity.clone()) {
                             tracing::warn!(server = %link.name(), name = %identity, "an entry with this name is listed already: left out");
@@ -161,25 +166,69 @@ pub(super) async fn merged(
     if method == "resources/templates/list" {
         let templates = items
             .iter()
-            .filter_map(|t| t.get("uriTemplate").and_then(Value::as_str))
+            .filter_map(|t| text_field(t, "uriTemplate"))
             .filter_map(|t| {
-                let owner = federation.resource_owners.get(&template_key(t))?;
-                Some((owner, t.to_string()))
+                let owner = federation.resource_owners.get(&template_key(&t))?;
+                Some((owner, t))
             })
             .collect();
         federation.templates.store(Arc::new(templates));
     }
-    let mut result = Map::new();
-    result.insert(key.into(), Value::Array(items));
-    if client.is_modern() {
-        result.insert("ttlMs".into(), ttl_ms.unwrap_or(0).into());
-        result.insert(
-            "cacheScope".into(),
-            if public { "public" } else { "private" }.into(),
-        );
-        result.insert("resultType".into(), "complete".into());
+    let modern = client.is_modern();
+    let answer = MergedAnswer {
+        jsonrpc: "2.0",
+        id,
+        result: MergedResult {
+            items: std::iter::once((key, items.as_slice())).collect(),
+            ttl_ms: modern.then_some(ttl_ms.unwrap_or(0)),
+            cache_scope: modern.then_some(if public { "public" } else { "private" }),
+            result_type: modern.then_some("complete"),
+        },
+    };
+    match serde_json::to_vec(&answer) {
+        Ok(bytes) => Answer::json_bytes(StatusCode::OK, bytes.into()),
+        Err(_) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            id,
+            INTERNAL_ERROR,
+            "cannot write the merged list",
+            "internal",
+        ),
     }
-    Answer::json(&jsonrpc::result(id, Value::Object(result)))
+}
+
+/// A merged list answer, written out with the entries' field values as the servers gave them.
+#[derive(Serialize)]
+struct MergedAnswer<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: MergedResult<'a>,
+}
+
+#[derive(Serialize)]
+struct MergedResult<'a> {
+    #[serde(flatten)]
+    items: BTreeMap<&'static str, &'a [Entry]>,
+    #[serde(rename = "ttlMs", skip_serializing_if = "Option::is_none")]
+    ttl_ms: Option<u64>,
+    #[serde(rename = "cacheScope", skip_serializing_if = "Option::is_none")]
+    cache_scope: Option<&'static str>,
+    #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+    result_type: Option<&'static str>,
+}
+
+/// One page of a server's list answer, read one level deep.
+#[derive(Deserialize)]
+struct PageAnswer {
+    #[serde(default)]
+    result: Option<BTreeMap<String, Box<RawValue>>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// The string value of `field` of an entry.
+fn text_field(entry: &Entry, field: &str) -> Option<String> {
+    serde_json::from_str(entry.get(field)?.get()).ok()
 }
 
 /// Asks every server for its whole list, in parallel.
@@ -228,38 +277,48 @@ async fn fetch(
         let (reply, sent_id) = federation
             .exchange(client, index, request, None, None)
             .await?;
-        let mut answer = reply.into_response(&sent_id).await?;
-        // Moved out of the answer, not copied: a list can be long.
-        if let Some(Value::Array(items)) = answer
-            .get_mut("result")
-            .and_then(|r| r.get_mut(key))
-            .map(Value::take)
-        {
-            part.items.extend(items);
-        }
-        let Some(result) = answer.get("result") else {
-            let message = answer
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("no result");
-            if answer.pointer("/error/code").and_then(Value::as_i64)
-                == Some(jsonrpc::METHOD_NOT_FOUND)
-            {
+        let text = reply.into_response_text(&sent_id).await?;
+        let page: PageAnswer = serde_json::from_str(&text)
+            .map_err(|e| LinkError::Protocol(format!("the list answer is not JSON-RPC: {e}")))?;
+        let Some(result) = page.result else {
+            let error = page.error.unwrap_or(Value::Null);
+            if error.get("code").and_then(Value::as_i64) == Some(jsonrpc::METHOD_NOT_FOUND) {
                 // A server without this kind of entry has none to list.
                 return Ok(part);
             }
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no result");
             return Err(LinkError::Protocol(message.to_string()));
         };
-        if let Some(ttl) = result.get("ttlMs").and_then(Value::as_u64) {
+        if let Some(items) = result.get(key) {
+            let items: Vec<Entry> = serde_json::from_str(items.get()).map_err(|e| {
+                LinkError::Protocol(format!("`{key}` is not a list of objects: {e}"))
+            })?;
+            part.items.extend(items);
+        }
+        let number = |field: &str| {
+            result
+                .get(field)
+                .and_then(|v| serde_json::from_str::<u64>(v.get()).ok())
+        };
+        let text = |field: &str| {
+            result
+                .get(field)
+                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        };
+        if let Some(ttl) = number("ttlMs") {
             part.ttl_ms = Some(part.ttl_ms.map_or(ttl, |t| t.min(ttl)));
         }
-        if result.get("cacheScope").and_then(Value::as_str) == Some("private")
-            || result.get("cacheScope").is_none()
-        {
+        if text("cacheScope").as_deref() != Some("public") {
             part.public = false;
         }
-        match result.get("nextCursor") {
-            Some(next) if !next.is_null() => cursor = Some(next.clone()),
+        let next_cursor: Option<Value> = result
+            .get("nextCursor")
+            .and_then(|v| serde_json::from_str(v.get()).ok());
+        match next_cursor {
+            Some(next) if !next.is_null() => cursor = Some(next),
             _ => return Ok(part),
         }
     }
@@ -268,24 +327,27 @@ async fn fetch(
 }
 
 /// Names an entry as clients see it, and notes which server listed a resource.
-fn expose(federation: &Federation, index: usize, method: &str, item: &mut Value) {
+fn expose(federation: &Federation, index: usize, method: &str, item: &mut Entry) {
     let spec = &federation.servers[index].spec;
     match method {
         "tools/list" | "prompts/list" => {
-            if let Some(name) = item.get("name").and_then(Value::as_str) {
-                item["name"] = spec.expose(name).into();
+            let exposed = text_field(item, "name")
+                .map(|name| spec.expose(&name))
+                .and_then(|name| serde_json::value::to_raw_value(&name).ok());
+            if let Some(exposed) = exposed {
+                item.insert("name".into(), exposed);
             }
         }
         "resources/list" => {
-            if let Some(uri) = item.get("uri").and_then(Value::as_str) {
-                federation.resource_owners.insert(uri.to_string(), index);
+            if let Some(uri) = text_field(item, "uri") {
+                federation.resource_owners.insert(uri, index);
             }
         }
         _ => {
-            if let Some(template) = item.get("uriTemplate").and_then(Value::as_str) {
+            if let Some(template) = text_field(item, "uriTemplate") {
                 federation
                     .resource_owners
-                    .insert(template_key(template), index);
+                    .insert(template_key(&template), index);
             }
         }
     }
@@ -299,11 +361,10 @@ pub(super) fn template_key(template: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn part(ttl_ms: Option<u64>, public: bool) -> Part {
         Part {
-            items: vec![json!({"name": "add"})],
+            items: vec![serde_json::from_str(r#"{"name": "add"}"#).unwrap()],
             ttl_ms,
             public,
         }
