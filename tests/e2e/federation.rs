@@ -983,3 +983,27 @@ async fn public_lists_are_kept_for_their_ttl_until_a_change_passes() {
         );
     }
 }
+
+/// DNS rebinding: on a loopback listener, a browser request from another site (its `Origin` and
+/// `Host` name that site) is refused before any server is asked; a local page's is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_request_from_another_site_is_refused_on_loopback() {
+    let (_servers, gw) = federated(&[("alpha", "both")]).await;
+    let list = mcp::modern_request(1, "tools/list", None);
+    let from = |origin: &str, host: &str| {
+        mcp::modern_post(&client(), &gw.url("/mcp"), &list)
+            .header("origin", origin)
+            .header("host", host)
+    };
+    let answer = send(from("http://evil.example.com", "evil.example.com")).await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(answer.reason(), Some("request.cross_origin"));
+    let answer = send(from("http://evil.example.com", "127.0.0.1")).await;
+    assert_eq!(answer.status, 403, "an Origin of another site: {answer:?}");
+    let answer = send(from("http://localhost:6274", "localhost")).await;
+    assert_eq!(
+        answer.status, 200,
+        "a local page (the MCP Inspector): {answer:?}"
+    );
+    assert_eq!(listed_tools(&answer), tools_of(&["alpha"]));
+}
