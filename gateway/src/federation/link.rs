@@ -301,11 +301,6 @@ impl ServerLink {
         Ok(probed)
     }
 
-    /// Forgets what probing found (the server may have been replaced by another version).
-    pub fn forget_probe(&self) {
-        self.probed.store(None);
-    }
-
     /// `server/discover` first; anything but a 2026-07-28 answer means the handshake era, whose
     /// capabilities come from opening the gateway's own session.
     async fn probe(&self) -> Result<Probed, LinkError> {
