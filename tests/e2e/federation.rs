@@ -1007,3 +1007,68 @@ async fn a_browser_request_from_another_site_is_refused_on_loopback() {
     );
     assert_eq!(listed_tools(&answer), tools_of(&["alpha"]));
 }
+
+/// The server that answered a federated call is named in the metrics (`server` label), the
+/// audit record (`mcp_server`) and its outcome; a call the gateway fails in-band is an `error`.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_audit_name_the_server_that_answered() {
+    let alpha = fed_server("alpha", "both", &[]).await;
+    let mut config = federation(&[("alpha", &alpha)]);
+    // A server nobody listens on: its calls fail in-band (HTTP 200, JSON-RPC -32603).
+    config = config.replacen(
+        "[[route]]",
+        &format!(
+            "{}[[route]]",
+            server_table(
+                "dead",
+                &format!("http://{}/mcp", free_addr()),
+                "timeout = \"1s\""
+            )
+        ),
+        1,
+    );
+    config = config.replace(r#"servers = ["alpha"]"#, r#"servers = ["alpha", "dead"]"#);
+    let gw = keyed_gateway(&config, SESSION_KEY)
+        .audit_log()
+        .start()
+        .await;
+    let url = gw.url("/mcp");
+    for (tool, ok) in [("alpha__echo", true), ("dead__echo", false)] {
+        let call = mcp::modern_request(
+            1,
+            "tools/call",
+            Some(json!({"name": tool, "arguments": {"text": "x"}})),
+        );
+        let answer = send(mcp::modern_post(&client(), &url, &call)).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(
+            only_message(&answer).get("error").is_none(),
+            ok,
+            "{answer:?}"
+        );
+    }
+    let scrape = gw.metrics().await;
+    let series = |tool: &str, outcome: &str, server: &str| {
+        format!(
+            r#"tollgate_mcp_requests_total{{method="tools/call",outcome="{outcome}",route="mcp",server="{server}",tool="{tool}"}}"#
+        )
+    };
+    for (tool, outcome, server) in [
+        ("alpha__echo", "ok", "alpha"),
+        ("dead__echo", "error", "dead"),
+    ] {
+        let line = series(tool, outcome, server);
+        assert_eq!(
+            tollgate_testkit::prometheus::sample(&scrape, &line),
+            Some(1.0),
+            "{line} in:\n{scrape}"
+        );
+    }
+    let records = gw.audit_lines(2).await;
+    let servers: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["mcp_server"].as_str())
+        .collect();
+    assert_eq!(servers, ["alpha", "dead"], "{records:?}");
+    assert_eq!(records[1]["error"], "upstream.unavailable", "{records:?}");
+}
