@@ -58,21 +58,29 @@ impl Answer {
 
     /// A JSON-RPC message already written out.
     pub fn json_bytes(status: StatusCode, bytes: Bytes) -> Self {
-        Self {
-            status,
-            session: None,
-            body: AnswerBody::Json(bytes),
-            server: None,
-            reason: None,
-        }
+        Self::with_body(status, AnswerBody::Json(bytes))
     }
 
     /// `202 Accepted` without a body (a notification or a response was taken).
     pub fn accepted() -> Self {
+        Self::empty(StatusCode::ACCEPTED)
+    }
+
+    /// `status` without a body.
+    pub fn empty(status: StatusCode) -> Self {
+        Self::with_body(status, AnswerBody::Empty)
+    }
+
+    /// An SSE answer (HTTP 200) made of `events`.
+    pub fn stream(events: futures::stream::BoxStream<'static, Bytes>) -> Self {
+        Self::with_body(StatusCode::OK, AnswerBody::Stream(events))
+    }
+
+    fn with_body(status: StatusCode, body: AnswerBody) -> Self {
         Self {
-            status: StatusCode::ACCEPTED,
+            status,
             session: None,
-            body: AnswerBody::Empty,
+            body,
             server: None,
             reason: None,
         }

@@ -7,7 +7,7 @@ use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::answer::{Answer, AnswerBody};
+use super::answer::Answer;
 use super::client::Client;
 use super::jsonrpc::{self, INTERNAL_ERROR};
 use super::link::{gateway_info, Era, Probed, HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION};
@@ -144,13 +144,7 @@ pub(super) async fn end(federation: &Federation, headers: &http::HeaderMap) -> A
     });
     join_all(ends).await;
     federation.ended.insert(id, ());
-    Answer {
-        status: StatusCode::OK,
-        session: None,
-        body: AnswerBody::Empty,
-        server: None,
-        reason: None,
-    }
+    Answer::empty(StatusCode::OK)
 }
 
 /// What probing each server found (`None` for one that could not be reached).

@@ -622,22 +622,9 @@ impl Reply {
 
     /// The JSON-RPC response to request `id` in this reply.
     pub async fn into_response(self, id: &Value) -> Result<Value, LinkError> {
-        match self.body {
-            ReplyBody::Json(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| LinkError::Protocol(format!("the answer is not JSON: {e}"))),
-            ReplyBody::Stream(mut stream) => {
-                while let Some(message) = stream.next_message().await? {
-                    if jsonrpc::is_response(&message) && message.get("id") == Some(id) {
-                        stream.drain_in_background();
-                        return Ok(message);
-                    }
-                }
-                Err(LinkError::Protocol(
-                    "the stream ended without a response".into(),
-                ))
-            }
-            ReplyBody::Empty => Err(LinkError::Status(self.status.as_u16())),
-        }
+        let text = self.into_response_text(id).await?;
+        serde_json::from_str(&text)
+            .map_err(|e| LinkError::Protocol(format!("the answer is not JSON: {e}")))
     }
 }
 

@@ -6,7 +6,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::answer::{sse_event, Answer, AnswerBody};
+use super::answer::{sse_event, Answer};
 use super::client::Client;
 use super::jsonrpc::{self, INVALID_REQUEST};
 use super::link::{Era, EventStream, LinkError, ReplyBody};
@@ -41,7 +41,7 @@ pub(super) async fn open(federation: &Federation, headers: &http::HeaderMap) -> 
             "mcp.no_stream",
         );
     }
-    stream_answer(stream::select_all(streams).boxed())
+    Answer::stream(stream::select_all(streams).boxed())
 }
 
 /// `subscriptions/listen`: acknowledged by the gateway, then every server's notifications.
@@ -72,21 +72,11 @@ pub(super) async fn subscribe(
     } else {
         stream::select_all(streams).boxed()
     };
-    stream_answer(first.chain(rest).boxed())
+    Answer::stream(first.chain(rest).boxed())
 }
 
 fn jsonrpc_notification(method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "method": method, "params": params})
-}
-
-fn stream_answer(body: BoxStream<'static, bytes::Bytes>) -> Answer {
-    Answer {
-        status: StatusCode::OK,
-        session: None,
-        body: AnswerBody::Stream(body),
-        server: None,
-        reason: None,
-    }
 }
 
 /// Server `index`'s stream of messages for `client`, if it has one. `listen_id` is the id of

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
-use super::answer::{sse_event, Answer, AnswerBody};
+use super::answer::{sse_event, Answer};
 use super::bridge;
 use super::client::{self, Client};
 use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND};
@@ -280,13 +280,7 @@ async fn forward(
     {
         let call =
             bridge::replay::Call::new(federation.clone(), index, id.clone(), message, client);
-        let answer = Answer {
-            status: StatusCode::OK,
-            session: None,
-            body: AnswerBody::Stream(bridge::replay::answer(call)),
-            server: None,
-            reason: None,
-        };
+        let answer = Answer::stream(bridge::replay::answer(call));
         return answer.answered_by(&link.spec.name);
     }
     // A 2025-era client may have to be asked for a 2026-07-28 server's input: the call is kept
@@ -351,13 +345,7 @@ fn relay_reply(
                 );
             };
             if let (Some(call), Some(result)) = (bridge, input_required(&message)) {
-                return Answer {
-                    status: StatusCode::OK,
-                    session: None,
-                    body: AnswerBody::Stream(bridge::input_required::answer(call, result)),
-                    server: None,
-                    reason: None,
-                };
+                return Answer::stream(bridge::input_required::answer(call, result));
             }
             if !fit_response(&mut message, modern_client, &server) {
                 return server_failed(
@@ -384,13 +372,7 @@ fn relay_reply(
                 bridge,
                 tail: None,
             };
-            Answer {
-                status: StatusCode::OK,
-                session: None,
-                body: AnswerBody::Stream(relay.into_stream().boxed()),
-                server: None,
-                reason: None,
-            }
+            Answer::stream(relay.into_stream().boxed())
         }
         ReplyBody::Empty => server_failed(&server, id, &LinkError::Status(reply.status.as_u16())),
     }
