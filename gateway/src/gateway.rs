@@ -181,7 +181,10 @@ impl Gateway {
             server.add_service(admin_service);
         }
         let flush_audit: ExitHook = Box::new(move || audit.flush(Duration::from_secs(2)));
-        let mut exit_hooks = vec![flush_audit];
+        // The stdio MCP servers' processes (and whatever they started) go with the gateway.
+        let end_processes: ExitHook =
+            Box::new(|| crate::federation::stdio::groups::end_all(Duration::from_secs(2)));
+        let mut exit_hooks = vec![end_processes, flush_audit];
         if let Some(tracing) = tracing {
             exit_hooks.push(Box::new(move || tracing.flush()));
         }

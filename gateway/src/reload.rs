@@ -105,7 +105,8 @@ impl Reloader {
                     slot.store(tls.certified.clone());
                 }
                 let routes = new.routes.routes().len();
-                self.shared.store(Arc::new(new));
+                let replaced = self.shared.swap(Arc::new(new));
+                config::retire_replaced(&replaced.mcp_servers, &self.shared.load().mcp_servers);
                 self.metrics.config_reload(true);
                 tracing::info!(config = %self.path.display(), routes, sighup = forced, "configuration reloaded");
             }

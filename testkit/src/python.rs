@@ -15,7 +15,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// `tests/python/<script>`.
-fn script_path(script: &str) -> PathBuf {
+pub fn script_path(script: &str) -> PathBuf {
     workspace_root().join("tests/python").join(script)
 }
 

@@ -4,9 +4,12 @@
 #
 #   tests/conformance/run.sh [--config TEMPLATE]
 #
-# TEMPLATE (default tests/conformance/passthrough.toml) is a gateway configuration whose
-# @LISTEN@, @ADMIN@ and @SERVER_URL@ (the server's /mcp URL) this script fills in; its MCP route
-# must be under /mcp. Both suites run: `--spec-version 2025-11-25` and `--requirements 2026-07-28`.
+# TEMPLATE (default tests/conformance/passthrough.toml) is a gateway configuration in which this
+# script fills in @LISTEN@, @ADMIN@, @SERVER_URL@ (the HTTP server's /mcp URL) and, for a
+# template that runs the server itself as a stdio server (tests/conformance/stdio.toml),
+# @PYTHON@ (the absolute path of the python below), @REPO@ (the repository's root) and
+# @SERVER_SCRIPT@ (the absolute path of the server script); its MCP route must be under /mcp.
+# Both suites run: `--spec-version 2025-11-25` and `--requirements 2026-07-28`.
 #
 # Environment:
 #   TOLLGATE_BIN                    the gateway (default ${CARGO_TARGET_DIR:-target}/debug/tollgate)
@@ -50,6 +53,9 @@ if [ ! -f "$server_script" ]; then
 fi
 PY="${TOLLGATE_PYTHON:-$repo/.venv/bin/python}"
 [ -x "$PY" ] || die "no python at $PY: run tests/run (it makes .venv) or set TOLLGATE_PYTHON"
+# Absolute for the templates, the venv's symlink kept (resolving it would leave the venv).
+PY="$(realpath -s "$PY")"
+server_script="$(realpath "$server_script")"
 TOLLGATE="${TOLLGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/tollgate}"
 [ -x "$TOLLGATE" ] || die "no gateway binary at $TOLLGATE: cargo build -p tollgate, or set TOLLGATE_BIN"
 command -v npm >/dev/null 2>&1 || die "'npm' is missing: apt-get install -y npm"
@@ -111,7 +117,11 @@ run_suites direct "$server_url"
 # ---- through the gateway ---------------------------------------------------------------------
 listen="127.0.0.1:$("$PY" tests/conformance/harness.py port)"
 admin="127.0.0.1:$("$PY" tests/conformance/harness.py port)"
-sed -e "s|@LISTEN@|$listen|g" -e "s|@ADMIN@|$admin|g" -e "s|@SERVER_URL@|$server_url|g" \
+subst() { # subst NAME VALUE: a sed expression replacing @NAME@ with VALUE taken literally
+  printf 's|@%s@|%s|g' "$1" "$(printf '%s' "$2" | sed -e 's/[\\|&]/\\&/g')"
+}
+sed -e "$(subst LISTEN "$listen")" -e "$(subst ADMIN "$admin")" -e "$(subst SERVER_URL "$server_url")" \
+  -e "$(subst PYTHON "$PY")" -e "$(subst REPO "$repo")" -e "$(subst SERVER_SCRIPT "$server_script")" \
   "$template" >"$tmp/tollgate.toml"
 RUST_LOG="${RUST_LOG:-info,tollgate=debug}" "$TOLLGATE" run -c "$tmp/tollgate.toml" >"$tmp/gateway.log" 2>&1 &
 pids+=($!)

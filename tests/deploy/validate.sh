@@ -2,7 +2,8 @@
 # Validates everything under deploy/ without a cluster, a container daemon or network access
 # (after the first run, which fills a venv and an npm cache):
 #
-#   - yamllint on deploy/ (tests/deploy/yamllint.yaml), hadolint on deploy/Dockerfile
+#   - yamllint on deploy/ (tests/deploy/yamllint.yaml), hadolint on deploy/Dockerfile and
+#     deploy/Dockerfile.stdio
 #   - the kustomize base, the redis overlay and the servicemonitor component, rendered with
 #     kubectl and validated strictly (unknown fields are errors) by kubernetes-validate against
 #     the Kubernetes versions of $TOLLGATE_KUBE_VERSIONS; Prometheus Operator objects (CRDs,
@@ -179,6 +180,7 @@ PY
 step "yamllint deploy/ (tests/deploy/yamllint.yaml)" \
   yamllint --strict -c tests/deploy/yamllint.yaml deploy/ tests/deploy/yamllint.yaml
 step "hadolint deploy/Dockerfile" hadolint deploy/Dockerfile
+step "hadolint deploy/Dockerfile.stdio" hadolint deploy/Dockerfile.stdio
 
 # --- kustomize
 kustomize_validate() { # DIR OUT
@@ -221,6 +223,15 @@ helm_monitoring() {
     --set serviceMonitor.labels.release=kube-prometheus-stack && crd_checks "$tmp/helm-sm.yaml"
 }
 step "helm template (serviceMonitor, prometheusRule) | CRD checks, promtool rules" helm_monitoring
+helm_stdio() {
+  helm_validate "$tmp/helm-stdio.yaml" --set stdio.enabled=true \
+    --set image.repository=registry.example.com/tollgate-stdio \
+    && grep -q 'shareProcessNamespace: true' "$tmp/helm-stdio.yaml" \
+    && grep -q 'mountPath: /home/tollgate' "$tmp/helm-stdio.yaml" \
+    && grep -A1 'name: HOME' "$tmp/helm-stdio.yaml" | grep -q '/home/tollgate' \
+    && grep -q 'readOnlyRootFilesystem: true' "$tmp/helm-stdio.yaml"
+}
+step "helm template (stdio.enabled: HOME emptyDir, shared process namespace) | kubernetes-validate --strict" helm_stdio
 
 # --- systemd
 systemd_verify() {

@@ -11,9 +11,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tollgate_testkit::python::{self, PythonServer};
+use tollgate_testkit::python::PythonServer;
 use tollgate_testkit::{check, client, free_addr, mcp, GatewayBuilder, RunningGateway};
 
+use crate::common::mcp_script::{
+    assert_server_failed, call, only_message, op, run_script, send, Mode, LEGACY_VERSION,
+};
 use crate::common::tokens::hs256_token;
 use crate::common::upstream::TestUpstream;
 use crate::common::{gateway, tollgate_bin};
@@ -22,49 +25,9 @@ use crate::common::{gateway, tollgate_bin};
 const TOOLS: [&str; 8] = [
     "echo", "add", "slow", "progress", "whoami", "ask", "elicit", "add_tool",
 ];
-/// The handshake-era version the client and the gateway speak.
-const LEGACY_VERSION: &str = "2025-11-25";
 /// `[server] session_key` comes from this variable.
 const SESSION_KEY_ENV: &str = "E2E_FED_SESSION_KEY";
 const SESSION_KEY: &str = "federation-e2e-session-key-0123456789";
-/// The error the gateway gives a call whose server failed.
-const SERVER_FAILED: i64 = -32603;
-
-/// How the Python client connects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// `--mode legacy`: the 2025-11-25 handshake.
-    Legacy,
-    /// `--mode auto`: `server/discover` first, so 2026-07-28 against the gateway.
-    Auto,
-}
-
-impl Mode {
-    const BOTH: [Mode; 2] = [Mode::Legacy, Mode::Auto];
-
-    fn arg(self) -> &'static str {
-        match self {
-            Mode::Legacy => "legacy",
-            Mode::Auto => "auto",
-        }
-    }
-
-    /// The era the client reports once connected.
-    fn era(self) -> &'static str {
-        match self {
-            Mode::Legacy => "legacy",
-            Mode::Auto => "modern",
-        }
-    }
-
-    /// The protocol version it speaks, and the gateway speaks to a server that takes it.
-    fn version(self) -> &'static str {
-        match self {
-            Mode::Legacy => LEGACY_VERSION,
-            Mode::Auto => mcp::MODERN_VERSION,
-        }
-    }
-}
 
 /// `mcp_fed_server.py --name <name> --era <era> <extra>`.
 async fn fed_server(name: &str, era: &str, extra: &[&str]) -> PythonServer {
@@ -133,138 +96,6 @@ fn exposed(prefix: &str, names: &[&str]) -> Vec<String> {
 /// The tools of test servers with these prefixes, as a route over them in this order lists them.
 fn tools_of(prefixes: &[&str]) -> Vec<String> {
     prefixes.iter().flat_map(|p| exposed(p, &TOOLS)).collect()
-}
-
-/// A script's `call` step.
-fn call(name: &str, args: Value) -> Value {
-    json!({"op": "call", "name": name, "args": args})
-}
-
-/// A script step without arguments (`list_tools`, `listen`, ...).
-fn op(name: &str) -> Value {
-    json!({"op": name})
-}
-
-/// What one `mcp_client.py --script` run printed.
-struct Run {
-    mode: Mode,
-    out: Value,
-}
-
-/// Runs `steps` with `mcp_client.py --mode <mode>` against the gateway's `/mcp`, with `extra`
-/// arguments; the test fails unless the client connected, in its mode's era.
-async fn run_script(gw: &RunningGateway, mode: Mode, steps: &Value, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "--url".to_string(),
-        gw.url("/mcp"),
-        "--mode".into(),
-        mode.arg().into(),
-        "--script".into(),
-        steps.to_string(),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let (code, out, log) = python::run("mcp_client.py", args).await;
-    assert_eq!(code, 0, "{mode:?}: {log}\ngateway log:\n{}", gw.log());
-    assert_eq!(out["era"], mode.era(), "{mode:?}: {out}");
-    assert_eq!(out["server_name"], "tollgate", "{mode:?}: {out}");
-    Run { mode, out }
-}
-
-impl Run {
-    /// Step `i`'s result; the test fails if the step failed.
-    fn ok(&self, i: usize) -> &Value {
-        let step = &self.out["steps"][i];
-        assert!(
-            step.is_object() && step.get("error").is_none(),
-            "{:?}: step {i} failed: {step}\nwhole run: {}",
-            self.mode,
-            self.out
-        );
-        step
-    }
-
-    /// Step `i`'s JSON-RPC error; the test fails if the step succeeded.
-    fn error(&self, i: usize) -> &Value {
-        let error = &self.out["steps"][i]["error"];
-        assert!(
-            error.is_object(),
-            "{:?}: step {i} should have failed: {}",
-            self.mode,
-            self.out["steps"][i]
-        );
-        error
-    }
-
-    /// The first text a `call` step answered (not an error result).
-    fn text(&self, i: usize) -> &str {
-        let step = self.ok(i);
-        assert_eq!(step["is_error"], false, "{:?}: step {i}: {step}", self.mode);
-        step["result"].as_str().unwrap_or_default()
-    }
-
-    /// What a `whoami` call answered: `{server, session_id, protocol_version}`.
-    fn whoami(&self, i: usize) -> Value {
-        serde_json::from_str(self.text(i)).expect("whoami answers JSON")
-    }
-
-    /// The strings a list step gave under `key` (`tools`, `prompts`, `resources`, ...).
-    fn names(&self, i: usize, key: &str) -> Vec<String> {
-        self.ok(i)[key]
-            .as_array()
-            .unwrap_or_else(|| panic!("{:?}: step {i} has no {key}", self.mode))
-            .iter()
-            .map(|name| name.as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    /// The text of the first content of a `get_prompt` or `read_resource` step.
-    fn content(&self, i: usize) -> &str {
-        let step = self.ok(i);
-        let first = step
-            .get("messages")
-            .or_else(|| step.get("contents"))
-            .and_then(|list| list.get(0))
-            .unwrap_or_else(|| panic!("{:?}: step {i} has no content: {step}", self.mode));
-        first["text"].as_str().unwrap_or_default()
-    }
-
-    /// A whole-run count (`sampling_requests`, `elicitation_requests`).
-    fn count(&self, key: &str) -> u64 {
-        self.out[key].as_u64().unwrap_or_default()
-    }
-
-    /// How many notifications with `method` the client received.
-    fn notifications(&self, method: &str) -> u64 {
-        self.out["notifications"][method]
-            .as_u64()
-            .unwrap_or_default()
-    }
-}
-
-/// Asserts that a failed step is the gateway's error for `server` failing with `reason`.
-fn assert_server_failed(error: &Value, server: &str, reason: &str) {
-    assert_eq!(error["code"], SERVER_FAILED, "{error}");
-    let message = error["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(&format!("`{server}`")),
-        "the message names {server}: {error}"
-    );
-    assert_eq!(error["data"]["server"], server, "{error}");
-    assert_eq!(error["data"]["reason"], reason, "{error}");
-}
-
-/// Sends a request and reads the whole answer.
-async fn send(request: reqwest::RequestBuilder) -> mcp::Answer {
-    mcp::Answer::read(request.send().await.expect("send"))
-        .await
-        .expect("read the answer")
-}
-
-/// The one JSON-RPC message of an answer.
-fn only_message(answer: &mcp::Answer) -> Value {
-    let mut messages = answer.messages();
-    assert_eq!(messages.len(), 1, "{answer:?}");
-    messages.remove(0)
 }
 
 /// The tool names of a `tools/list` answer.

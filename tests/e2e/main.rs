@@ -18,6 +18,7 @@ mod ratelimit;
 mod rbac;
 mod reload;
 mod shutdown;
+mod stdio;
 mod streaming;
 mod tls;
 mod traces;

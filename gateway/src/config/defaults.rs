@@ -44,3 +44,9 @@ pub const AUDIT_LOG: &str = "stdout";
 
 /// Share of new traces recorded.
 pub const TRACE_SAMPLE_RATIO: f64 = 1.0;
+
+/// Most processes of one stdio MCP server alive at once.
+pub const MAX_PROCESSES: usize = 32;
+
+/// A stdio MCP server process unused this long is ended.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);

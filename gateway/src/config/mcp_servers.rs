@@ -9,23 +9,32 @@ use tollgate_plugin_api::secret_source::{ExposeSecret, SecretSource};
 use toml::Spanned;
 
 use super::defaults;
+use super::mcp_stdio;
 use super::report::Report;
 use super::schema::{HeaderValueSource, McpServerSection, ServerSection};
-use crate::federation::spec::PREFIX_SEPARATOR;
+use crate::federation::spec::{Endpoint, HttpEndpoint, PREFIX_SEPARATOR};
 use crate::federation::{Sealer, ServerLink, ServerSpec, SessionSealer};
 
 /// The servers that could be built, by name.
-pub(super) type Servers = BTreeMap<String, Arc<ServerLink>>;
+pub type Servers = BTreeMap<String, Arc<ServerLink>>;
 
-/// Builds every `[mcp_server.<name>]`; the problems of the others go to `report`.
+/// Builds every `[mcp_server.<name>]`; the problems of the others go to `report`. A server of
+/// `previous` whose table is unchanged is kept (its stdio processes and what probing found).
 pub(super) fn build_servers(
     sections: &BTreeMap<String, Spanned<McpServerSection>>,
+    previous: Option<&Servers>,
     report: &mut Report<'_>,
 ) -> Servers {
     sections
         .iter()
         .filter_map(|(name, section)| {
             let spec = build_spec(name, section, report)?;
+            let kept = previous
+                .and_then(|servers| servers.get(name))
+                .filter(|link| link.spec == spec && link.is_stdio());
+            if let Some(link) = kept {
+                return Some((name.clone(), link.clone()));
+            }
             match ServerLink::new(spec, defaults::CONNECT_TIMEOUT) {
                 Ok(link) => Some((name.clone(), Arc::new(link))),
                 Err(message) => {
@@ -35,6 +44,17 @@ pub(super) fn build_servers(
             }
         })
         .collect()
+}
+
+/// Ends the processes of the stdio servers of `old` that `new` does not keep (their table
+/// changed or went away); called once `new` is in service.
+pub fn retire_replaced(old: &Servers, new: &Servers) {
+    for (name, link) in old {
+        let kept = new.get(name).is_some_and(|n| Arc::ptr_eq(n, link));
+        if !kept {
+            link.retire();
+        }
+    }
 }
 
 /// Whether `name` is usable in exposed names, metric labels and scoped ids.
@@ -60,17 +80,6 @@ fn build_spec(
         );
         ok = false;
     }
-    let url = match reqwest::Url::parse(s.url.get_ref()) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
-        Ok(_) | Err(_) => {
-            report.error(
-                s.url.span(),
-                format!("`{}` must be an http:// or https:// URL", s.url.get_ref()),
-                None,
-            );
-            None
-        }
-    };
     let prefix = match &s.prefix {
         Some(prefix) => {
             let text = prefix.get_ref();
@@ -101,30 +110,76 @@ fn build_spec(
             name.to_string()
         }
     };
+    let endpoint = match (&s.url, &s.command) {
+        (Some(url), None) => http_endpoint(s, url, report),
+        (None, Some(command)) => mcp_stdio::build_stdio(s, command, report).map(Endpoint::Stdio),
+        (Some(_), Some(command)) => {
+            report.error(
+                command.span(),
+                "a server has either `url` or `command`, not both",
+                None,
+            );
+            None
+        }
+        (None, None) => {
+            report.error(
+                section.span(),
+                format!("MCP server `{name}` needs a `url` or a `command`"),
+                None,
+            );
+            None
+        }
+    };
+    let endpoint = endpoint?;
+    ok.then(|| ServerSpec {
+        name: Arc::from(name),
+        endpoint,
+        prefix: Arc::from(prefix.as_str()),
+        timeout: s.timeout.map_or(defaults::READ_TIMEOUT, |d| d.0),
+    })
+}
+
+/// The HTTP endpoint of a `url` server.
+fn http_endpoint(
+    s: &McpServerSection,
+    url: &Spanned<String>,
+    report: &mut Report<'_>,
+) -> Option<Endpoint> {
+    let stdio_keys_ok = mcp_stdio::refuse_stdio_keys(s, report);
+    let parsed = match reqwest::Url::parse(url.get_ref()) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            Some(parsed)
+        }
+        Ok(_) | Err(_) => {
+            report.error(
+                url.span(),
+                format!("`{}` must be an http:// or https:// URL", url.get_ref()),
+                None,
+            );
+            None
+        }
+    };
     let headers = headers(&s.headers, report);
-    let ca_pem = s.ca_file.as_ref().and_then(|file| {
-        std::fs::read(file.get_ref())
-            .map_err(|e| {
+    let ca_pem = match &s.ca_file {
+        None => None,
+        Some(file) => match std::fs::read(file.get_ref()) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
                 report.error(
                     file.span(),
                     format!("cannot read `{}`: {e}", file.get_ref()),
                     None,
-                )
-            })
-            .ok()
-    });
-    if s.ca_file.is_some() && ca_pem.is_none() {
-        ok = false;
-    }
-    let (url, headers) = (url?, headers?);
-    ok.then(|| ServerSpec {
-        name: Arc::from(name),
+                );
+                return None;
+            }
+        },
+    };
+    let (url, headers) = (parsed?, headers?);
+    stdio_keys_ok.then_some(Endpoint::Http(HttpEndpoint {
         url,
         headers,
-        prefix: Arc::from(prefix.as_str()),
-        timeout: s.timeout.map_or(defaults::READ_TIMEOUT, |d| d.0),
         ca_pem,
-    })
+    }))
 }
 
 /// The headers sent to a server, secrets read now and marked sensitive.
@@ -219,10 +274,14 @@ pub(super) fn referenced_files(
         .values()
         .flat_map(|s| {
             let s = s.get_ref();
-            let headers = s.headers.values().filter_map(|h| match h.get_ref() {
-                HeaderValueSource::Secret(secret) => secret_file(secret),
-                HeaderValueSource::Literal(_) => None,
-            });
+            let headers =
+                s.headers
+                    .values()
+                    .chain(s.env.values())
+                    .filter_map(|h| match h.get_ref() {
+                        HeaderValueSource::Secret(secret) => secret_file(secret),
+                        HeaderValueSource::Literal(_) => None,
+                    });
             headers
                 .chain(
                     s.ca_file
@@ -358,6 +417,96 @@ upstream = { kind = \"mcp\" }
         assert_eq!(
             errors(source),
             ["t.toml:2:15: session_key must be at least 32 characters"]
+        );
+    }
+
+    #[test]
+    fn a_stdio_server_is_built_with_its_defaults_and_without_its_values_in_debug() {
+        std::env::set_var("TOLLGATE_TEST_STDIO_TOKEN", "gh-secret-value");
+        let source = "\
+[mcp_server.github]
+command = [\"npx\", \"-y\", \"@modelcontextprotocol/server-github\"]
+env = { GITHUB_PERSONAL_ACCESS_TOKEN = { env = \"TOLLGATE_TEST_STDIO_TOKEN\" }, LOG = \"info\" }
+
+[mcp_server.files]
+command = [\"server-files\"]
+sharing = \"shared\"
+max_processes = 3
+idle_timeout = \"30s\"
+cwd = \"/\"
+
+[[route]]
+name = \"tools\"
+match = { path_prefix = \"/mcp\" }
+upstream = { kind = \"mcp\", servers = [\"github\", \"files\"] }
+";
+        let config = load_as("t.toml", source).unwrap();
+        let link = &config.mcp_servers["github"];
+        let crate::federation::spec::Endpoint::Stdio(github) = &link.spec.endpoint else {
+            panic!("not stdio");
+        };
+        assert_eq!(github.command[0], "npx");
+        assert_eq!(github.sharing, crate::federation::spec::Sharing::PerSession);
+        assert_eq!(github.max_processes, 32);
+        assert_eq!(github.idle_timeout, std::time::Duration::from_secs(600));
+        let crate::federation::spec::Endpoint::Stdio(files) =
+            &config.mcp_servers["files"].spec.endpoint
+        else {
+            panic!("not stdio");
+        };
+        assert_eq!(files.sharing, crate::federation::spec::Sharing::Shared);
+        assert_eq!(
+            (files.max_processes, files.idle_timeout),
+            (3, std::time::Duration::from_secs(30))
+        );
+        let shown = format!("{config:?}");
+        assert!(shown.contains("GITHUB_PERSONAL_ACCESS_TOKEN"), "{shown}");
+        assert!(!shown.contains("gh-secret-value"), "{shown}");
+    }
+
+    #[test]
+    fn problems_of_stdio_servers_point_at_their_values() {
+        let source = "\
+[mcp_server.both]
+url = \"http://127.0.0.1:1/mcp\"
+command = [\"server\"]
+
+[mcp_server.none]
+prefix = \"n\"
+
+[mcp_server.empty]
+command = []
+
+[mcp_server.mixed]
+command = [\"server\"]
+headers = { authorization = \"Bearer x\" }
+
+[mcp_server.http]
+url = \"http://127.0.0.1:1/mcp\"
+sharing = \"shared\"
+
+[mcp_server.bad]
+command = [\"server\"]
+sharing = \"sometimes\"
+max_processes = 0
+idle_timeout = \"0s\"
+cwd = \"/no/such/dir\"
+env = { \"A=B\" = \"x\" }
+";
+        assert_eq!(
+            errors(source),
+            [
+                "t.toml:25:17: `A=B` is not an environment variable name",
+                "t.toml:24:7: `/no/such/dir` is not a directory",
+                "t.toml:21:11: unknown sharing `sometimes`",
+                "t.toml:22:17: max_processes must be between 1 and 10000",
+                "t.toml:23:16: idle_timeout must be more than zero",
+                "t.toml:3:11: a server has either `url` or `command`, not both",
+                "t.toml:9:11: `command` needs a program: `[\"program\", \"arg\", ...]`",
+                "t.toml:17:11: `sharing` is for `command` (stdio) servers",
+                "t.toml:13:29: `headers` is for `url` servers",
+                "t.toml:5:1: MCP server `none` needs a `url` or a `command`",
+            ]
         );
     }
 }

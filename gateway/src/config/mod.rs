@@ -8,6 +8,7 @@ mod files;
 mod listener_tls;
 mod matcher;
 mod mcp_servers;
+mod mcp_stdio;
 mod parse;
 mod plugins;
 mod report;
@@ -20,6 +21,7 @@ mod test_support;
 pub mod units;
 mod upstream;
 
+pub use mcp_servers::{retire_replaced, Servers};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -49,6 +51,8 @@ pub struct RuntimeConfig {
     pub plugins: Plugins,
     /// The route table.
     pub routes: RouteTable,
+    /// The MCP servers of `[mcp_server.*]` (kept by reloads that leave their table unchanged).
+    pub mcp_servers: mcp_servers::Servers,
 }
 
 /// The configuration the proxy serves from, swapped atomically on reload.
@@ -99,7 +103,11 @@ fn build(
         previous.map(|p| &p.plugins),
         &mut report,
     );
-    let servers = mcp_servers::build_servers(&file.mcp_server, &mut report);
+    let servers = mcp_servers::build_servers(
+        &file.mcp_server,
+        previous.map(|p| &p.mcp_servers),
+        &mut report,
+    );
     let sealer = mcp_servers::sealer(&file.server, &mut report);
     let cx = RouteContext {
         plugins: &plugins,
@@ -128,6 +136,7 @@ fn build(
         },
         plugins,
         routes: RouteTable::new(routes),
+        mcp_servers: servers,
     })
 }
 

@@ -33,12 +33,13 @@ pub struct ConfigFile {
     pub mcp_server: BTreeMap<String, Spanned<McpServerSection>>,
 }
 
-/// `[mcp_server.<name>]`: an MCP server the gateway is a client of.
+/// `[mcp_server.<name>]`: an MCP server the gateway is a client of: at a `url`, or a `command`
+/// the gateway runs (stdio).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerSection {
     /// Streamable HTTP endpoint (`http://` or `https://`).
-    pub url: Spanned<String>,
+    pub url: Option<Spanned<String>>,
     /// Headers the gateway sends it (credentials it holds for the server): a literal string or
     /// a secret source.
     #[serde(default)]
@@ -50,9 +51,24 @@ pub struct McpServerSection {
     pub timeout: Option<DurationStr>,
     /// PEM file of the CA that signs the server's certificate (private CAs).
     pub ca_file: Option<Spanned<String>>,
+    /// A stdio server: the program and its arguments.
+    pub command: Option<Spanned<Vec<String>>>,
+    /// The stdio server's environment besides `PATH` and `HOME`: literal values or secret
+    /// sources.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<HeaderValueSource>>,
+    /// The stdio server's working directory.
+    pub cwd: Option<Spanned<String>>,
+    /// `per-session` (default) or `shared`.
+    pub sharing: Option<Spanned<String>>,
+    /// Most processes of the stdio server alive at once (default 32).
+    pub max_processes: Option<Spanned<i64>>,
+    /// A stdio server process unused this long is ended (default 10m).
+    pub idle_timeout: Option<Spanned<DurationStr>>,
 }
 
-/// A header value in the configuration: written out, or read from a secret source.
+/// A header (or environment) value in the configuration: written out, or read from a secret
+/// source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum HeaderValueSource {

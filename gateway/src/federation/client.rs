@@ -38,7 +38,7 @@ impl Client {
     /// The `Mcp-Param-*` headers of a 2026-07-28 client's request, if it sent any.
     pub fn param_headers(&self) -> Option<&http::HeaderMap> {
         match self {
-            Client::Modern { params, .. } if !params.is_empty() => Some(params),
+            Client::Modern { params, .. } => Some(params),
             _ => None,
         }
     }

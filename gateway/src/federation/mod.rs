@@ -6,7 +6,8 @@
 //!
 //! A request goes through the gateway's plugin chain first (with the names the client sees),
 //! then [`Federation::serve`] answers it: locally (`initialize`, `server/discover`, `ping`),
-//! from every server at once (lists), or from the one server a name or URI belongs to.
+//! from every server at once (lists), or from the one server a name or URI belongs to. A server
+//! is reached over Streamable HTTP or runs as processes of the gateway's own (`stdio`).
 
 mod answer;
 mod bridge;
@@ -21,6 +22,7 @@ mod lists;
 mod relay;
 pub mod seal;
 pub mod spec;
+pub mod stdio;
 
 use std::sync::Arc;
 

@@ -5,5 +5,6 @@
 pub mod anthropic;
 pub mod mcp;
 pub mod mcp_headers;
+pub mod mcp_param_headers;
 pub mod observer;
 pub mod sse;

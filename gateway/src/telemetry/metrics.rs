@@ -120,6 +120,9 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for collector in crate::federation::stdio::metrics::collectors() {
+            registry.register(collector)?;
+        }
         Ok(Self {
             requests: counter(
                 &registry,

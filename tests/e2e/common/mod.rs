@@ -2,6 +2,7 @@
 //! recording test upstream, tokens minted through `tollgate::token`, and the plugin-warning
 //! check.
 
+pub mod mcp_script;
 pub mod tokens;
 pub mod upstream;
 pub mod warnings;

@@ -1,30 +1,33 @@
 //! The gateway as a client of one MCP server: requests in either era, the answer as JSON or as
-//! an SSE stream, the era found by probing, and the gateway's own session on a 2025-era server
-//! (for stateless clients).
+//! a stream of messages, the era found by probing, and the gateway's own session on a 2025-era
+//! server (for stateless clients). The server is reached over HTTP (`http`) or runs as processes
+//! the gateway supervises (`super::stdio`).
+
+mod events;
+mod http;
 
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, StatusCode};
+use bytes::Bytes;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+pub use self::events::EventStream;
+pub(crate) use self::events::{Delivery, MAX_ANSWER};
+use self::http::HttpTransport;
 use super::jsonrpc;
-use super::spec::ServerSpec;
+use super::spec::{Endpoint, ServerSpec, Sharing};
+use super::stdio::StdioTransport;
 use crate::protocol::mcp_headers::{
-    self, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION,
+    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION,
 };
+use ::http::{HeaderValue, StatusCode};
 
 /// The newest handshake-era protocol version, offered when the gateway opens a session itself.
 pub const LATEST_HANDSHAKE_VERSION: &str = "2025-11-25";
 /// Handshake-era versions, oldest first.
 pub const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// How long the rest of an answer's stream is read after its response, for the connection's sake.
-const DRAIN_WAIT: Duration = Duration::from_secs(2);
-/// Most bytes of one answer the gateway reads whole (a list, an `initialize` result).
-const MAX_ANSWER: usize = tollgate_plugin_api::limits::MAX_HELD_ANSWER;
-
 /// How a server speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Era {
@@ -76,6 +79,9 @@ pub enum LinkError {
     /// Its answer is not what MCP says it should be.
     #[error("invalid answer: {0}")]
     Protocol(String),
+    /// A stdio server already runs `max_processes` processes.
+    #[error("already runs its {0} processes (max_processes)")]
+    AtCapacity(usize),
 }
 
 impl LinkError {
@@ -87,6 +93,7 @@ impl LinkError {
             }
             LinkError::Timeout(_) => "upstream.timeout",
             LinkError::Protocol(_) => "upstream.error",
+            LinkError::AtCapacity(_) => "upstream.at_capacity",
         }
     }
 }
@@ -101,7 +108,7 @@ pub enum Envelope<'a> {
         /// The server's own name of the tool, prompt or resource, for `Mcp-Name`.
         name: Option<&'a str>,
         /// The client's `Mcp-Param-*` headers (tool arguments mirrored in headers).
-        params: Option<&'a http::HeaderMap>,
+        params: Option<&'a ::http::HeaderMap>,
     },
     /// Handshake era: the session and its version, once there is one.
     Legacy {
@@ -138,7 +145,7 @@ pub enum ReplyBody {
 pub struct ServerLink {
     /// Its configuration.
     pub spec: ServerSpec,
-    client: reqwest::Client,
+    transport: Transport,
     probed: ArcSwapOption<Probed>,
     probing: tokio::sync::Mutex<()>,
     /// The gateway's own session on a 2025-era server, for 2026-era (stateless) clients.
@@ -147,6 +154,12 @@ pub struct ServerLink {
     /// The messages of the shared session's GET stream, for every 2026-era client listening;
     /// the stream is open while anyone listens.
     shared_events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Sender<Value>>>>,
+}
+
+/// How a link reaches its server.
+enum Transport {
+    Http(HttpTransport),
+    Stdio(StdioTransport),
 }
 
 impl std::fmt::Debug for ServerLink {
@@ -160,24 +173,19 @@ impl std::fmt::Debug for ServerLink {
 impl ServerLink {
     /// A link to the server of `spec`; fails only when its CA bundle is not PEM.
     pub fn new(spec: ServerSpec, connect_timeout: Duration) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            // The gateway decides about every answer: redirects are not followed.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &spec.ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("the CA file is not PEM: {e}"))?
-            {
-                builder = builder.add_root_certificate(cert);
+        let transport = match &spec.endpoint {
+            Endpoint::Http(endpoint) => {
+                Transport::Http(HttpTransport::new(endpoint, spec.timeout, connect_timeout)?)
             }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
+            Endpoint::Stdio(stdio) => Transport::Stdio(StdioTransport::new(
+                spec.name.clone(),
+                stdio.clone(),
+                spec.timeout,
+            )),
+        };
         Ok(Self {
             spec,
-            client,
+            transport,
             probed: ArcSwapOption::empty(),
             probing: tokio::sync::Mutex::new(()),
             shared_session: ArcSwapOption::empty(),
@@ -186,88 +194,34 @@ impl ServerLink {
         })
     }
 
+    /// Whether the server runs as the gateway's own processes.
+    pub fn is_stdio(&self) -> bool {
+        matches!(self.transport, Transport::Stdio(_))
+    }
+
+    /// Ends every process of a stdio server (its table changed or went away); no-op for HTTP.
+    pub fn retire(&self) {
+        if let Transport::Stdio(stdio) = &self.transport {
+            stdio.retire();
+        }
+    }
+
     /// The server's name.
     pub fn name(&self) -> &str {
         &self.spec.name
     }
 
-    /// POSTs one message and reads the answer's head (and a JSON body whole).
+    /// Sends one message and reads the answer's head (and a JSON body whole).
     pub async fn post(
         &self,
         body: Bytes,
         envelope: Envelope<'_>,
         traceparent: Option<&HeaderValue>,
     ) -> Result<Reply, LinkError> {
-        let mut request = self
-            .client
-            .post(self.spec.url.clone())
-            .headers(self.spec.headers.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json, text/event-stream");
-        if let Some(traceparent) = traceparent {
-            request = request.header("traceparent", traceparent.clone());
+        match &self.transport {
+            Transport::Http(http) => http.post(body, envelope, traceparent).await,
+            Transport::Stdio(stdio) => stdio.post(body, envelope).await,
         }
-        let sent_session = match envelope {
-            Envelope::Modern {
-                method,
-                name,
-                params,
-            } => {
-                request = request
-                    .header(mcp_headers::PROTOCOL_VERSION, MODERN_VERSION)
-                    .header(mcp_headers::METHOD, method);
-                if let Some(params) = params {
-                    request = request.headers(params.clone());
-                }
-                if let Some(name) = name {
-                    request = request.header(mcp_headers::NAME, mcp_headers::encode_value(name));
-                }
-                false
-            }
-            Envelope::Legacy { session, version } => {
-                if let Some(session) = session {
-                    request = request.header(mcp_headers::SESSION_ID, session);
-                }
-                if let Some(version) = version {
-                    request = request.header(mcp_headers::PROTOCOL_VERSION, version);
-                }
-                session.is_some()
-            }
-        };
-        let timeout = self.spec.timeout;
-        let response = tokio::time::timeout(timeout, request.body(body).send())
-            .await
-            .map_err(|_| LinkError::Timeout(timeout))?
-            .map_err(failed)?;
-        let status = response.status();
-        let session = response
-            .headers()
-            .get(mcp_headers::SESSION_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if status == StatusCode::NOT_FOUND && sent_session {
-            return Err(LinkError::SessionGone);
-        }
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let body = if content_type.starts_with("text/event-stream") && status.is_success() {
-            ReplyBody::Stream(EventStream::new(response, timeout))
-        } else if content_type.starts_with("application/json") {
-            ReplyBody::Json(read_whole(response, timeout).await?)
-        } else if status.is_success() {
-            ReplyBody::Empty
-        } else {
-            return Err(LinkError::Status(status.as_u16()));
-        };
-        Ok(Reply {
-            status,
-            session,
-            body,
-        })
     }
 
     /// Sends a request and waits for its response (JSON or the response event of a stream);
@@ -328,13 +282,12 @@ impl ServerLink {
                     // whether it takes the handshake too is found by opening the gateway's own
                     // session, which then serves stateless clients if ever needed.
                     let legacy = speaks(&HANDSHAKE_VERSIONS)
-                        || match self.open_session(&json!({}), None).await {
-                            Ok(opened) => {
-                                self.shared_session
-                                    .store(Some(Arc::new(opened.session_ref())));
+                        || match self.open_own_session().await {
+                            Ok(Some((session, _))) => {
+                                self.shared_session.store(Some(Arc::new(session)));
                                 true
                             }
-                            Err(_) => false,
+                            Ok(None) | Err(_) => false,
                         };
                     return Ok(Probed {
                         modern: true,
@@ -344,22 +297,42 @@ impl ServerLink {
                     });
                 }
             }
-            Err(e @ (LinkError::Unavailable(_) | LinkError::Timeout(_))) => return Err(e),
+            Err(
+                e @ (LinkError::Unavailable(_) | LinkError::Timeout(_) | LinkError::AtCapacity(_)),
+            ) => return Err(e),
             Err(_) => {}
         }
-        let opened = self.open_session(&json!({}), None).await?;
-        self.shared_session
-            .store(Some(Arc::new(opened.session_ref())));
+        if let Transport::Stdio(stdio) = &self.transport {
+            // The process that was asked is of no era the gateway can use now.
+            stdio.discard_unopened();
+        }
+        let Some((session, result)) = self.open_own_session().await? else {
+            return Err(LinkError::Protocol(
+                "the server speaks neither protocol era".into(),
+            ));
+        };
+        self.shared_session.store(Some(Arc::new(session)));
         Ok(Probed {
             modern: false,
             legacy: true,
-            capabilities: opened
-                .result
-                .get("capabilities")
-                .cloned()
-                .unwrap_or(json!({})),
-            instructions: instructions(&opened.result),
+            capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+            instructions: instructions(&result),
         })
+    }
+
+    /// Opens the gateway's own handshake-era session, with its `initialize` result: on a stdio
+    /// server in `per-session` sharing, the pool of processes stateless calls share; `None` for a
+    /// `shared` stdio server that already serves the 2026 era (its one process has one era).
+    async fn open_own_session(&self) -> Result<Option<(SessionRef, Value)>, LinkError> {
+        if let Transport::Stdio(stdio) = &self.transport {
+            match stdio.sharing() {
+                Sharing::PerSession => return stdio.pool_session().await.map(Some),
+                Sharing::Shared if stdio.serves_modern() => return Ok(None),
+                Sharing::Shared => {}
+            }
+        }
+        let opened = self.open_session(&json!({}), None).await?;
+        Ok(Some((opened.session_ref(), opened.result)))
     }
 
     /// Opens a handshake-era session for a client with `capabilities` and `client_info` (the
@@ -426,7 +399,12 @@ impl ServerLink {
         if let Some(session) = self.shared_session.load_full() {
             return Ok(session);
         }
-        let opened = Arc::new(self.open_session(&json!({}), None).await?.session_ref());
+        let Some((session, _)) = self.open_own_session().await? else {
+            return Err(LinkError::Protocol(
+                "the server serves only the 2026 era".into(),
+            ));
+        };
+        let opened = Arc::new(session);
         self.shared_session.store(Some(opened.clone()));
         Ok(opened)
     }
@@ -508,44 +486,19 @@ impl ServerLink {
         Ok(receiver)
     }
 
-    /// Ends a session on the server (DELETE); failures are only logged.
+    /// Ends a session on the server (DELETE, or ending its process); failures are only logged.
     pub async fn end_session(&self, session: &str, version: &str) {
-        let request = self
-            .client
-            .delete(self.spec.url.clone())
-            .headers(self.spec.headers.clone())
-            .header(mcp_headers::SESSION_ID, session)
-            .header(mcp_headers::PROTOCOL_VERSION, version)
-            .send();
-        match tokio::time::timeout(self.spec.timeout, request).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                let e = e.without_url();
-                tracing::debug!(server = %self.spec.name, error = %e, "DELETE failed");
-            }
-            Err(_) => tracing::debug!(server = %self.spec.name, "DELETE timed out"),
+        match &self.transport {
+            Transport::Http(http) => http.end_session(&self.spec.name, session, version).await,
+            Transport::Stdio(stdio) => stdio.end_session(session),
         }
     }
 
     /// Opens the server's stream of messages outside requests (GET) on `session`.
     pub async fn listen(&self, session: &str, version: &str) -> Result<EventStream, LinkError> {
-        let request = self
-            .client
-            .get(self.spec.url.clone())
-            .headers(self.spec.headers.clone())
-            .header(http::header::ACCEPT, "text/event-stream")
-            .header(mcp_headers::SESSION_ID, session)
-            .header(mcp_headers::PROTOCOL_VERSION, version)
-            .send();
-        let timeout = self.spec.timeout;
-        let response = tokio::time::timeout(timeout, request)
-            .await
-            .map_err(|_| LinkError::Timeout(timeout))?
-            .map_err(failed)?;
-        match response.status() {
-            StatusCode::OK => Ok(EventStream::idle(response)),
-            StatusCode::NOT_FOUND => Err(LinkError::SessionGone),
-            other => Err(LinkError::Status(other.as_u16())),
+        match &self.transport {
+            Transport::Http(http) => http.listen(session, version).await,
+            Transport::Stdio(stdio) => stdio.listen(session),
         }
     }
 }
@@ -628,111 +581,6 @@ impl Reply {
     }
 }
 
-/// An SSE answer, read event by event.
-#[derive(Debug)]
-pub struct EventStream {
-    response: reqwest::Response,
-    buffer: BytesMut,
-    /// Longest wait for the next bytes; `None` on long-lived streams.
-    idle_timeout: Option<Duration>,
-}
-
-impl EventStream {
-    fn new(response: reqwest::Response, idle_timeout: Duration) -> Self {
-        Self {
-            response,
-            buffer: BytesMut::new(),
-            idle_timeout: Some(idle_timeout),
-        }
-    }
-
-    fn idle(response: reqwest::Response) -> Self {
-        Self {
-            response,
-            buffer: BytesMut::new(),
-            idle_timeout: None,
-        }
-    }
-
-    /// Reads what is left of the stream in the background (a server ends its answer's stream
-    /// after the response), so that its connection goes back to the pool instead of being
-    /// closed; a stream that does not end soon is dropped.
-    pub fn drain_in_background(mut self) {
-        tokio::spawn(async move {
-            let drained = async { while let Ok(Some(_)) = self.response.chunk().await {} };
-            let _ = tokio::time::timeout(DRAIN_WAIT, drained).await;
-        });
-    }
-
-    /// The same stream without an idle timeout (a stream of notifications may be quiet for
-    /// long).
-    pub fn long_lived(mut self) -> Self {
-        self.idle_timeout = None;
-        self
-    }
-
-    /// The `data` of the next event that has any (events without data, such as priming events
-    /// or comments, are skipped); `None` at the end of the stream.
-    pub async fn next_data(&mut self) -> Result<Option<String>, LinkError> {
-        loop {
-            if let Ok(text) = std::str::from_utf8(&self.buffer) {
-                if let Some((len, _, data)) = tollgate_plugin_api::sse::next_event(text) {
-                    let data = data.into_owned();
-                    let _ = self.buffer.split_to(len);
-                    if data.is_empty() {
-                        continue;
-                    }
-                    return Ok(Some(data));
-                }
-            }
-            if self.buffer.len() > MAX_ANSWER {
-                return Err(LinkError::Protocol("an event is too long".into()));
-            }
-            let chunk = match self.idle_timeout {
-                Some(limit) => tokio::time::timeout(limit, self.response.chunk())
-                    .await
-                    .map_err(|_| LinkError::Timeout(limit))?,
-                None => self.response.chunk().await,
-            };
-            match chunk.map_err(failed)? {
-                Some(bytes) => self.buffer.extend_from_slice(&bytes),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// The next JSON-RPC message of the stream; `None` at its end.
-    pub async fn next_message(&mut self) -> Result<Option<Value>, LinkError> {
-        match self.next_data().await? {
-            Some(data) => serde_json::from_str(&data)
-                .map(Some)
-                .map_err(|e| LinkError::Protocol(format!("an event is not JSON: {e}"))),
-            None => Ok(None),
-        }
-    }
-}
-
-/// Reads a body whole within `timeout` and [`MAX_ANSWER`].
-async fn read_whole(
-    mut response: reqwest::Response,
-    timeout: Duration,
-) -> Result<Bytes, LinkError> {
-    let mut body = BytesMut::new();
-    loop {
-        let chunk = tokio::time::timeout(timeout, response.chunk())
-            .await
-            .map_err(|_| LinkError::Timeout(timeout))?
-            .map_err(failed)?;
-        let Some(chunk) = chunk else {
-            return Ok(body.freeze());
-        };
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(LinkError::Protocol("the answer is too long".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-}
-
 /// The gateway as a client: its `clientInfo`.
 pub fn gateway_info() -> Value {
     json!({"name": "tollgate", "version": env!("CARGO_PKG_VERSION")})
@@ -752,24 +600,4 @@ fn instructions(result: &Value) -> Option<String> {
         .get("instructions")
         .and_then(Value::as_str)
         .map(str::to_string)
-}
-
-/// A failed HTTP exchange, without the URL (which may carry credentials).
-fn failed(error: reqwest::Error) -> LinkError {
-    LinkError::Unavailable(error_chain(&error.without_url()))
-}
-
-/// An error with its causes ("error sending request: connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
