@@ -524,3 +524,86 @@ async fn the_gateway_checks_what_a_2026_http_server_would_for_a_stdio_server() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(only_message(&answer).get("error").is_some(), "{answer:?}");
 }
+
+/// Opens a 2025-era session on `url` for a client that can sample.
+async fn sampling_session(url: &str) -> mcp::Session {
+    let initialize = mcp::request(
+        1,
+        "initialize",
+        Some(json!({"protocolVersion": mcp::HANDSHAKE_VERSION,
+                    "capabilities": {"sampling": {}},
+                    "clientInfo": {"name": "e2e", "version": "1"}})),
+    );
+    let answer = send(mcp::post(&client(), url, &initialize)).await;
+    let session = mcp::Session {
+        id: answer.headers["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string(),
+        version: mcp::HANDSHAKE_VERSION.to_string(),
+    };
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    send(session.post(&client(), url, &initialized)).await;
+    session
+}
+
+/// The sampling reply of a client whose model answers `text`.
+fn sampling_reply(id: &Value, text: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": {
+        "role": "assistant", "model": "e2e", "content": {"type": "text", "text": text}}})
+}
+
+#[tokio::test]
+async fn a_client_cannot_answer_the_requests_of_another_sessions_process() {
+    let config = [stdio_table("own", &[], ""), route("/mcp", &["own"])].concat();
+    let gw = gateway(&config).start().await;
+    let url = gw.url("/mcp");
+    let victim = sampling_session(&url).await;
+    let attacker = sampling_session(&url).await;
+
+    let ask = mcp::tool_call(5, "own__ask", json!({"question": "transfer?"}));
+    let response = victim
+        .post(&client(), &url, &ask)
+        .send()
+        .await
+        .expect("call");
+    let mut events = tollgate_testkit::sse::SseReader::new(response);
+    let request = loop {
+        let event = events
+            .next_event()
+            .await
+            .expect("read")
+            .expect("a sampling request");
+        let data: String = event
+            .text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .collect();
+        if let Ok(message) = serde_json::from_str::<Value>(&data) {
+            if message["method"] == "sampling/createMessage" {
+                break message;
+            }
+        }
+    };
+    // The attacker saw the id (or guessed it): its answer, in its own session, is dropped.
+    let forged = sampling_reply(&request["id"], "yes, all of it");
+    let status = send(attacker.post(&client(), &url, &forged)).await.status;
+    assert_eq!(status, 202);
+    // The victim's own answer is the one the tool gets; a second answer is dropped too.
+    let own = sampling_reply(&request["id"], "no");
+    send(victim.post(&client(), &url, &own)).await;
+    send(victim.post(&client(), &url, &forged)).await;
+    let result = loop {
+        let event = events
+            .next_event()
+            .await
+            .expect("read")
+            .expect("the result");
+        if event.text.contains("\"result\"") && event.text.contains("\"id\":5") {
+            break event.text;
+        }
+    };
+    assert!(result.contains("\"no\""), "{result}");
+    assert!(!result.contains("all of it"), "{result}");
+}

@@ -54,8 +54,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
-from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_list_changed import advertise_list_changed
 from mcp.server.mcpserver.resolve import Elicit, Resolve, Sample
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -129,15 +129,7 @@ def build_server(server_name: str, sessions: LegacySessions, cache_hint: CacheHi
     cache_hints = dict.fromkeys(CACHEABLE_METHODS, cache_hint) if cache_hint is not None else None
     server = MCPServer(server_name, version="1.0.0", middleware=[sessions.record], cache_hints=cache_hints)
 
-    # The 2025 handshake advertises listChanged only when told to (NotificationOptions); this
-    # server does send tools/list_changed (add_tool), so say so. At 2026-07-28 the SDK derives the
-    # flags from subscriptions/listen being served.
-    lowlevel: Server[Any] = server._lowlevel_server  # noqa: SLF001 - no public hook for this
-    advertise = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
-    default_options = lowlevel.create_initialization_options
-    lowlevel.create_initialization_options = lambda *a, **kw: default_options(  # type: ignore[method-assign]
-        *a, **({"notification_options": advertise} | kw)
-    )
+    advertise_list_changed(server)
 
     @server.tool()
     def echo(text: str) -> str:

@@ -71,8 +71,9 @@ from mcp_types import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_list_changed import advertise_list_changed
 from mcp.server.mcpserver.resolve import Resolve, Sample
 from mcp.server.stdio import stdio_server
 from mcp.shared._stream_protocols import ReadStream, WriteStream
@@ -94,15 +95,7 @@ def build_server(server_name: str) -> MCPServer:
     """The MCPServer with the tools the stdio tests use."""
     server = MCPServer(server_name, version="1.0.0")
 
-    # The 2025 handshake advertises listChanged only when told to (NotificationOptions); this
-    # server does send tools/list_changed (add_tool), so say so. At 2026-07-28 the SDK derives the
-    # flags from subscriptions/listen being served.
-    lowlevel: Server[Any] = server._lowlevel_server  # noqa: SLF001 - no public hook for this
-    advertise = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
-    default_options = lowlevel.create_initialization_options
-    lowlevel.create_initialization_options = lambda *a, **kw: default_options(  # type: ignore[method-assign]
-        *a, **({"notification_options": advertise} | kw)
-    )
+    advertise_list_changed(server)
 
     # Note: the SDK runs a plain `def` tool in a worker thread (anyio.to_thread); `async def`
     # tools run on the event loop. `hang` relies on that.

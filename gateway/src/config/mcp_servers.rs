@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::SecretString;
 use tollgate_plugin_api::secret_source::{ExposeSecret, SecretSource};
 use toml::Spanned;
 
@@ -182,6 +183,25 @@ fn http_endpoint(
     }))
 }
 
+/// A header or environment value as written, or read now from its secret source (a source
+/// that cannot be read is reported at it).
+pub(super) fn source_value(
+    name: &str,
+    source: &Spanned<HeaderValueSource>,
+    report: &mut Report<'_>,
+) -> Option<SecretString> {
+    match source.get_ref() {
+        HeaderValueSource::Literal(text) => Some(SecretString::from(text.clone())),
+        HeaderValueSource::Secret(secret) => match secret.load(name) {
+            Ok(secret) => Some(SecretString::from(secret.expose_secret().to_string())),
+            Err(e) => {
+                report.error(source.span(), e.to_string(), None);
+                None
+            }
+        },
+    }
+}
+
 /// The headers sent to a server, secrets read now and marked sensitive.
 fn headers(
     sources: &BTreeMap<String, Spanned<HeaderValueSource>>,
@@ -199,18 +219,11 @@ fn headers(
             ok = false;
             continue;
         };
-        let value = match source.get_ref() {
-            HeaderValueSource::Literal(text) => HeaderValue::from_str(text).ok(),
-            HeaderValueSource::Secret(secret) => match secret.load(name) {
-                Ok(secret) => HeaderValue::from_str(secret.expose_secret()).ok(),
-                Err(e) => {
-                    report.error(source.span(), e.to_string(), None);
-                    ok = false;
-                    continue;
-                }
-            },
+        let Some(value) = source_value(name, source, report) else {
+            ok = false;
+            continue;
         };
-        match value {
+        match HeaderValue::from_str(value.expose_secret()).ok() {
             Some(mut value) => {
                 value.set_sensitive(true);
                 map.insert(header, value);

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use secrecy::SecretString;
 use tollgate_plugin_api::secret_source::ExposeSecret;
 use toml::Spanned;
 
 use super::defaults;
+use super::mcp_servers::source_value;
 use super::report::Report;
 use super::schema::{HeaderValueSource, McpServerSection};
 use crate::federation::spec::{EnvValue, Sharing, StdioSpec};
@@ -168,16 +168,9 @@ fn environment(
             ok = false;
             continue;
         }
-        let value = match source.get_ref() {
-            HeaderValueSource::Literal(text) => SecretString::from(text.clone()),
-            HeaderValueSource::Secret(secret) => match secret.load(name) {
-                Ok(secret) => SecretString::from(secret.expose_secret().to_string()),
-                Err(e) => {
-                    report.error(source.span(), e.to_string(), None);
-                    ok = false;
-                    continue;
-                }
-            },
+        let Some(value) = source_value(name, source, report) else {
+            ok = false;
+            continue;
         };
         if value.expose_secret().contains('\0') {
             // The value itself is not repeated: it may be a credential.

@@ -194,6 +194,11 @@ impl ServerLink {
         })
     }
 
+    /// Whether the server is one process for all, in one era.
+    fn one_era_only(&self) -> bool {
+        matches!(&self.transport, Transport::Stdio(stdio) if stdio.sharing() == Sharing::Shared)
+    }
+
     /// Whether the server runs as the gateway's own processes.
     pub fn is_stdio(&self) -> bool {
         matches!(self.transport, Transport::Stdio(_))
@@ -281,14 +286,16 @@ impl ServerLink {
                     // A server that speaks both eras names only the modern one in `discover`:
                     // whether it takes the handshake too is found by opening the gateway's own
                     // session, which then serves stateless clients if ever needed.
-                    let legacy = speaks(&HANDSHAKE_VERSIONS)
-                        || match self.open_own_session().await {
-                            Ok(Some((session, _))) => {
-                                self.shared_session.store(Some(Arc::new(session)));
-                                true
-                            }
-                            Ok(None) | Err(_) => false,
-                        };
+                    // One stdio process has one era: a `shared` server's is now the modern one.
+                    let legacy = !self.one_era_only()
+                        && (speaks(&HANDSHAKE_VERSIONS)
+                            || match self.open_own_session().await {
+                                Ok(Some((session, _))) => {
+                                    self.shared_session.store(Some(Arc::new(session)));
+                                    true
+                                }
+                                Ok(None) | Err(_) => false,
+                            });
                     return Ok(Probed {
                         modern: true,
                         legacy,
@@ -297,6 +304,9 @@ impl ServerLink {
                     });
                 }
             }
+            // A stdio server that ignores, or dies of, a request before `initialize` (as a
+            // 2025-only one may) still gets its handshake, on a fresh process.
+            Err(LinkError::Unavailable(_) | LinkError::Timeout(_)) if self.is_stdio() => {}
             Err(
                 e @ (LinkError::Unavailable(_) | LinkError::Timeout(_) | LinkError::AtCapacity(_)),
             ) => return Err(e),

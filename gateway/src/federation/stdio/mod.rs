@@ -13,6 +13,7 @@
 //! keep dying, and ended with their server's configuration.
 
 pub mod groups;
+mod hardening;
 mod log_budget;
 pub mod metrics;
 mod process;
@@ -130,7 +131,7 @@ impl StdioTransport {
         let message: Value = serde_json::from_slice(&body)
             .map_err(|e| LinkError::Protocol(format!("not JSON: {e}")))?;
         if jsonrpc::is_response(&message) {
-            return inner.answer_process(message).await;
+            return inner.answer_process(message, envelope).await;
         }
         let method = message
             .get("method")
@@ -252,6 +253,17 @@ impl Inner {
             .cloned()
     }
 
+    /// Gives up the calls whose callers have gone, on every process.
+    fn prune_abandoned(&self) {
+        let processes = match self.state.lock() {
+            Ok(state) => state.processes.clone(),
+            Err(_) => return,
+        };
+        for process in &processes {
+            process.prune_abandoned();
+        }
+    }
+
     fn end_where(&self, wanted: impl Fn(&Process) -> bool, cause: ExitCause) {
         let Ok(state) = self.state.lock() else {
             return;
@@ -283,11 +295,14 @@ impl Inner {
                 .min_by_key(|(load, _)| *load)
                 .map(|(load, p)| (load, p.clone()))
         };
-        match least_busy {
-            Some((0, process)) => Ok(process),
-            Some((_, busy)) => Ok(self.start(role, None).unwrap_or(busy)),
-            None => self.start(role, None),
-        }
+        let process = match least_busy {
+            Some((0, process)) => process,
+            Some((_, busy)) => self.start(role, None).unwrap_or(busy),
+            None => self.start(role, None)?,
+        };
+        // Not idle from now: the reaper leaves it to the call.
+        process.touch();
+        Ok(process)
     }
 
     /// Starts a process for `role`, unless the server is at its cap or backing off.
@@ -296,13 +311,14 @@ impl Inner {
         role: Role,
         token: Option<Arc<str>>,
     ) -> Result<Arc<Process>, LinkError> {
-        if self.retired.load(Ordering::Acquire) {
-            return Err(LinkError::Unavailable(
-                "the server's configuration changed".into(),
-            ));
-        }
         {
             let mut state = self.state.lock().map_err(|_| poisoned())?;
+            // Under the lock: `retire` ends what is in the state under it too.
+            if self.retired.load(Ordering::Acquire) {
+                return Err(LinkError::Unavailable(
+                    "the server's configuration changed".into(),
+                ));
+            }
             if let Some(not_before) = state.not_before.filter(|t| *t > Instant::now()) {
                 return Err(LinkError::Unavailable(format!(
                     "its process keeps exiting; next start in {} ms",
@@ -463,7 +479,14 @@ impl Inner {
         let session =
             matches!(process.role, Role::Session | Role::Shared).then(|| process.token.to_string());
         let (id, mut receiver) = process.request(message).await?;
-        let first = match tokio::time::timeout(self.timeout, receiver.recv()).await {
+        // A caller that goes away before the answer comes gives the call up.
+        let mut waiting = Waiting {
+            process: Some(process.clone()),
+            id,
+        };
+        let first = tokio::time::timeout(self.timeout, receiver.recv()).await;
+        waiting.process = None;
+        let first = match first {
             Ok(Some(first)) => first?,
             Ok(None) => return Err(LinkError::Unavailable("the server's process ended".into())),
             Err(_) => {
@@ -492,15 +515,45 @@ impl Inner {
         })
     }
 
-    /// A caller's answer to a request of one of the processes: to the process that asked.
-    async fn answer_process(&self, mut message: Value) -> Result<Reply, LinkError> {
-        let scoped = message.get("id").and_then(wire::unscope_server_id);
-        let Some((number, id)) = scoped else {
+    /// A caller's answer to a request of one of the processes: to the process that asked, if
+    /// the caller's session is that process's and the request is still waiting for an answer
+    /// (a caller cannot answer for another); anything else is dropped.
+    async fn answer_process(
+        &self,
+        mut message: Value,
+        envelope: Envelope<'_>,
+    ) -> Result<Reply, LinkError> {
+        let scoped = message
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let Some((number, id)) = message.get("id").and_then(wire::unscope_server_id) else {
             return Err(LinkError::Status(400));
         };
-        if let Some(process) = self.live(|p| p.number == number) {
-            message["id"] = id;
-            process.answer(&message).await?;
+        let session = match envelope {
+            Envelope::Legacy { session, .. } => session,
+            Envelope::Modern { .. } => None,
+        };
+        let process = self.live(|p| {
+            p.number == number
+                && match (p.role, session) {
+                    (Role::LegacyPool, Some(session)) => session == POOL_SESSION,
+                    (Role::Session | Role::Shared, Some(session)) => *p.token == *session,
+                    _ => false,
+                }
+        });
+        let waiting = process
+            .as_ref()
+            .zip(scoped.as_deref())
+            .is_some_and(|(p, scoped)| p.take_outstanding(scoped));
+        match process {
+            Some(process) if waiting => {
+                message["id"] = id;
+                process.answer(&message).await?;
+            }
+            _ => {
+                tracing::debug!(server = %self.server, "an answer to no request waiting for one: dropped")
+            }
         }
         Ok(accepted())
     }
@@ -519,6 +572,7 @@ impl Inner {
                 let Some(inner) = weak.upgrade() else {
                     return;
                 };
+                inner.prune_abandoned();
                 inner.end_where(|p| p.idle_for(limit), ExitCause::Idle);
             }
         });
@@ -540,6 +594,10 @@ impl Inner {
         };
         if self.param_headers_of(tool).is_none() {
             self.list_tools().await;
+            if let Ok(mut known) = self.param_headers.lock() {
+                // Not listed: nothing to check, and no listing again for it.
+                known.entry(tool.to_string()).or_insert(None);
+            }
         }
         let Some(Some(annotated)) = self.param_headers_of(tool) else {
             return Ok(());
@@ -651,6 +709,20 @@ fn session_token(number: u64) -> String {
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     format!("{number}-{hex}")
+}
+
+/// A call whose first answer is awaited; dropped before that (its caller gone), it is given up.
+struct Waiting {
+    process: Option<Arc<Process>>,
+    id: u64,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            process.abandon_soon(self.id);
+        }
+    }
 }
 
 /// `202 Accepted` with no body: what a notification or a response gets.

@@ -3,7 +3,7 @@
 //! belongs to; its stderr logged within a budget; ended (group and all) when asked or when it
 //! dies, failing the calls it still had.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,9 +26,14 @@ use crate::federation::spec::StdioSpec;
 const CALL_BACKLOG: usize = 64;
 /// Longest stderr line logged; the rest is cut.
 const MAX_STDERR_LINE: usize = 2048;
+/// Requests of its own a process may have waiting for answers; past it they are not answerable.
+const MAX_OUTSTANDING: usize = 1024;
 /// Longest wait for a call's reader to take a message; a reader that slow is dropped, so that
 /// one stuck caller does not hold back the process's other calls.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
+/// Longest wait for a process to take one message on its stdin; a process that does not read
+/// it is ended.
+const WRITE_LIMIT: Duration = Duration::from_secs(10);
 /// How long a process asked to end gets after its stdin closes, and again after SIGTERM.
 const END_GRACE: Duration = Duration::from_secs(1);
 
@@ -125,6 +130,9 @@ pub(super) struct Process {
     last_active: Mutex<Instant>,
     /// Messages not part of any call (GET streams and the gateway's listeners).
     events: broadcast::Sender<Value>,
+    /// The process's own requests sent on to a caller and not yet answered (their ids as the
+    /// caller got them): only those are taken as answers.
+    outstanding: Mutex<HashSet<String>>,
     stop: watch::Sender<Option<ExitCause>>,
     /// It answered at least once.
     answered: AtomicBool,
@@ -149,6 +157,7 @@ impl Process {
         events: broadcast::Sender<Value>,
         on_exit: OnExit,
     ) -> Result<Arc<Self>, LinkError> {
+        super::hardening::hide_gateway_from_children();
         let mut child = command(spec).spawn().map_err(|e| {
             LinkError::Unavailable(format!("cannot start `{}`: {e}", spec.command[0]))
         })?;
@@ -172,6 +181,7 @@ impl Process {
             next_id: AtomicU64::new(1),
             last_active: Mutex::new(Instant::now()),
             events,
+            outstanding: Mutex::default(),
             stop,
             answered: AtomicBool::new(false),
             checking: AtomicBool::new(false),
@@ -217,7 +227,26 @@ impl Process {
             .lock()
             .map(|t| t.elapsed() >= limit)
             .unwrap_or(false);
-        quiet && self.events.receiver_count() == 0 && self.calls_empty()
+        // The pool's listeners listen to the pool, not to one of its processes.
+        let listened =
+            self.events.receiver_count() > 0 && matches!(self.role, Role::Session | Role::Shared);
+        quiet && !listened && self.calls_empty()
+    }
+
+    /// Gives up the calls whose callers have gone (their streams dropped), telling the process.
+    pub(super) fn prune_abandoned(self: &Arc<Self>) {
+        let gone: Vec<u64> = match self.calls.lock() {
+            Ok(calls) => calls
+                .by_id
+                .iter()
+                .filter(|(_, call)| call.sender.is_closed())
+                .map(|(&id, _)| id)
+                .collect(),
+            Err(_) => return,
+        };
+        for id in gone {
+            self.abandon_soon(id);
+        }
     }
 
     fn calls_empty(&self) -> bool {
@@ -227,7 +256,8 @@ impl Process {
             .unwrap_or(true)
     }
 
-    fn touch(&self) {
+    /// Marks it used now (picked for a call: not idle).
+    pub(super) fn touch(&self) {
         if let Ok(mut last) = self.last_active.lock() {
             *last = Instant::now();
         }
@@ -277,18 +307,38 @@ impl Process {
     /// Sends a notification; a client's `notifications/cancelled` names the process's id.
     pub(super) async fn notify(&self, mut message: Value) -> Result<(), LinkError> {
         if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
-            if let Some(slot) = message.pointer_mut("/params/requestId") {
-                if let Some(id) = self.id_of(slot) {
-                    *slot = Value::from(id);
-                }
-            }
+            let Some(slot) = message.pointer_mut("/params/requestId") else {
+                return Ok(());
+            };
+            // A cancellation that names no call of this process (answered meanwhile, or
+            // ambiguous between callers) is dropped: it must not cancel another call.
+            let Some(id) = self.id_of(slot) else {
+                return Ok(());
+            };
+            *slot = Value::from(id);
         }
         self.write(&message).await
+    }
+
+    /// Takes back a request of the process's own that a caller answers (`scoped`: its id as
+    /// the caller got it): whether it was sent on and not yet answered.
+    pub(super) fn take_outstanding(&self, scoped: &str) -> bool {
+        self.outstanding
+            .lock()
+            .map(|mut o| o.remove(scoped))
+            .unwrap_or(false)
     }
 
     /// Sends a caller's answer to one of the process's requests (its id already the process's).
     pub(super) async fn answer(&self, message: &Value) -> Result<(), LinkError> {
         self.write(message).await
+    }
+
+    /// Gives up call `id` (its caller stopped waiting) and tells the process so, in the
+    /// background (whoever gives up may not wait for the process to read).
+    pub(super) fn abandon_soon(self: &Arc<Self>, id: u64) {
+        let process = self.clone();
+        tokio::spawn(async move { process.abandon(id).await });
     }
 
     /// Gives up call `id` (its caller stopped waiting) and tells the process so.
@@ -305,11 +355,12 @@ impl Process {
     /// The process's id of the call the caller knows as `original`.
     fn id_of(&self, original: &Value) -> Option<u64> {
         let calls = self.calls.lock().ok()?;
-        calls
+        let mut matching = calls
             .by_id
             .iter()
-            .find(|(_, call)| &call.original_id == original)
-            .map(|(&id, _)| id)
+            .filter(|(_, call)| &call.original_id == original);
+        let (&id, _) = matching.next()?;
+        matching.next().is_none().then_some(id)
     }
 
     fn forget(&self, id: u64) {
@@ -328,13 +379,26 @@ impl Process {
         let mut line = message.to_string().into_bytes();
         line.push(b'\n');
         self.touch();
-        let mut stdin = self.stdin.lock().await;
-        let Some(pipe) = stdin.as_mut() else {
-            return Err(LinkError::Unavailable("the process is ending".into()));
-        };
-        pipe.write_all(&line)
-            .await
-            .map_err(|e| LinkError::Unavailable(format!("cannot write to the process: {e}")))
+        let written = tokio::time::timeout(WRITE_LIMIT, async {
+            let mut stdin = self.stdin.lock().await;
+            let Some(pipe) = stdin.as_mut() else {
+                return Err(LinkError::Unavailable("the process is ending".into()));
+            };
+            pipe.write_all(&line)
+                .await
+                .map_err(|e| LinkError::Unavailable(format!("cannot write to the process: {e}")))
+        })
+        .await;
+        match written {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(server = %self.server, pid = self.pid, "stdio MCP server process does not read its stdin: ending it");
+                self.end(ExitCause::Unresponsive);
+                Err(LinkError::Unavailable(
+                    "the process does not read its input".into(),
+                ))
+            }
+        }
     }
 
     /// Checks that a process that let a call time out still answers `ping`; ends it if not.
@@ -365,7 +429,7 @@ impl Process {
     }
 
     /// Takes one message the process wrote to the call or stream it belongs to.
-    async fn route(&self, mut message: Value) {
+    async fn route(self: &Arc<Self>, mut message: Value) {
         self.touch();
         if jsonrpc::is_response(&message) {
             let Some(call) = message
@@ -387,7 +451,13 @@ impl Process {
             .unwrap_or_default()
             .to_string();
         if let Some(id) = message.get("id").cloned() {
-            message["id"] = wire::scope_server_id(self.number, &id);
+            let scoped = wire::scope_server_id(self.number, &id);
+            if let (Some(text), Ok(mut outstanding)) = (scoped.as_str(), self.outstanding.lock()) {
+                if outstanding.len() < MAX_OUTSTANDING {
+                    outstanding.insert(text.to_string());
+                }
+            }
+            message["id"] = scoped;
         }
         let target = self.call_for(&mut message, &method);
         match target {
@@ -395,7 +465,7 @@ impl Process {
                 let delivered =
                     tokio::time::timeout(DELIVERY_LIMIT, sender.send(Ok(message))).await;
                 if !matches!(delivered, Ok(Ok(()))) {
-                    self.abandon(id).await;
+                    self.abandon_soon(id);
                 }
             }
             None => {
@@ -538,7 +608,10 @@ async fn supervise(
 /// then SIGKILL, each after a grace; a process that stopped answering gets SIGKILL at once.
 async fn end_child(child: &mut Child, process: &Process, group: i32, cause: ExitCause) {
     if cause != ExitCause::Unresponsive {
-        drop(process.stdin.lock().await.take());
+        // A writer stuck on a full pipe holds the lock: then the signals come at once.
+        if let Ok(mut stdin) = tokio::time::timeout(END_GRACE, process.stdin.lock()).await {
+            drop(stdin.take());
+        }
         if tokio::time::timeout(END_GRACE, child.wait()).await.is_ok() {
             return;
         }
