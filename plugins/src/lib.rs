@@ -6,6 +6,7 @@
 
 pub mod jwt;
 pub mod mcp_rbac;
+pub mod mcp_tool_pin;
 pub mod prompt_guard;
 pub mod secret_injection;
 pub mod token_ratelimit;
