@@ -5,6 +5,7 @@
 //! all of them, under the type names configurations use.
 
 pub mod jwt;
+pub mod list_filter;
 pub mod mcp_rbac;
 pub mod mcp_tool_pin;
 pub mod prompt_guard;

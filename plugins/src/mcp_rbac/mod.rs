@@ -4,7 +4,7 @@
 //! JSON-RPC error (HTTP 200, code -32001, reason `rbac.denied`); the upstream sees nothing. List
 //! answers are filtered so that listing and calling never disagree. See docs/auth.md.
 
-pub mod filter;
+pub mod judge;
 pub mod rules;
 
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 
-use filter::{ListFilter, PendingList};
+use crate::list_filter::{ListFilter, PendingList};
+use judge::CallerJudge;
 use rules::{Policy, Rule, RuleConfig, Target};
 use tollgate_plugin_api::config::{parse, PluginConfigError};
 use tollgate_plugin_api::request::McpMessage;
@@ -144,7 +145,7 @@ impl Plugin for McpRbac {
             .collect();
         if !pending.is_empty() {
             cx.extensions
-                .insert(ListFilter::new(pending, request.batch));
+                .insert(ListFilter::new(pending, request.batch, judge::OWNER));
         }
         Ok(Verdict::Continue)
     }
@@ -169,9 +170,12 @@ impl Plugin for McpRbac {
     }
 
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
-        let identity = cx.identity.as_ref();
+        let mut judge = CallerJudge {
+            policy: &self.policy,
+            identity: cx.identity.as_ref(),
+        };
         if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
-            let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &self.policy, identity);
+            let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &mut judge);
             chunk.set_data(sent);
             cx.warnings.extend(filter.take_warnings());
         }

@@ -6,16 +6,7 @@ use serde_json::Value;
 use tollgate_plugin_api::config::PluginConfigError;
 use tollgate_plugin_api::{Identity, NamePattern};
 
-/// What kind of MCP object a name refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// A tool, by name.
-    Tool,
-    /// A prompt, by name.
-    Prompt,
-    /// A resource, by URI.
-    Resource,
-}
+pub use crate::list_filter::Target;
 
 /// One rule as written in the configuration.
 #[derive(Debug, Deserialize)]

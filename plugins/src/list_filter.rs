@@ -1,16 +1,67 @@
-//! Filters `tools/list`, `prompts/list` and `resources/list` answers down to what the caller may
-//! use, in JSON bodies and in SSE streams. A JSON body is held until complete (list answers are
-//! small); an SSE stream is held back at most one incomplete event at a time. Either is held up
-//! to [`MAX_HELD_ANSWER`]: past that the answer is replaced by a JSON-RPC error, never sent
+//! Filters `tools/list`, `prompts/list` and `resources/list` answers through a plugin's
+//! [`ListJudge`] (`mcp-rbac`: what the caller may use; `mcp-tool-pin`: what is pinned), in JSON
+//! bodies and in SSE streams. A JSON body is held until complete (list answers are small); an SSE
+//! stream is held back at most one incomplete event at a time. Either is held up to
+//! [`MAX_HELD_ANSWER`]: past that the answer is replaced by a JSON-RPC error, never sent
 //! unfiltered.
 
 use bytes::{Bytes, BytesMut};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::rules::{Policy, Target};
 use tollgate_plugin_api::protocol_error;
 use tollgate_plugin_api::sse::{BodyKind, EventScanner};
-use tollgate_plugin_api::{Identity, RejectKind};
+use tollgate_plugin_api::RejectKind;
+
+/// What kind of MCP object a name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A tool, by name.
+    Tool,
+    /// A prompt, by name.
+    Prompt,
+    /// A resource, by URI.
+    Resource,
+}
+
+impl Target {
+    /// The key of its list in a list result, and the field that names an entry.
+    pub fn list_key(self) -> (&'static str, &'static str) {
+        match self {
+            Target::Tool => ("tools", "name"),
+            Target::Prompt => ("prompts", "name"),
+            Target::Resource => ("resources", "uri"),
+        }
+    }
+}
+
+/// What a plugin decides about one list answer.
+pub trait ListJudge {
+    /// Filters the `result` of one list answer for `target` in place; whether it changed.
+    fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> bool;
+}
+
+/// The plugin a filter works for, as its errors and warnings name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    /// The plugin type (`mcp-rbac`), in error messages and logs.
+    pub plugin: &'static str,
+    /// The reason of the error that replaces an answer too long to filter.
+    pub too_long: &'static str,
+    /// The reason of the error that replaces an answer that is not JSON it can read (serde
+    /// refuses what a lenient client may read, a lone UTF-16 surrogate say: it is never sent
+    /// unfiltered).
+    pub unreadable: &'static str,
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Self {
+            plugin: "a plugin",
+            too_long: "list.too_long",
+            unreadable: "list.unreadable",
+        }
+    }
+}
 
 /// The JSON-RPC code of the errors that replace an answer: the gateway's own failure code.
 const FAILURE_CODE: i64 = protocol_error::default_jsonrpc_code(RejectKind::Api);
@@ -27,13 +78,6 @@ pub struct PendingList {
 /// Most bytes held to filter a list answer: a whole JSON body, or one SSE event (tool catalogs
 /// with their input schemas run to a few hundred kilobytes).
 pub use tollgate_plugin_api::limits::MAX_HELD_ANSWER;
-
-/// The reason of the error that replaces an answer too long to filter.
-pub const TOO_LONG_REASON: &str = "rbac.list_too_long";
-
-/// The reason of the error that replaces a list answer that is not JSON (serde refuses what a
-/// lenient client may read, a lone UTF-16 surrogate say: it is never sent unfiltered).
-pub const UNREADABLE_REASON: &str = "rbac.list_unreadable";
 
 /// Per-request filtering state, kept in the request's extensions.
 #[derive(Debug, Default)]
@@ -52,15 +96,17 @@ pub struct ListFilter {
     stopped: bool,
     /// Reasons of answers replaced since the plugin last took them (for `cx.warnings`).
     warnings: Vec<&'static str>,
+    owner: Owner,
 }
 
 impl ListFilter {
-    /// A filter for the answers to `pending`, requested in a batch or not.
-    pub fn new(pending: Vec<PendingList>, batch: bool) -> Self {
+    /// A filter for `owner` of the answers to `pending`, requested in a batch or not.
+    pub fn new(pending: Vec<PendingList>, batch: bool, owner: Owner) -> Self {
         Self {
             answered: vec![false; pending.len()],
             pending,
             batch,
+            owner,
             ..Default::default()
         }
     }
@@ -72,20 +118,14 @@ impl ListFilter {
         self.mode != BodyKind::Other
     }
 
-    /// The reasons of the answers replaced since the last call ([`TOO_LONG_REASON`],
-    /// [`UNREADABLE_REASON`]), for the request's warnings.
+    /// The reasons of the answers replaced since the last call (the owner's `too_long` and
+    /// `unreadable`), for the request's warnings.
     pub fn take_warnings(&mut self) -> Vec<&'static str> {
         std::mem::take(&mut self.warnings)
     }
 
     /// Processes one chunk, returning the bytes to send now.
-    pub fn chunk(
-        &mut self,
-        data: &Bytes,
-        end: bool,
-        policy: &Policy,
-        identity: Option<&Identity>,
-    ) -> Bytes {
+    pub fn chunk(&mut self, data: &Bytes, end: bool, judge: &mut dyn ListJudge) -> Bytes {
         if self.stopped {
             return Bytes::new();
         }
@@ -95,7 +135,7 @@ impl ListFilter {
                 if self.buffer.len() + data.len() > MAX_HELD_ANSWER {
                     // The answer to a batch is an array, even of one; a single request has one
                     // pending list.
-                    let body = self.json_errors(TOO_LONG_REASON);
+                    let body = self.json_errors(self.owner.too_long);
                     return self.stop(body);
                 }
                 let (pending, answered) = (&self.pending, &mut self.answered);
@@ -103,15 +143,18 @@ impl ListFilter {
                     &mut self.buffer,
                     data,
                     end,
-                    |json| filter_message(pending, answered, json, policy, identity),
+                    |json| filter_message(pending, answered, json, judge),
                 );
                 match read {
                     Ok(sent) => sent,
                     Err(_) => {
                         // What cannot be read cannot be filtered: the list requests get errors.
-                        tracing::warn!("mcp-rbac replaced a list answer that is not JSON");
-                        self.warnings.push(UNREADABLE_REASON);
-                        Bytes::from(self.json_errors(UNREADABLE_REASON))
+                        tracing::warn!(
+                            "{} replaced a list answer that is not JSON",
+                            self.owner.plugin
+                        );
+                        self.warnings.push(self.owner.unreadable);
+                        Bytes::from(self.json_errors(self.owner.unreadable))
                     }
                 }
             }
@@ -136,7 +179,7 @@ impl ListFilter {
                 let filtered = if events.is_empty() {
                     events
                 } else {
-                    self.filter_events(&events, policy, identity)
+                    self.filter_events(&events, judge)
                 };
                 if self.buffer.len() <= MAX_HELD_ANSWER {
                     return filtered;
@@ -144,7 +187,7 @@ impl ListFilter {
                 // The events already filtered go out, then an error event for every list
                 // request still unanswered; the event too long to read never does.
                 let mut out = String::from_utf8_lossy(&filtered).into_owned();
-                self.push_error_events(TOO_LONG_REASON, &mut out);
+                self.push_error_events(self.owner.too_long, &mut out);
                 self.stop(out)
             }
         }
@@ -152,13 +195,14 @@ impl ListFilter {
 
     /// The JSON-RPC errors that answer the list requests still unanswered, for `reason`.
     fn unanswered_errors(&self, reason: &'static str) -> Vec<String> {
-        let message = if reason == TOO_LONG_REASON {
+        let plugin = self.owner.plugin;
+        let message = if reason == self.owner.too_long {
             format!(
-                "mcp-rbac stopped the answer: it is over {} MiB, too long to filter",
+                "{plugin} stopped the answer: it is over {} MiB, too long to filter",
                 MAX_HELD_ANSWER >> 20
             )
         } else {
-            "mcp-rbac stopped the answer: it is not JSON it can read to filter".to_string()
+            format!("{plugin} stopped the answer: it is not JSON it can read to filter")
         };
         self.pending
             .iter()
@@ -197,26 +241,22 @@ impl ListFilter {
     fn stop(&mut self, last: String) -> Bytes {
         tracing::warn!(
             limit = MAX_HELD_ANSWER,
-            "mcp-rbac stopped an answer too long to filter"
+            "{} stopped an answer too long to filter",
+            self.owner.plugin
         );
-        self.warnings.push(TOO_LONG_REASON);
+        self.warnings.push(self.owner.too_long);
         self.stopped = true;
         self.buffer = BytesMut::new();
         Bytes::from(last)
     }
 
-    fn filter_events(
-        &mut self,
-        events: &Bytes,
-        policy: &Policy,
-        identity: Option<&Identity>,
-    ) -> Bytes {
+    fn filter_events(&mut self, events: &Bytes, judge: &mut dyn ListJudge) -> Bytes {
         // Not UTF-8, as SSE must be: filtered all the same, the bad bytes replaced.
         let text = String::from_utf8_lossy(events);
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
         for event in tollgate_plugin_api::sse::split_events(&text) {
-            match self.rewrite_event(event, policy, identity) {
+            match self.rewrite_event(event, judge) {
                 Some(rewritten) => {
                     changed = true;
                     out.push_str(&rewritten);
@@ -232,25 +272,21 @@ impl ListFilter {
     }
 
     /// The event with its JSON data filtered, if it answers a pending list request.
-    fn rewrite_event(
-        &mut self,
-        event: &str,
-        policy: &Policy,
-        identity: Option<&Identity>,
-    ) -> Option<String> {
+    fn rewrite_event(&mut self, event: &str, judge: &mut dyn ListJudge) -> Option<String> {
         let (_, data) = tollgate_plugin_api::sse::event_parts(event);
         if data.is_empty() {
             return None;
         }
         let Ok(mut json) = serde_json::from_str::<Value>(&data) else {
             // It may be the list answer: the unanswered list requests get errors in its place.
-            tracing::warn!("mcp-rbac replaced an event that is not JSON");
-            self.warnings.push(UNREADABLE_REASON);
+            tracing::warn!("{} replaced an event that is not JSON", self.owner.plugin);
+            let reason = self.owner.unreadable;
+            self.warnings.push(reason);
             let mut out = String::new();
-            self.push_error_events(UNREADABLE_REASON, &mut out);
+            self.push_error_events(reason, &mut out);
             return Some(out);
         };
-        if !self.filter_message(&mut json, policy, identity) {
+        if !filter_message(&self.pending, &mut self.answered, &mut json, judge) {
             return None;
         }
         let mut out = String::new();
@@ -265,16 +301,6 @@ impl ListFilter {
         out.push_str("\n\n");
         Some(out)
     }
-
-    /// Filters a JSON-RPC response (or batch of them); returns whether anything changed.
-    fn filter_message(
-        &mut self,
-        json: &mut Value,
-        policy: &Policy,
-        identity: Option<&Identity>,
-    ) -> bool {
-        filter_message(&self.pending, &mut self.answered, json, policy, identity)
-    }
 }
 
 /// Filters the answers to the `pending` list requests in a JSON-RPC response (or batch), noting
@@ -283,12 +309,11 @@ fn filter_message(
     pending_lists: &[PendingList],
     answered: &mut [bool],
     json: &mut Value,
-    policy: &Policy,
-    identity: Option<&Identity>,
+    judge: &mut dyn ListJudge,
 ) -> bool {
     match json {
         Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
-            filter_message(pending_lists, answered, item, policy, identity) | changed
+            filter_message(pending_lists, answered, item, judge) | changed
         }),
         Value::Object(object) => {
             let Some((at, pending)) = object.get("id").and_then(|id| {
@@ -302,34 +327,10 @@ fn filter_message(
             if let Some(seen) = answered.get_mut(at) {
                 *seen = true;
             }
-            let (key, field) = match pending.target {
-                Target::Tool => ("tools", "name"),
-                Target::Prompt => ("prompts", "name"),
-                Target::Resource => ("resources", "uri"),
-            };
-            let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) else {
-                return false;
-            };
-            // The list depends on the caller now: a 2026-07-28 client must not let a shared
-            // cache hand it to anyone else.
-            let made_private = match result.get_mut("cacheScope") {
-                Some(scope) if scope != "private" => {
-                    *scope = Value::from("private");
-                    true
-                }
-                _ => false,
-            };
-            let Some(Value::Array(entries)) = result.get_mut(key) else {
-                return made_private;
-            };
-            let before = entries.len();
-            entries.retain(|entry| {
-                entry
-                    .get(field)
-                    .and_then(Value::as_str)
-                    .is_some_and(|name| policy.allows(identity, pending.target, name))
-            });
-            made_private || entries.len() != before
+            match object.get_mut("result").and_then(Value::as_object_mut) {
+                Some(result) => judge.judge(pending.target, result),
+                None => false,
+            }
         }
         _ => false,
     }
@@ -338,6 +339,8 @@ fn filter_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp_rbac::judge::{CallerJudge, OWNER, TOO_LONG_REASON, UNREADABLE_REASON};
+    use crate::mcp_rbac::rules::Policy;
     use serde_json::json;
 
     #[test]
@@ -357,8 +360,10 @@ mod tests {
             &pending,
             &mut answered,
             &mut answer,
-            &policy,
-            None
+            &mut CallerJudge {
+                policy: &policy,
+                identity: None
+            }
         ));
         assert_eq!(answer["result"]["cacheScope"], "private");
         assert_eq!(answer["result"]["tools"], json!([{"name": "add"}]));
@@ -368,8 +373,10 @@ mod tests {
             &pending,
             &mut answered,
             &mut legacy,
-            &policy,
-            None
+            &mut CallerJudge {
+                policy: &policy,
+                identity: None
+            }
         ));
     }
 
@@ -387,6 +394,7 @@ mod tests {
                     target: Target::Tool,
                 }],
                 false,
+                OWNER,
             );
             assert!(filter.start(content_type));
             let body = if content_type == "application/json" {
@@ -394,7 +402,14 @@ mod tests {
             } else {
                 [&b"event: message\r\ndata: "[..], answer, b"\r\n\r\n"].concat()
             };
-            let out = filter.chunk(&Bytes::from(body), true, &deny_all, None);
+            let out = filter.chunk(
+                &Bytes::from(body),
+                true,
+                &mut CallerJudge {
+                    policy: &deny_all,
+                    identity: None,
+                },
+            );
             let out = String::from_utf8(out.to_vec()).unwrap();
             assert!(!out.contains("delete_all"), "{content_type}: {out}");
             assert!(out.contains("\"tools\":[]"), "{content_type}: {out}");
@@ -431,20 +446,41 @@ mod tests {
             default_allow: false,
         };
         for batch in [false, true] {
-            let mut filter = ListFilter::new(tools_list(&[7]), batch);
+            let mut filter = ListFilter::new(tools_list(&[7]), batch, OWNER);
             filter.start("application/json");
             let answer = long_answer(7, MAX_HELD_ANSWER);
             let (head, tail) = answer.split_at(MAX_HELD_ANSWER / 2);
-            let first = filter.chunk(&Bytes::from(head.to_string()), false, &allow_none, None);
+            let first = filter.chunk(
+                &Bytes::from(head.to_string()),
+                false,
+                &mut CallerJudge {
+                    policy: &allow_none,
+                    identity: None,
+                },
+            );
             assert!(first.is_empty(), "a JSON answer is held until complete");
-            let out = filter.chunk(&Bytes::from(tail.to_string()), false, &allow_none, None);
+            let out = filter.chunk(
+                &Bytes::from(tail.to_string()),
+                false,
+                &mut CallerJudge {
+                    policy: &allow_none,
+                    identity: None,
+                },
+            );
             let json: Value = serde_json::from_slice(&out).unwrap();
             match batch {
                 false => too_long_error(&json, 7),
                 true => too_long_error(&json[0], 7),
             }
             assert!(!String::from_utf8_lossy(&out).contains("delete_all"));
-            let rest = filter.chunk(&Bytes::from_static(b"]}}"), true, &allow_none, None);
+            let rest = filter.chunk(
+                &Bytes::from_static(b"]}}"),
+                true,
+                &mut CallerJudge {
+                    policy: &allow_none,
+                    identity: None,
+                },
+            );
             assert!(rest.is_empty(), "nothing of the answer follows the error");
         }
     }
@@ -455,24 +491,48 @@ mod tests {
             rules: Vec::new(),
             default_allow: false,
         };
-        let mut filter = ListFilter::new(tools_list(&[1]), true);
+        let mut filter = ListFilter::new(tools_list(&[1]), true, OWNER);
         filter.start("text/event-stream");
         let answer = format!(
             "data: {}\n\ndata: {{\"jsonrpc\":\"2.0\",\"id\":2,",
             long_answer(1, 10)
         );
-        let out = filter.chunk(&Bytes::from(answer), false, &allow_none, None);
+        let out = filter.chunk(
+            &Bytes::from(answer),
+            false,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         assert!(!String::from_utf8_lossy(&out).contains("delete_all"));
         // A batch's other answer, longer than any list answer may be, is not held.
         let other = Bytes::from(format!("\"result\":\"{}", "x".repeat(MAX_HELD_ANSWER)));
-        let out = filter.chunk(&other, false, &allow_none, None);
+        let out = filter.chunk(
+            &other,
+            false,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         assert!(out.starts_with(b"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":\"xxx"));
         assert_eq!(
             out.len(),
             "data: {\"jsonrpc\":\"2.0\",\"id\":2,".len() + other.len()
         );
         let end = Bytes::from_static(b"\"}\n\n");
-        assert_eq!(filter.chunk(&end, true, &allow_none, None), end);
+        assert_eq!(
+            filter.chunk(
+                &end,
+                true,
+                &mut CallerJudge {
+                    policy: &allow_none,
+                    identity: None
+                }
+            ),
+            end
+        );
     }
 
     #[test]
@@ -481,14 +541,21 @@ mod tests {
             rules: Vec::new(),
             default_allow: false,
         };
-        let mut filter = ListFilter::new(tools_list(&[1, 2]), true);
+        let mut filter = ListFilter::new(tools_list(&[1, 2]), true, OWNER);
         filter.start("text/event-stream");
         let progress = "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n";
         let first = format!(
             "{progress}event: message\r\ndata: {}\r\n\r\n",
             long_answer(1, 10)
         );
-        let out = filter.chunk(&Bytes::from(first), false, &allow_none, None);
+        let out = filter.chunk(
+            &Bytes::from(first),
+            false,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         let out = String::from_utf8(out.to_vec()).unwrap();
         assert!(out.starts_with(progress), "{out}");
         assert!(
@@ -500,7 +567,14 @@ mod tests {
             "event: message\r\ndata: {}",
             long_answer(2, MAX_HELD_ANSWER)
         );
-        let out = filter.chunk(&Bytes::from(long), false, &allow_none, None);
+        let out = filter.chunk(
+            &Bytes::from(long),
+            false,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         let out = String::from_utf8(out.to_vec()).unwrap();
         let events: Vec<&str> = out.split_terminator("\n\n").collect();
         assert_eq!(
@@ -510,7 +584,14 @@ mod tests {
         );
         let data = events[0].strip_prefix("event: message\ndata: ").unwrap();
         too_long_error(&serde_json::from_str(data).unwrap(), 2);
-        let rest = filter.chunk(&Bytes::from_static(b"\r\n\r\n"), true, &allow_none, None);
+        let rest = filter.chunk(
+            &Bytes::from_static(b"\r\n\r\n"),
+            true,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         assert!(rest.is_empty(), "nothing of the stream follows the error");
         assert_eq!(filter.take_warnings(), [TOO_LONG_REASON]);
     }
@@ -524,21 +605,35 @@ mod tests {
         // serde refuses a lone surrogate; a JavaScript client would read the tools.
         let unreadable =
             r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_all\ud800"}]}}"#;
-        let mut filter = ListFilter::new(tools_list(&[1]), false);
+        let mut filter = ListFilter::new(tools_list(&[1]), false, OWNER);
         filter.start("application/json");
-        let out = filter.chunk(&Bytes::from(unreadable), true, &allow_none, None);
+        let out = filter.chunk(
+            &Bytes::from(unreadable),
+            true,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         let json: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(json["id"], 1, "{json}");
         assert_eq!(json["error"]["data"]["reason"], UNREADABLE_REASON, "{json}");
         assert_eq!(filter.take_warnings(), [UNREADABLE_REASON]);
 
-        let mut filter = ListFilter::new(tools_list(&[1, 2]), true);
+        let mut filter = ListFilter::new(tools_list(&[1, 2]), true, OWNER);
         filter.start("text/event-stream");
         let stream = format!(
             "event: message\ndata: {}\n\nevent: message\ndata: {unreadable}\n\n",
             long_answer(2, 1)
         );
-        let out = filter.chunk(&Bytes::from(stream), false, &allow_none, None);
+        let out = filter.chunk(
+            &Bytes::from(stream),
+            false,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         let out = String::from_utf8(out.to_vec()).unwrap();
         assert!(!out.contains("delete_all"), "{out}");
         let errors: Vec<Value> = tollgate_plugin_api::sse::split_events(&out)
@@ -550,7 +645,14 @@ mod tests {
         assert_eq!(errors[0]["id"], 1);
         assert_eq!(errors[0]["error"]["data"]["reason"], UNREADABLE_REASON);
         // Every list request has its answer now: the rest passes.
-        let rest = filter.chunk(&Bytes::from_static(b": done\n\n"), true, &allow_none, None);
+        let rest = filter.chunk(
+            &Bytes::from_static(b": done\n\n"),
+            true,
+            &mut CallerJudge {
+                policy: &allow_none,
+                identity: None,
+            },
+        );
         assert_eq!(rest, ": done\n\n");
     }
 }
