@@ -26,6 +26,7 @@ pub fn register_builtins(registry: &mut PluginRegistry) {
     registry.register("secret-injection", secret_injection::SecretInjectionFactory);
     registry.register("jwt", jwt::JwtFactory);
     registry.register("mcp-rbac", mcp_rbac::McpRbacFactory);
+    registry.register("mcp-tool-pin", mcp_tool_pin::ToolPinFactory);
     registry.register("prompt-guard", prompt_guard::PromptGuardFactory);
     registry.register("token-ratelimit", token_ratelimit::TokenRateLimitFactory);
 }

@@ -21,5 +21,6 @@ mod shutdown;
 mod stdio;
 mod streaming;
 mod tls;
+mod tool_pin;
 mod traces;
 mod upstream_pool;

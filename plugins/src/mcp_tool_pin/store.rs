@@ -1,0 +1,256 @@
+//! Where `mcp-tool-pin` keeps the definitions it pinned (mode `tofu`): in memory, and in a JSON
+//! file that survives restarts (`store = { file = "..." }`). Decisions are taken on the memory
+//! (a list answer is filtered as it streams, without waiting on the disk); new pins are written
+//! in the background, one file replaced atomically. A file that cannot be written makes the store
+//! unavailable until a write succeeds again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One pinned definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pin {
+    /// `sha256:<hex>` of the canonical definition.
+    pub hash: String,
+    /// The definition, for people reading the file.
+    pub definition: Value,
+    /// The hash of the definition last listed, when it is not the pinned one (so that a call
+    /// after a restart, before any listing, is still refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<String>,
+}
+
+/// Pins by route, then by tool (the name the route's clients see).
+pub type Pins = BTreeMap<String, BTreeMap<String, Pin>>;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoreFile {
+    /// What wrote it.
+    #[serde(default)]
+    written_by: String,
+    pins: Pins,
+}
+
+/// What pinning a definition found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pinned {
+    /// This definition is the pinned one.
+    Same,
+    /// It was not pinned: now it is.
+    New,
+    /// Another definition is pinned: its hash.
+    Other(String),
+    /// Not pinned, and the store cannot take new pins (it is unavailable).
+    Unavailable,
+}
+
+/// The pins of one plugin instance.
+#[derive(Debug)]
+pub struct PinStore {
+    pins: Mutex<Pins>,
+    file: Option<PathBuf>,
+    /// The last write failed: no new pins until one succeeds.
+    failing: Arc<AtomicBool>,
+    /// Serialises writers, so that an older picture never replaces a newer one.
+    writing: Arc<Mutex<()>>,
+}
+
+impl PinStore {
+    /// A store kept in memory only (pins are lost at restart).
+    pub fn in_memory() -> Self {
+        Self {
+            pins: Mutex::default(),
+            file: None,
+            failing: Arc::default(),
+            writing: Arc::default(),
+        }
+    }
+
+    /// The store in `file`, read now (a missing file is an empty store).
+    pub fn open(file: &Path) -> Result<Self, String> {
+        let pins = match std::fs::read(file) {
+            Ok(bytes) => {
+                serde_json::from_slice::<StoreFile>(&bytes)
+                    .map_err(|e| format!("`{}` is not a pin store: {e}", file.display()))?
+                    .pins
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Pins::new(),
+            Err(e) => return Err(format!("cannot read `{}`: {e}", file.display())),
+        };
+        Ok(Self {
+            pins: Mutex::new(pins),
+            file: Some(file.to_path_buf()),
+            failing: Arc::default(),
+            writing: Arc::default(),
+        })
+    }
+
+    /// The pin of `tool` on `route`, if any.
+    pub fn get(&self, route: &str, tool: &str) -> Option<Pin> {
+        self.pins.lock().ok()?.get(route)?.get(tool).cloned()
+    }
+
+    /// Pins `hash` for `tool` on `route` unless another definition is pinned.
+    pub fn pin(&self, route: &str, tool: &str, hash: &str, definition: &Value) -> Pinned {
+        let Ok(mut pins) = self.pins.lock() else {
+            return Pinned::Unavailable;
+        };
+        if let Some(pin) = pins.get_mut(route).and_then(|tools| tools.get_mut(tool)) {
+            let seen = (pin.hash != hash).then(|| hash.to_string());
+            let outcome = match &seen {
+                None => Pinned::Same,
+                Some(_) => Pinned::Other(pin.hash.clone()),
+            };
+            if pin.seen != seen {
+                pin.seen = seen;
+                let picture = pins.clone();
+                drop(pins);
+                self.persist(picture);
+            }
+            return outcome;
+        }
+        if self.failing.load(Ordering::Relaxed) {
+            return Pinned::Unavailable;
+        }
+        pins.entry(route.to_string()).or_default().insert(
+            tool.to_string(),
+            Pin {
+                hash: hash.to_string(),
+                definition: definition.clone(),
+                seen: None,
+            },
+        );
+        let picture = pins.clone();
+        drop(pins);
+        self.persist(picture);
+        Pinned::New
+    }
+
+    /// Replaces the pin of `tool` on `route` (an operator approved its new definition).
+    pub fn approve(&self, route: &str, tool: &str, pin: Pin) {
+        let picture = match self.pins.lock() {
+            Ok(mut pins) => {
+                pins.entry(route.to_string())
+                    .or_default()
+                    .insert(tool.to_string(), pin);
+                pins.clone()
+            }
+            Err(_) => return,
+        };
+        self.persist(picture);
+    }
+
+    /// Whether new pins cannot be kept now.
+    pub fn unavailable(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Writes `pins` to the file in the background (no file: nothing to do).
+    fn persist(&self, pins: Pins) {
+        let Some(file) = self.file.clone() else {
+            return;
+        };
+        let (failing, writing) = (self.failing.clone(), self.writing.clone());
+        let write = move || {
+            let _one_writer = writing.lock();
+            let result = write_atomically(&file, &pins);
+            if let Err(e) = &result {
+                tracing::error!(file = %file.display(), error = %e, "mcp-tool-pin cannot write its pin store");
+            }
+            failing.store(result.is_err(), Ordering::Relaxed);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(write);
+            }
+            Err(_) => write(),
+        }
+    }
+
+    /// Waits until the pins written so far are on disk (tests, shutdown).
+    pub fn flush(&self) {
+        drop(self.writing.lock());
+    }
+}
+
+fn write_atomically(file: &Path, pins: &Pins) -> std::io::Result<()> {
+    let contents = StoreFile {
+        written_by: format!("tollgate {} mcp-tool-pin", env!("CARGO_PKG_VERSION")),
+        pins: pins.clone(),
+    };
+    let text = serde_json::to_vec_pretty(&contents).map_err(std::io::Error::other)?;
+    let mut temporary = file.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_first_definition_is_pinned_and_survives_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pins.json");
+        let store = PinStore::open(&file).unwrap();
+        let definition = json!({"name": "add"});
+        assert_eq!(
+            store.pin("tools", "add", "sha256:a", &definition),
+            Pinned::New
+        );
+        assert_eq!(
+            store.pin("tools", "add", "sha256:a", &definition),
+            Pinned::Same
+        );
+        assert_eq!(
+            store.pin("tools", "add", "sha256:b", &definition),
+            Pinned::Other("sha256:a".into())
+        );
+        assert_eq!(
+            store.pin("other", "add", "sha256:b", &definition),
+            Pinned::New
+        );
+        store.flush();
+        let again = PinStore::open(&file).unwrap();
+        assert_eq!(again.get("tools", "add").unwrap().hash, "sha256:a");
+        assert_eq!(
+            again.get("tools", "add").unwrap().seen.as_deref(),
+            Some("sha256:b"),
+            "the last listing is remembered"
+        );
+        assert_eq!(again.get("other", "add").unwrap().hash, "sha256:b");
+    }
+
+    #[test]
+    fn a_store_that_is_not_json_is_refused_and_a_failing_one_takes_no_new_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pins.json");
+        std::fs::write(&file, "not json").unwrap();
+        assert!(PinStore::open(&file)
+            .unwrap_err()
+            .contains("not a pin store"));
+        let unwritable = PinStore::open(&dir.path().join("missing-dir/pins.json")).unwrap();
+        assert_eq!(
+            unwritable.pin("r", "t", "sha256:a", &json!({})),
+            Pinned::New
+        );
+        unwritable.flush();
+        assert!(unwritable.unavailable());
+        assert_eq!(
+            unwritable.pin("r", "u", "sha256:a", &json!({})),
+            Pinned::Unavailable
+        );
+        assert_eq!(
+            unwritable.pin("r", "t", "sha256:a", &json!({})),
+            Pinned::Same
+        );
+    }
+}

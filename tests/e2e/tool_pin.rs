@@ -1,0 +1,268 @@
+//! `mcp-tool-pin` end to end: a federated route over `tests/python/mcp_fed_server.py
+//! --integrity`, whose `rug_pull` tool redefines `echo` after it was listed, and whose `lookup`
+//! has a poisoned description; the Python SDK client in both eras.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use tollgate_testkit::python::PythonServer;
+
+use tollgate_testkit::{client, eventually, mcp, RunningGateway};
+
+use crate::common::gateway;
+use crate::common::mcp_script::{
+    call, only_message, op, run_any_script, run_script, send, Mode, Run,
+};
+
+/// The pin plugin with `settings`, and `/mcp` over the server `alpha` at `url`.
+fn pinned_route(url: &str, settings: &str) -> String {
+    format!(
+        "[plugin.pins]\ntype = \"mcp-tool-pin\"\n{settings}\n\n\
+         [mcp_server.alpha]\nurl = \"{url}\"\n\n\
+         [[route]]\nname = \"tools\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ kind = \"mcp\", servers = [\"alpha\"] }}\nplugins = [\"pins\"]\n"
+    )
+}
+
+async fn integrity_server() -> PythonServer {
+    PythonServer::start_with_args("mcp_fed_server.py", &["--name", "alpha", "--integrity"]).await
+}
+
+/// Whether a `list_tools` step listed `tool`.
+fn lists(run: &Run, step: usize, tool: &str) -> bool {
+    run.names(step, "tools").iter().any(|name| name == tool)
+}
+
+/// Asserts that step `step` was refused by the pin plugin for `reason`.
+fn refused(run: &Run, step: usize, reason: &str) {
+    let error = run.error(step);
+    assert_eq!(error["code"], -32001, "{error}");
+    assert_eq!(error["data"]["reason"], reason, "{error}");
+}
+
+async fn warnings(gw: &RunningGateway, reason: &str) -> f64 {
+    let series = format!(r#"tollgate_plugin_warnings_total{{reason="{reason}",route="tools"}}"#);
+    tollgate_testkit::prometheus::sample(&gw.metrics().await, &series).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_rug_pull_is_hidden_and_its_calls_refused_even_after_a_restart() {
+    let server = integrity_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("pins.json");
+    let config = pinned_route(
+        &server.url("/mcp"),
+        &format!(
+            "mode = \"tofu\"\nstore = {{ file = {:?} }}",
+            store.display().to_string()
+        ),
+    );
+    let gw = gateway(&config).audit_log().start().await;
+    let first = run_script(
+        &gw,
+        Mode::Legacy,
+        &json!([
+            op("list_tools"),
+            call("alpha__echo", json!({"text": "hi"})),
+            call("alpha__rug_pull", json!({}))
+        ]),
+        &[],
+    )
+    .await;
+    assert!(lists(&first, 0, "alpha__echo"));
+    assert_eq!(first.text(1), "alpha:hi");
+    assert!(
+        !lists(&first, 0, "alpha__lookup"),
+        "a poisoned description is hidden from the start"
+    );
+    for mode in Mode::BOTH {
+        let run = run_script(
+            &gw,
+            mode,
+            &json!([
+                op("list_tools"),
+                call("alpha__echo", json!({"text": "x"})),
+                call("alpha__add", json!({"a": 1, "b": 2})),
+                call("alpha__lookup", json!({"word": "w"})),
+            ]),
+            &[],
+        )
+        .await;
+        assert!(
+            !lists(&run, 0, "alpha__echo"),
+            "{mode:?}: the redefined tool is hidden"
+        );
+        assert!(lists(&run, 0, "alpha__add"), "{mode:?}: the others stay");
+        refused(&run, 1, "pin.changed");
+        assert_eq!(run.text(2), "3", "{mode:?}");
+        refused(&run, 3, "pin.suspicious");
+    }
+    assert!(warnings(&gw, "pin.changed").await >= 1.0);
+    assert!(warnings(&gw, "pin.suspicious").await >= 1.0);
+    let audit_file = gw.dir().join("audit.jsonl");
+    let refusal = eventually("the refusal audited", Duration::from_secs(5), async || {
+        let text = std::fs::read_to_string(&audit_file).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|record| record["reason"] == "pin.changed")
+    })
+    .await;
+    let detail = refusal["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("pinned sha256:") && detail.contains(", listed sha256:"),
+        "the audit names both hashes: {refusal}"
+    );
+    drop(gw);
+
+    // A new gateway process with the same store: the pin is still the first definition.
+    let gw = gateway(&config).start().await;
+    let call_echo = mcp::modern_request(
+        3,
+        "tools/call",
+        Some(json!({"name": "alpha__echo", "arguments": {"text": "x"}})),
+    );
+    let answer = send(mcp::modern_post(&client(), &gw.url("/mcp"), &call_echo)).await;
+    let message = only_message(&answer);
+    assert_eq!(
+        message["error"]["data"]["reason"], "pin.changed",
+        "{message}"
+    );
+    let run = run_script(&gw, Mode::Auto, &json!([op("list_tools")]), &[]).await;
+    assert!(
+        !lists(&run, 0, "alpha__echo"),
+        "still hidden after a restart"
+    );
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(&store).expect("the store file")).unwrap();
+    assert!(
+        stored["pins"]["tools"]["alpha__echo"]["hash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "{stored}"
+    );
+}
+
+#[tokio::test]
+async fn warn_mode_lets_a_changed_tool_through_and_counts_it() {
+    let server = integrity_server().await;
+    let config = pinned_route(&server.url("/mcp"), "on_change = \"warn\"");
+    let gw = gateway(&config).start().await;
+    let steps = json!([
+        op("list_tools"),
+        call("alpha__rug_pull", json!({})),
+        op("list_tools"),
+        call("alpha__echo", json!({"text": "still"})),
+    ]);
+    let run = run_script(&gw, Mode::Auto, &steps, &[]).await;
+    assert!(lists(&run, 2, "alpha__echo"), "warned, not hidden");
+    assert_eq!(run.text(3), "alpha:still");
+    assert!(
+        !lists(&run, 2, "alpha__lookup"),
+        "suspicious tools are hidden in warn mode too"
+    );
+    assert!(
+        warnings(&gw, "pin.changed").await >= 2.0,
+        "the listing and the call"
+    );
+}
+
+#[tokio::test]
+async fn lock_mode_allows_only_the_locked_definitions_and_a_bad_lock_is_a_located_error() {
+    let server = integrity_server().await;
+    // The definitions as the route lists them, through a gateway without the plugin.
+    let plain = gateway(
+        &pinned_route(&server.url("/mcp"), "").replace("plugins = [\"pins\"]", "plugins = []"),
+    )
+    .start()
+    .await;
+    let list = mcp::modern_request(1, "tools/list", None);
+    let listed = only_message(&send(mcp::modern_post(&client(), &plain.url("/mcp"), &list)).await);
+    let add = listed["result"]["tools"]
+        .as_array()
+        .and_then(|tools| tools.iter().find(|t| t["name"] == "alpha__add"))
+        .cloned()
+        .expect("alpha__add listed");
+    let lock = tollgate_plugins::mcp_tool_pin::lock::LockFile {
+        tools: vec![tollgate_plugins::mcp_tool_pin::lock::LockedTool {
+            route: "tools".into(),
+            name: "alpha__add".into(),
+            hash: tollgate_plugins::mcp_tool_pin::definition::hash(&add),
+            definition: tollgate_plugins::mcp_tool_pin::definition::definition(&add),
+        }],
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lock_file = dir.path().join("tools.lock");
+    std::fs::write(&lock_file, lock.render()).expect("write the lock");
+    let settings = format!(
+        "mode = \"lock\"\nlock_file = {:?}",
+        lock_file.display().to_string()
+    );
+    let gw = gateway(&pinned_route(&server.url("/mcp"), &settings))
+        .start()
+        .await;
+    let steps = json!([
+        op("list_tools"),
+        call("alpha__add", json!({"a": 2, "b": 2})),
+        call("alpha__echo", json!({"text": "x"})),
+    ]);
+    for mode in Mode::BOTH {
+        let run = run_script(&gw, mode, &steps, &[]).await;
+        assert_eq!(run.names(0, "tools"), ["alpha__add"], "{mode:?}");
+        assert_eq!(run.text(1), "4");
+        refused(&run, 2, "pin.unknown");
+    }
+
+    // A broken lock is refused by the running gateway, which keeps the last good one.
+    std::fs::write(&lock_file, "{\"tools\": 7}").expect("break the lock");
+    gw.signal("HUP");
+    eventually("the reload refused", Duration::from_secs(10), async || {
+        let scrape = gw.metrics().await;
+        tollgate_testkit::prometheus::sample(
+            &scrape,
+            r#"tollgate_config_reloads_total{result="error"}"#,
+        )
+        .filter(|n| *n >= 1.0)
+    })
+    .await;
+    let run = run_script(&gw, Mode::Auto, &steps, &[]).await;
+    assert_eq!(run.text(1), "4", "the last good lock still serves");
+    refused(&run, 2, "pin.unknown");
+    let (code, output, _) = tollgate_testkit::check(
+        &crate::common::tollgate_bin(),
+        &pinned_route(&server.url("/mcp"), &settings),
+        &[],
+    );
+    assert_ne!(code, 0, "{output}");
+    assert!(
+        output.contains("check.toml:4:") && output.contains("not a tool lock file"),
+        "located at `lock_file`: {output}"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_mcp_route_is_pinned_too() {
+    let server = integrity_server().await;
+    let config = format!(
+        "[plugin.pins]\ntype = \"mcp-tool-pin\"\n\n\
+         [[route]]\nname = \"tools\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{}\", kind = \"mcp\" }}\nplugins = [\"pins\"]\n",
+        server.url("/mcp")
+    );
+    let gw = gateway(&config).start().await;
+    let steps = json!([
+        op("list_tools"),
+        call("rug_pull", json!({})),
+        op("list_tools"),
+        call("echo", json!({"text": "x"})),
+        call("add", json!({"a": 1, "b": 1})),
+    ]);
+    for mode in Mode::BOTH {
+        let run = run_any_script(&gw, "/mcp", mode, &steps, &[]).await;
+        if mode == Mode::Legacy {
+            assert!(lists(&run, 0, "echo"), "pinned at its first listing");
+        }
+        assert!(!lists(&run, 2, "echo"), "{mode:?}: hidden once redefined");
+        assert!(!lists(&run, 0, "lookup"), "{mode:?}: poisoned");
+        refused(&run, 3, "pin.changed");
+        assert_eq!(run.text(4), "2");
+    }
+}
