@@ -34,10 +34,40 @@ impl Target {
     }
 }
 
-/// What a plugin decides about one list answer.
-pub trait ListJudge {
-    /// Filters the `result` of one list answer for `target` in place; whether it changed.
-    fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> bool;
+/// What a judge made of one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// Left as it was.
+    Unchanged,
+    /// Rewritten in place.
+    Changed,
+    /// Replaced by a JSON-RPC error (same id).
+    Refused {
+        /// The JSON-RPC error code.
+        code: i64,
+        /// Its message.
+        message: String,
+        /// `data.reason`.
+        reason: &'static str,
+    },
+}
+
+impl From<bool> for Judged {
+    fn from(changed: bool) -> Self {
+        if changed {
+            Judged::Changed
+        } else {
+            Judged::Unchanged
+        }
+    }
+}
+
+/// What a plugin decides about the answers to the requests it awaits (`T`: what the request
+/// asked, [`Target`] for lists).
+pub trait ListJudge<T = Target> {
+    /// Judges the `result` of one answer to a request for `target`, rewriting it in place or
+    /// refusing it.
+    fn judge(&mut self, target: T, result: &mut Map<String, Value>) -> Judged;
 }
 
 /// The plugin a filter works for, as its errors and warnings name it.
@@ -68,11 +98,11 @@ const FAILURE_CODE: i64 = protocol_error::default_jsonrpc_code(RejectKind::Api);
 
 /// A list request awaiting its answer: the JSON-RPC id and what it lists.
 #[derive(Debug, Clone)]
-pub struct PendingList {
+pub struct PendingList<T = Target> {
     /// The request id.
     pub id: Value,
     /// What is listed.
-    pub target: Target,
+    pub target: T,
 }
 
 /// Most bytes held to filter a list answer: a whole JSON body, or one SSE event (tool catalogs
@@ -80,10 +110,10 @@ pub struct PendingList {
 pub use tollgate_plugin_api::limits::MAX_HELD_ANSWER;
 
 /// Per-request filtering state, kept in the request's extensions.
-#[derive(Debug, Default)]
-pub struct ListFilter {
+#[derive(Debug)]
+pub struct ListFilter<T = Target> {
     /// The list requests of this exchange.
-    pub pending: Vec<PendingList>,
+    pub pending: Vec<PendingList<T>>,
     /// Which of `pending` an answer has been seen for.
     answered: Vec<bool>,
     /// Whether the request was a JSON-RPC batch (its JSON answer is an array).
@@ -99,15 +129,19 @@ pub struct ListFilter {
     owner: Owner,
 }
 
-impl ListFilter {
+impl<T: Copy> ListFilter<T> {
     /// A filter for `owner` of the answers to `pending`, requested in a batch or not.
-    pub fn new(pending: Vec<PendingList>, batch: bool, owner: Owner) -> Self {
+    pub fn new(pending: Vec<PendingList<T>>, batch: bool, owner: Owner) -> Self {
         Self {
             answered: vec![false; pending.len()],
             pending,
             batch,
             owner,
-            ..Default::default()
+            mode: BodyKind::default(),
+            buffer: BytesMut::new(),
+            scanner: EventScanner::default(),
+            stopped: false,
+            warnings: Vec::new(),
         }
     }
 
@@ -125,7 +159,7 @@ impl ListFilter {
     }
 
     /// Processes one chunk, returning the bytes to send now.
-    pub fn chunk(&mut self, data: &Bytes, end: bool, judge: &mut dyn ListJudge) -> Bytes {
+    pub fn chunk(&mut self, data: &Bytes, end: bool, judge: &mut dyn ListJudge<T>) -> Bytes {
         if self.stopped {
             return Bytes::new();
         }
@@ -250,7 +284,7 @@ impl ListFilter {
         Bytes::from(last)
     }
 
-    fn filter_events(&mut self, events: &Bytes, judge: &mut dyn ListJudge) -> Bytes {
+    fn filter_events(&mut self, events: &Bytes, judge: &mut dyn ListJudge<T>) -> Bytes {
         // Not UTF-8, as SSE must be: filtered all the same, the bad bytes replaced.
         let text = String::from_utf8_lossy(events);
         let mut out = String::with_capacity(text.len());
@@ -272,7 +306,7 @@ impl ListFilter {
     }
 
     /// The event with its JSON data filtered, if it answers a pending list request.
-    fn rewrite_event(&mut self, event: &str, judge: &mut dyn ListJudge) -> Option<String> {
+    fn rewrite_event(&mut self, event: &str, judge: &mut dyn ListJudge<T>) -> Option<String> {
         let (_, data) = tollgate_plugin_api::sse::event_parts(event);
         if data.is_empty() {
             return None;
@@ -305,11 +339,11 @@ impl ListFilter {
 
 /// Filters the answers to the `pending` list requests in a JSON-RPC response (or batch), noting
 /// in `answered` which requests it answers; returns whether anything changed.
-fn filter_message(
-    pending_lists: &[PendingList],
+fn filter_message<T: Copy>(
+    pending_lists: &[PendingList<T>],
     answered: &mut [bool],
     json: &mut Value,
-    judge: &mut dyn ListJudge,
+    judge: &mut dyn ListJudge<T>,
 ) -> bool {
     match json {
         Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
@@ -327,9 +361,23 @@ fn filter_message(
             if let Some(seen) = answered.get_mut(at) {
                 *seen = true;
             }
-            match object.get_mut("result").and_then(Value::as_object_mut) {
-                Some(result) => judge.judge(pending.target, result),
-                None => false,
+            let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) else {
+                return false;
+            };
+            match judge.judge(pending.target, result) {
+                Judged::Unchanged => false,
+                Judged::Changed => true,
+                Judged::Refused {
+                    code,
+                    message,
+                    reason,
+                } => {
+                    let error = protocol_error::jsonrpc_error(&pending.id, code, &message, reason);
+                    if let Ok(error) = serde_json::from_str(&error) {
+                        *json = error;
+                    }
+                    true
+                }
             }
         }
         _ => false,

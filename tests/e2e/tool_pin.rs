@@ -266,3 +266,64 @@ async fn a_plain_mcp_route_is_pinned_too() {
         assert_eq!(run.text(4), "2");
     }
 }
+
+#[tokio::test]
+async fn prompt_guard_masks_or_refuses_what_a_tool_answers() {
+    let server = integrity_server().await;
+    let guarded = |rules: &str| {
+        format!(
+            "[plugin.guard]\ntype = \"prompt-guard\"\nrules = {rules}\n\n\
+             [mcp_server.alpha]\nurl = \"{}\"\n\n\
+             [[route]]\nname = \"tools\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+             upstream = {{ kind = \"mcp\", servers = [\"alpha\"] }}\nplugins = [\"guard\"]\n",
+            server.url("/mcp")
+        )
+    };
+    let steps = json!([
+        call("alpha__leak", json!({})),
+        call("alpha__echo", json!({"text": "fine"}))
+    ]);
+    let masking = gateway(&guarded(
+        r#"[{ builtin = "aws_access_key", action = "mask" }, { builtin = "email", action = "mask" }]"#,
+    ))
+    .audit_log()
+    .start()
+    .await;
+    for mode in Mode::BOTH {
+        let run = run_script(&masking, mode, &steps, &[]).await;
+        let text = run.text(0);
+        assert_eq!(
+            text, "key <REDACTED:aws_access_key> for <REDACTED:email>",
+            "{mode:?}: {}",
+            run.out
+        );
+        let structured = run.ok(0)["structured"].to_string();
+        assert!(
+            !structured.contains("AKIA") && !structured.contains("ops@example.com"),
+            "{mode:?}: structured content is masked too: {structured}"
+        );
+        assert_eq!(run.text(1), "alpha:fine");
+    }
+    assert!(warnings(&masking, "guard.result_masked").await >= 2.0);
+
+    let refusing = gateway(&guarded(
+        r#"[{ builtin = "aws_access_key", action = "reject" }]"#,
+    ))
+    .start()
+    .await;
+    for mode in Mode::BOTH {
+        let run = run_script(&refusing, mode, &steps, &[]).await;
+        let error = run.error(0);
+        assert_eq!(error["code"], -32001, "{error}");
+        assert_eq!(error["data"]["reason"], "guard.rejected", "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("`aws_access_key`"),
+            "the rule is named: {error}"
+        );
+        assert!(!error.to_string().contains("AKIA"), "{error}");
+        assert_eq!(run.text(1), "alpha:fine");
+    }
+}

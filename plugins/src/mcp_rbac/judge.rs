@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tollgate_plugin_api::Identity;
 
 use super::rules::Policy;
-use crate::list_filter::{ListJudge, Target};
+use crate::list_filter::{Judged, ListJudge, Target};
 
 /// The reason of the error that replaces an answer too long to filter.
 pub const TOO_LONG_REASON: &str = "rbac.list_too_long";
@@ -29,7 +29,7 @@ pub struct CallerJudge<'a> {
 }
 
 impl ListJudge for CallerJudge<'_> {
-    fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> bool {
+    fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> Judged {
         // The list depends on the caller now: a 2026-07-28 client must not let a shared cache
         // hand it to anyone else.
         let made_private = match result.get_mut("cacheScope") {
@@ -41,7 +41,7 @@ impl ListJudge for CallerJudge<'_> {
         };
         let (key, field) = target.list_key();
         let Some(Value::Array(entries)) = result.get_mut(key) else {
-            return made_private;
+            return made_private.into();
         };
         let before = entries.len();
         entries.retain(|entry| {
@@ -50,6 +50,6 @@ impl ListJudge for CallerJudge<'_> {
                 .and_then(Value::as_str)
                 .is_some_and(|name| self.policy.allows(self.identity, target, name))
         });
-        made_private || entries.len() != before
+        (made_private || entries.len() != before).into()
     }
 }

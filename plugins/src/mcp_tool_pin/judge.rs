@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::definition::{definition, hash};
 use super::store::Pinned;
 use super::{Mode, OnChange, ToolPin};
-use crate::list_filter::{ListJudge, Target};
+use crate::list_filter::{Judged, ListJudge, Target};
 use tollgate_plugin_api::config::FailureMode;
 
 /// What the last listing found of a tool.
@@ -162,12 +162,12 @@ fn other_servers_tools<'n>(names: &[&'n str], name: &str) -> Vec<&'n str> {
 }
 
 impl ListJudge for PinJudge<'_> {
-    fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> bool {
+    fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> Judged {
         if target != Target::Tool {
-            return false;
+            return Judged::Unchanged;
         }
         let Some(Value::Array(tools)) = result.get_mut("tools") else {
-            return false;
+            return Judged::Unchanged;
         };
         let names: Vec<String> = tools
             .iter()
@@ -207,7 +207,7 @@ impl ListJudge for PinJudge<'_> {
         let before = tools.len();
         let mut kept = keep.into_iter();
         tools.retain(|_| kept.next().unwrap_or(false));
-        tools.len() != before
+        (tools.len() != before).into()
     }
 }
 

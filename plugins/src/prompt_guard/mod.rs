@@ -4,6 +4,7 @@
 
 pub mod detectors;
 pub mod response;
+mod results;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -13,8 +14,10 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::list_filter::{ListFilter, PendingList};
 use detectors::Detector;
 use response::ResponseMasker;
+use results::{ResultFilter, ResultJudge};
 use tollgate_plugin_api::config::FailureMode;
 use tollgate_plugin_api::config::{parse, PluginConfigError};
 use tollgate_plugin_api::units::DurationStr;
@@ -318,6 +321,26 @@ impl Plugin for PromptGuard {
         if route == RouteKind::Llm && !self.maskers.is_empty() {
             cx.extensions.insert(ResponseMasker::default());
         }
+        // And every rule to what the tools answer.
+        if route == RouteKind::Mcp && !self.rules.is_empty() {
+            if let Some(request) = cx.mcp() {
+                let calls: Vec<PendingList<()>> = request
+                    .messages
+                    .iter()
+                    .filter(|m| m.method.as_ref() == Some(&McpMethod::ToolsCall))
+                    .filter_map(|m| {
+                        Some(PendingList {
+                            id: m.id.clone()?,
+                            target: (),
+                        })
+                    })
+                    .collect();
+                if !calls.is_empty() {
+                    let filter = ListFilter::new(calls, request.batch, results::OWNER);
+                    cx.extensions.insert(ResultFilter(filter));
+                }
+            }
+        }
         Ok(Verdict::Continue)
     }
 
@@ -326,21 +349,38 @@ impl Plugin for PromptGuard {
         cx: &mut RequestCtx,
         resp: &mut ResponseHead,
     ) -> Result<(), PluginError> {
-        let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() else {
-            return Ok(());
-        };
         let content_type = resp
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if masker.start(content_type) {
+            .unwrap_or("")
+            .to_string();
+        let changes = if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
+            masker.start(&content_type)
+        } else if let Some(ResultFilter(filter)) = cx.extensions.get_mut::<ResultFilter>() {
+            filter.start(&content_type)
+        } else {
+            false
+        };
+        if changes {
             resp.headers.remove(http::header::CONTENT_LENGTH);
         }
         Ok(())
     }
 
     fn on_response_chunk(&self, cx: &mut RequestCtx, chunk: &mut ResponseChunk) {
+        if let Some(ResultFilter(filter)) = cx.extensions.get_mut::<ResultFilter>() {
+            let mut judge = ResultJudge {
+                rules: &self.rules,
+                warnings: Vec::new(),
+            };
+            let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &mut judge);
+            chunk.set_data(sent);
+            let replaced = filter.take_warnings();
+            cx.warnings.extend(replaced);
+            cx.warnings.extend(judge.warnings);
+            return;
+        }
         if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
             let known = chunk.stream_events();
             let was_stopped = masker.stopped().is_some();
