@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`. Shared by the stock binary and operators' own
+//! The command line: `run`, `check`, `demo`, `token`, `mcp lock`. Shared by the stock binary and operators' own
 //! binaries, so a custom build keeps the same interface.
 
 use std::path::{Path, PathBuf};
@@ -44,6 +44,9 @@ enum Command {
     Check(ConfigArg),
     /// Mint a signed JWT from a local key (for tutorials and tests), printed on stdout.
     Token(TokenArgs),
+    /// MCP tools: `tollgate mcp lock` writes the lock file of `mcp-tool-pin` mode "lock".
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Run the gateway with a built-in configuration and in-process demo upstreams.
     #[cfg(feature = "demo")]
     Demo {
@@ -53,6 +56,23 @@ enum Command {
         /// Admin listener.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: String,
+    },
+}
+
+/// `tollgate mcp ...`.
+#[derive(Debug, Subcommand)]
+enum McpCommand {
+    /// List a route's tools (through its servers, as its clients see them) and write the lock
+    /// file of `mcp-tool-pin` mode "lock".
+    Lock {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The route (its `name`).
+        #[arg(long)]
+        route: String,
+        /// The lock file to write (`-`: standard output).
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -66,6 +86,23 @@ pub fn main(gateway: Gateway) -> ExitCode {
         #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => crate::demo::command::run(&gateway, &listen, &admin),
         Command::Token(args) => token(args),
+        Command::Mcp(McpCommand::Lock {
+            config,
+            route,
+            output,
+        }) => match crate::mcp_lock::write_lock(&gateway, &config.config, &route, &output) {
+            Ok(count) => {
+                eprintln!(
+                    "{count} tools of route `{route}` locked in {}",
+                    output.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

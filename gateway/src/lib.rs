@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod internals;
 pub(crate) mod ip_text;
 pub(crate) mod lifecycle;
+pub(crate) mod mcp_lock;
 pub(crate) mod protocol;
 pub(crate) mod proxy;
 pub(crate) mod reload;

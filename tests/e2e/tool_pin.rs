@@ -168,30 +168,36 @@ async fn warn_mode_lets_a_changed_tool_through_and_counts_it() {
 #[tokio::test]
 async fn lock_mode_allows_only_the_locked_definitions_and_a_bad_lock_is_a_located_error() {
     let server = integrity_server().await;
-    // The definitions as the route lists them, through a gateway without the plugin.
-    let plain = gateway(
-        &pinned_route(&server.url("/mcp"), "").replace("plugins = [\"pins\"]", "plugins = []"),
-    )
-    .start()
-    .await;
-    let list = mcp::modern_request(1, "tools/list", None);
-    let listed = only_message(&send(mcp::modern_post(&client(), &plain.url("/mcp"), &list)).await);
-    let add = listed["result"]["tools"]
+    // `tollgate mcp lock` lists the route through its servers, as clients see it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_file = dir.path().join("lock-source.toml");
+    std::fs::write(&config_file, pinned_route(&server.url("/mcp"), "")).expect("config");
+    let lock_file = dir.path().join("tools.lock");
+    let output = std::process::Command::new(crate::common::tollgate_bin())
+        .args(["mcp", "lock", "-c"])
+        .arg(&config_file)
+        .args(["--route", "tools", "-o"])
+        .arg(&lock_file)
+        .output()
+        .expect("tollgate mcp lock");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("tools of route `tools` locked"), "{stderr}");
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(&lock_file).expect("the lock")).expect("JSON");
+    let add = written["tools"]
         .as_array()
         .and_then(|tools| tools.iter().find(|t| t["name"] == "alpha__add"))
-        .cloned()
-        .expect("alpha__add listed");
-    let lock = tollgate_plugins::mcp_tool_pin::lock::LockFile {
-        tools: vec![tollgate_plugins::mcp_tool_pin::lock::LockedTool {
-            route: "tools".into(),
-            name: "alpha__add".into(),
-            hash: tollgate_plugins::mcp_tool_pin::definition::hash(&add),
-            definition: tollgate_plugins::mcp_tool_pin::definition::definition(&add),
-        }],
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lock_file = dir.path().join("tools.lock");
-    std::fs::write(&lock_file, lock.render()).expect("write the lock");
+        .unwrap_or_else(|| panic!("alpha__add locked: {written}"));
+    assert_eq!(add["route"], "tools");
+    assert!(add["hash"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("sha256:"));
+    assert_eq!(
+        add["definition"]["name"], "alpha__add",
+        "the definition, for review"
+    );
     let settings = format!(
         "mode = \"lock\"\nlock_file = {:?}",
         lock_file.display().to_string()
@@ -202,13 +208,20 @@ async fn lock_mode_allows_only_the_locked_definitions_and_a_bad_lock_is_a_locate
     let steps = json!([
         op("list_tools"),
         call("alpha__add", json!({"a": 2, "b": 2})),
-        call("alpha__echo", json!({"text": "x"})),
+        call("alpha__add_tool", json!({"name": "extra"})),
+        op("list_tools"),
+        call("alpha__extra", json!({"text": "x"})),
     ]);
     for mode in Mode::BOTH {
         let run = run_script(&gw, mode, &steps, &[]).await;
-        assert_eq!(run.names(0, "tools"), ["alpha__add"], "{mode:?}");
+        assert!(lists(&run, 0, "alpha__add"), "{mode:?}: locked");
+        assert!(
+            !lists(&run, 0, "alpha__lookup"),
+            "{mode:?}: locked, but suspicious"
+        );
         assert_eq!(run.text(1), "4");
-        refused(&run, 2, "pin.unknown");
+        assert!(!lists(&run, 3, "alpha__extra"), "{mode:?}: not in the lock");
+        refused(&run, 4, "pin.unknown");
     }
 
     // A broken lock is refused by the running gateway, which keeps the last good one.
@@ -225,7 +238,7 @@ async fn lock_mode_allows_only_the_locked_definitions_and_a_bad_lock_is_a_locate
     .await;
     let run = run_script(&gw, Mode::Auto, &steps, &[]).await;
     assert_eq!(run.text(1), "4", "the last good lock still serves");
-    refused(&run, 2, "pin.unknown");
+    refused(&run, 4, "pin.unknown");
     let (code, output, _) = tollgate_testkit::check(
         &crate::common::tollgate_bin(),
         &pinned_route(&server.url("/mcp"), &settings),

@@ -122,6 +122,14 @@ impl Upstream {
         })
     }
 
+    /// The URL a request matched at `prefix` goes to (its base path, else the prefix), for
+    /// the gateway's own requests to the upstream (`tollgate mcp lock`).
+    pub fn url_for(&self, prefix: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let path = self.base_path.as_deref().unwrap_or(prefix);
+        format!("{scheme}://{}{path}", self.authority)
+    }
+
     /// `host[:port]` for the upstream `Host` header.
     pub fn authority(&self) -> &str {
         &self.authority
