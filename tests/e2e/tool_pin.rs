@@ -340,3 +340,63 @@ async fn prompt_guard_masks_or_refuses_what_a_tool_answers() {
         assert_eq!(run.text(1), "alpha:fine");
     }
 }
+
+#[tokio::test]
+async fn replicas_share_their_pins_through_redis() {
+    let redis = tollgate_testkit::RedisServer::start().await;
+    let server = integrity_server().await;
+    let config = pinned_route(
+        &server.url("/mcp"),
+        &format!("store = {{ redis = \"{}\" }}", redis.url()),
+    );
+    let (a, b) = (
+        gateway(&config).start().await,
+        gateway(&config).start().await,
+    );
+    // Replica A pins echo as first listed; the server then redefines it.
+    let run = run_script(
+        &a,
+        Mode::Auto,
+        &json!([op("list_tools"), call("alpha__rug_pull", json!({}))]),
+        &[],
+    )
+    .await;
+    assert!(lists(&run, 0, "alpha__echo"));
+    // Replica B never listed the first definition: A's pin, from Redis, decides.
+    let steps = json!([op("list_tools"), call("alpha__echo", json!({"text": "x"}))]);
+    let run = run_script(&b, Mode::Legacy, &steps, &[]).await;
+    assert!(!lists(&run, 0, "alpha__echo"), "{}", run.out);
+    assert!(lists(&run, 0, "alpha__add"));
+    refused(&run, 1, "pin.changed");
+    // And a call on A before it lists again: refused too (B's listing is in Redis).
+    let call_echo = mcp::modern_request(
+        4,
+        "tools/call",
+        Some(json!({"name": "alpha__echo", "arguments": {"text": "x"}})),
+    );
+    let answer = send(mcp::modern_post(&client(), &a.url("/mcp"), &call_echo)).await;
+    assert_eq!(
+        only_message(&answer)["error"]["data"]["reason"],
+        "pin.changed"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_pin_store_hides_unpinned_tools_unless_told_to_fail_open() {
+    let server = integrity_server().await;
+    let dead = format!("redis://{}", tollgate_testkit::free_addr());
+    for (mode, listed) in [("closed", false), ("open", true)] {
+        let settings = format!(
+            "store = {{ redis = \"{dead}\" }}\nstore_timeout = \"100ms\"\nfailure_mode = \"{mode}\""
+        );
+        let gw = gateway(&pinned_route(&server.url("/mcp"), &settings))
+            .start()
+            .await;
+        let run = run_script(&gw, Mode::Auto, &json!([op("list_tools")]), &[]).await;
+        assert_eq!(lists(&run, 0, "alpha__add"), listed, "{mode}: {}", run.out);
+        assert!(
+            warnings(&gw, "pin.store_unavailable").await >= 1.0,
+            "{mode}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 pub mod definition;
 pub mod judge;
 pub mod lock;
+pub mod redis_pins;
 pub mod scan;
 pub mod store;
 
@@ -24,6 +25,7 @@ use lock::Lock;
 use scan::Scanner;
 use store::PinStore;
 use tollgate_plugin_api::config::{parse, FailureMode, PluginConfigError};
+use tollgate_plugin_api::units::DurationStr;
 use tollgate_plugin_api::McpMethod;
 use tollgate_plugin_api::{
     Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
@@ -51,6 +53,8 @@ struct PinConfig {
     /// When new pins cannot be kept: `closed` (hide the tools not yet pinned, default) or `open`.
     #[serde(default)]
     failure_mode: FailureMode,
+    /// Longest wait for the Redis store (default 250ms).
+    store_timeout: Option<DurationStr>,
 }
 
 fn yes() -> bool {
@@ -61,7 +65,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 enum StoreConfig {
     File(PathBuf),
-    Redis(serde::de::IgnoredAny),
+    Redis(String),
 }
 
 /// Which definitions are trusted.
@@ -134,11 +138,13 @@ impl PluginFactory for ToolPinFactory {
             Some(StoreConfig::File(file)) => {
                 PinStore::open(file).map_err(|e| PluginConfigError::at("store", e))?
             }
-            Some(StoreConfig::Redis(_)) => {
-                return Err(PluginConfigError::at(
-                    "store",
-                    "the Redis pin store is not available yet: use `{ file = \"...\" }`",
-                ))
+            Some(StoreConfig::Redis(url)) => {
+                let timeout = cfg
+                    .store_timeout
+                    .map_or(std::time::Duration::from_millis(250), |d| d.0);
+                let redis = redis_pins::RedisPins::new(url, name, timeout)
+                    .map_err(|e| PluginConfigError::at("store", e))?;
+                PinStore::redis(redis)
             }
         };
         let scanner = if cfg.scan_descriptions {
@@ -216,16 +222,38 @@ impl Plugin for ToolPin {
         let route = cx.route().name.clone();
         let mut pending = Vec::new();
         let mut warnings = Vec::new();
+        let concerns_tools = request.messages.iter().any(|m| {
+            matches!(
+                m.method.as_ref(),
+                Some(McpMethod::ToolsCall | McpMethod::ToolsList)
+            )
+        });
+        if concerns_tools && self.store.is_shared() {
+            // Another replica may have pinned (or seen changed) what this one decides about.
+            if let Err(error) = self.store.refresh(&route).await {
+                tracing::warn!(plugin = %self.name, %error, "mcp-tool-pin cannot read its pins from Redis");
+                warnings.push("pin.store_unavailable");
+            }
+        }
+        let Some(request) = cx.mcp() else {
+            return Ok(Verdict::Continue);
+        };
         for message in &request.messages {
             match message.method.as_ref() {
                 Some(McpMethod::ToolsCall) => {
                     let tool = message.target.as_deref().unwrap_or("");
-                    let status = self
-                        .seen
-                        .lock()
-                        .ok()
-                        .and_then(|seen| seen.get(&(route.to_string(), tool.to_string())).cloned())
-                        .unwrap_or_else(|| self.unseen_status(&route, tool));
+                    let listed =
+                        self.seen.lock().ok().and_then(|seen| {
+                            seen.get(&(route.to_string(), tool.to_string())).cloned()
+                        });
+                    let status = match listed {
+                        // What this instance found wrong stands; what it trusted, a shared
+                        // store may know to be changed since (another replica's listing).
+                        Some(status) if status != Status::Trusted || !self.store.is_shared() => {
+                            status
+                        }
+                        _ => self.unseen_status(&route, tool),
+                    };
                     let Some(reason) = status.reason() else {
                         continue;
                     };
@@ -314,7 +342,7 @@ mod tests {
                 "lock_file",
             ),
             (
-                "type = \"mcp-tool-pin\"\nstore = { redis = \"redis://127.0.0.1\" }",
+                "type = \"mcp-tool-pin\"\nstore = { redis = \"nope://\" }",
                 "store",
             ),
         ] {

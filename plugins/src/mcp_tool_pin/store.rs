@@ -1,8 +1,10 @@
 //! Where `mcp-tool-pin` keeps the definitions it pinned (mode `tofu`): in memory, and in a JSON
-//! file that survives restarts (`store = { file = "..." }`). Decisions are taken on the memory
-//! (a list answer is filtered as it streams, without waiting on the disk); new pins are written
-//! in the background, one file replaced atomically. A file that cannot be written makes the store
-//! unavailable until a write succeeds again.
+//! file that survives restarts (`store = { file = "..." }`) or in Redis for replicas
+//! (`store = { redis = "..." }`). Decisions are taken on the memory (a list answer is filtered as
+//! it streams, without waiting on the disk or the network); new pins are written in the
+//! background (a file replaced atomically; Redis `HSETNX`), and Redis is read back into memory
+//! before each list or call is forwarded. A write that fails (or a Redis that does not answer)
+//! makes the store unavailable until one succeeds again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::redis_pins::RedisPins;
 
 /// One pinned definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,7 @@ pub struct PinStore {
     failing: Arc<AtomicBool>,
     /// Serialises writers, so that an older picture never replaces a newer one.
     writing: Arc<Mutex<()>>,
+    redis: Option<Arc<RedisPins>>,
 }
 
 impl PinStore {
@@ -68,6 +73,43 @@ impl PinStore {
             file: None,
             failing: Arc::default(),
             writing: Arc::default(),
+            redis: None,
+        }
+    }
+
+    /// A store in Redis (`redis`), read back before each list or call.
+    pub fn redis(redis: RedisPins) -> Self {
+        Self {
+            redis: Some(Arc::new(redis)),
+            ..Self::in_memory()
+        }
+    }
+
+    /// Whether pins live in Redis (and must be read back before deciding).
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Reads `route`'s pins back from Redis (no-op for other stores); an error makes the store
+    /// unavailable until a read or write succeeds.
+    pub async fn refresh(&self, route: &str) -> Result<(), String> {
+        let Some(redis) = &self.redis else {
+            return Ok(());
+        };
+        match redis.load(route).await {
+            Ok(shared) => {
+                if let Ok(mut pins) = self.pins.lock() {
+                    let tools = pins.entry(route.to_string()).or_default();
+                    // Redis decides: a pin another replica wrote first replaces this one's.
+                    tools.extend(shared);
+                }
+                self.failing.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.failing.store(true, Ordering::Relaxed);
+                Err(e)
+            }
         }
     }
 
@@ -87,6 +129,7 @@ impl PinStore {
             file: Some(file.to_path_buf()),
             failing: Arc::default(),
             writing: Arc::default(),
+            redis: None,
         })
     }
 
@@ -108,26 +151,29 @@ impl PinStore {
             };
             if pin.seen != seen {
                 pin.seen = seen;
+                let changed = pin.clone();
                 let picture = pins.clone();
                 drop(pins);
                 self.persist(picture);
+                self.write_shared(route, tool, changed, false);
             }
             return outcome;
         }
         if self.failing.load(Ordering::Relaxed) {
             return Pinned::Unavailable;
         }
-        pins.entry(route.to_string()).or_default().insert(
-            tool.to_string(),
-            Pin {
-                hash: hash.to_string(),
-                definition: definition.clone(),
-                seen: None,
-            },
-        );
+        let pin = Pin {
+            hash: hash.to_string(),
+            definition: definition.clone(),
+            seen: None,
+        };
+        pins.entry(route.to_string())
+            .or_default()
+            .insert(tool.to_string(), pin.clone());
         let picture = pins.clone();
         drop(pins);
         self.persist(picture);
+        self.write_shared(route, tool, pin, true);
         Pinned::New
     }
 
@@ -137,12 +183,34 @@ impl PinStore {
             Ok(mut pins) => {
                 pins.entry(route.to_string())
                     .or_default()
-                    .insert(tool.to_string(), pin);
+                    .insert(tool.to_string(), pin.clone());
                 pins.clone()
             }
             Err(_) => return,
         };
         self.persist(picture);
+        self.write_shared(route, tool, pin, false);
+    }
+
+    /// Writes one pin to Redis in the background (`first`: only if none is there).
+    fn write_shared(&self, route: &str, tool: &str, pin: Pin, first: bool) {
+        let (Some(redis), Ok(runtime)) =
+            (self.redis.clone(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (route, tool, failing) = (route.to_string(), tool.to_string(), self.failing.clone());
+        runtime.spawn(async move {
+            let written = if first {
+                redis.put_new(&route, &tool, &pin).await.map(|_| ())
+            } else {
+                redis.put(&route, &tool, &pin).await
+            };
+            if let Err(e) = &written {
+                tracing::error!(%route, %tool, error = %e, "mcp-tool-pin cannot write a pin to Redis");
+            }
+            failing.store(written.is_err(), Ordering::Relaxed);
+        });
     }
 
     /// Whether new pins cannot be kept now.
