@@ -23,6 +23,15 @@ fn pinned_route(url: &str, settings: &str) -> String {
     )
 }
 
+/// The records of an audit log file so far.
+fn audit_records(file: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
 async fn integrity_server() -> PythonServer {
     PythonServer::start_with_args("mcp_fed_server.py", &["--name", "alpha", "--integrity"]).await
 }
@@ -100,9 +109,8 @@ async fn a_rug_pull_is_hidden_and_its_calls_refused_even_after_a_restart() {
     assert!(warnings(&gw, "pin.suspicious").await >= 1.0);
     let audit_file = gw.dir().join("audit.jsonl");
     let refusal = eventually("the refusal audited", Duration::from_secs(5), async || {
-        let text = std::fs::read_to_string(&audit_file).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        audit_records(&audit_file)
+            .into_iter()
             .find(|record| record["reason"] == "pin.changed")
     })
     .await;
@@ -111,6 +119,20 @@ async fn a_rug_pull_is_hidden_and_its_calls_refused_even_after_a_restart() {
         detail.starts_with("pinned sha256:") && detail.contains(", listed sha256:"),
         "the audit names both hashes: {refusal}"
     );
+    let hidden = audit_records(&audit_file)
+        .into_iter()
+        .find(|r| {
+            r["mcp"][0]["method"] == "tools/list"
+                && r["warnings"].to_string().contains("pin.changed")
+        })
+        .expect("the hiding listing audited");
+    let notes = hidden["notes"].to_string();
+    assert!(
+        notes.contains("pin.changed alpha__echo: pinned sha256:")
+            && notes.contains("listed sha256:"),
+        "a hidden tool's record names it with both hashes: {hidden}"
+    );
+    assert!(notes.contains("pin.suspicious alpha__lookup: "), "{hidden}");
     drop(gw);
 
     // A new gateway process with the same store: the pin is still the first definition.
@@ -318,6 +340,22 @@ async fn prompt_guard_masks_or_refuses_what_a_tool_answers() {
         assert_eq!(run.text(1), "alpha:fine");
     }
     assert!(warnings(&masking, "guard.result_masked").await >= 2.0);
+    let audit_file = masking.dir().join("audit.jsonl");
+    let masked = eventually(
+        "the masked result audited",
+        Duration::from_secs(5),
+        async || {
+            audit_records(&audit_file)
+                .into_iter()
+                .find(|r| r["warnings"].to_string().contains("guard.result_masked"))
+        },
+    )
+    .await;
+    assert_eq!(
+        masked["notes"][0], "guard.result_masked rules aws_access_key, email",
+        "the audit names the rules: {masked}"
+    );
+    assert!(!masked.to_string().contains("AKIA"), "{masked}");
 
     let refusing = gateway(&guarded(
         r#"[{ builtin = "aws_access_key", action = "reject" }]"#,

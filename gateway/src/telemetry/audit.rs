@@ -208,6 +208,7 @@ pub fn record(cx: &RequestCtx, facts: &AuditFacts<'_>) -> String {
         detail,
         error: facts.error,
         warnings: &cx.warnings,
+        notes: &cx.notes,
         duration_ms: millis(cx.started().elapsed()),
         upstream_ms: facts.upstream.map(millis),
         body: facts.body,
@@ -245,6 +246,8 @@ struct Record<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     warnings: &'a [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    notes: &'a [String],
     duration_ms: f64,
     upstream_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

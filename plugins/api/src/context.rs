@@ -64,6 +64,10 @@ pub struct RequestCtx {
     /// the request went on in fail-open mode; an answer was stopped after its head went out):
     /// reason codes, counted in `tollgate_plugin_warnings_total` and listed in the audit record.
     pub warnings: Vec<&'static str>,
+    /// What plugins add to the audit record beyond reason codes (the rule that masked a tool
+    /// result, the hashes of a changed tool): short texts for people, never a secret or the
+    /// matched text.
+    pub notes: Vec<String>,
     /// Plugins' own per-request state.
     pub extensions: Extensions,
 }
@@ -90,6 +94,7 @@ impl RequestCtx {
             upstream_headers: HeaderEdits::default(),
             identity: None,
             warnings: Vec::new(),
+            notes: Vec::new(),
             extensions: Extensions::default(),
         }
     }

@@ -81,6 +81,7 @@ pub struct PinJudge<'a> {
     pin: &'a ToolPin,
     route: &'a str,
     warnings: Vec<&'static str>,
+    notes: Vec<String>,
 }
 
 impl<'a> PinJudge<'a> {
@@ -90,12 +91,18 @@ impl<'a> PinJudge<'a> {
             pin,
             route,
             warnings: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
     /// The reasons of the tools it did not trust (for the request's warnings).
     pub fn take_warnings(&mut self) -> Vec<&'static str> {
         std::mem::take(&mut self.warnings)
+    }
+
+    /// Which tools it did not trust and why, with the hashes (for the audit record).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// What `tool` is now; `others` are the names of other servers' tools in the same list.
@@ -188,6 +195,10 @@ impl ListJudge for PinJudge<'_> {
                 None => true,
                 Some(reason) => {
                     self.warnings.push(reason);
+                    self.notes.push(match status.detail() {
+                        Some(detail) => format!("{reason} {name}: {detail}"),
+                        None => format!("{reason} {name}"),
+                    });
                     tracing::warn!(
                         route = self.route,
                         tool = name,

@@ -321,6 +321,7 @@ impl Plugin for ToolPin {
             cx.warnings.extend(replaced);
         }
         cx.warnings.extend(judge.take_warnings());
+        cx.notes.extend(judge.take_notes());
     }
 }
 

@@ -373,12 +373,14 @@ impl Plugin for PromptGuard {
             let mut judge = ResultJudge {
                 rules: &self.rules,
                 warnings: Vec::new(),
+                notes: Vec::new(),
             };
             let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &mut judge);
             chunk.set_data(sent);
             let replaced = filter.take_warnings();
             cx.warnings.extend(replaced);
             cx.warnings.extend(judge.warnings);
+            cx.notes.extend(judge.notes);
             return;
         }
         if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {

@@ -33,12 +33,14 @@ pub struct ResultJudge<'a> {
     pub rules: &'a [Rule],
     /// The reasons to report (masked, rejected).
     pub warnings: Vec<&'static str>,
+    /// The rules that masked or refused, for the audit record.
+    pub notes: Vec<String>,
 }
 
 impl ListJudge<()> for ResultJudge<'_> {
     fn judge(&mut self, _: (), result: &mut Map<String, Value>) -> Judged {
         let mut rejected_by: Option<&str> = None;
-        let mut masked = false;
+        let mut masked_by: Vec<&str> = Vec::new();
         let mut visit = |text: &mut String| {
             for rule in self.rules {
                 match rule.action {
@@ -48,7 +50,9 @@ impl ListJudge<()> for ResultJudge<'_> {
                     Action::Mask => {
                         if let Some(replaced) = rule.detector.mask(text) {
                             *text = replaced;
-                            masked = true;
+                            if !masked_by.contains(&rule.detector.name.as_str()) {
+                                masked_by.push(&rule.detector.name);
+                            }
                         }
                     }
                     Action::Reject => {}
@@ -73,14 +77,18 @@ impl ListJudge<()> for ResultJudge<'_> {
         if let Some(rule) = rejected_by {
             tracing::warn!(rule, "prompt-guard refused a tool result");
             self.warnings.push(RESULT_REJECTED);
+            self.notes.push(format!("{RESULT_REJECTED} rule {rule}"));
             return Judged::Refused {
                 code: protocol_error::default_jsonrpc_code(RejectKind::Permission),
                 message: format!("the tool result was blocked by prompt-guard rule `{rule}`"),
                 reason: "guard.rejected",
             };
         }
+        let masked = !masked_by.is_empty();
         if masked {
             self.warnings.push(RESULT_MASKED);
+            self.notes
+                .push(format!("{RESULT_MASKED} rules {}", masked_by.join(", ")));
         }
         masked.into()
     }
