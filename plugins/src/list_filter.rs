@@ -124,6 +124,8 @@ pub struct ListFilter<T = Target> {
     scanner: EventScanner,
     /// Set once an answer too long to filter was replaced: nothing more is sent.
     stopped: bool,
+    /// Whether the start of an SSE body has been seen (and a byte-order mark dropped).
+    started_sse: bool,
     /// Reasons of answers replaced since the plugin last took them (for `cx.warnings`).
     warnings: Vec<&'static str>,
     owner: Owner,
@@ -141,6 +143,7 @@ impl<T: Copy> ListFilter<T> {
             buffer: BytesMut::new(),
             scanner: EventScanner::default(),
             stopped: false,
+            started_sse: false,
             warnings: Vec::new(),
         }
     }
@@ -204,6 +207,17 @@ impl<T: Copy> ListFilter<T> {
             }
             BodyKind::Sse => {
                 self.buffer.extend_from_slice(data);
+                if !self.started_sse {
+                    // A byte-order mark before the first field is dropped, as SSE readers do:
+                    // left, it would hide the first event's `data:` from this filter only.
+                    if self.buffer.len() < 3 && !end {
+                        return Bytes::new();
+                    }
+                    if self.buffer.starts_with("\u{feff}".as_bytes()) {
+                        let _ = self.buffer.split_to(3);
+                    }
+                    self.started_sse = true;
+                }
                 let complete = if end {
                     self.buffer.len()
                 } else {
@@ -337,6 +351,20 @@ impl<T: Copy> ListFilter<T> {
     }
 }
 
+/// Whether two JSON-RPC ids name the same request for a lenient client: equal, or equal as
+/// numbers (`5`, `5.0`, `"5"`).
+fn same_id(awaited: &Value, seen: &Value) -> bool {
+    if awaited == seen {
+        return true;
+    }
+    let number = |id: &Value| match id {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    matches!((number(awaited), number(seen)), (Some(a), Some(b)) if a == b)
+}
+
 /// Filters the answers to the `pending` list requests in a JSON-RPC response (or batch), noting
 /// in `answered` which requests it answers; returns whether anything changed.
 fn filter_message<T: Copy>(
@@ -350,20 +378,44 @@ fn filter_message<T: Copy>(
             filter_message(pending_lists, answered, item, judge) | changed
         }),
         Value::Object(object) => {
-            let Some((at, pending)) = object.get("id").and_then(|id| {
+            // A response is matched by its id as clients read it (`5`, `5.0` and `"5"` name one
+            // request for a JavaScript client); a response to no awaited request is judged as
+            // the first awaited one's would be, so that an odd id never carries an answer past
+            // the judge.
+            let by_id = object.get("id").and_then(|id| {
                 pending_lists
                     .iter()
-                    .enumerate()
-                    .find(|(_, pending)| pending.id == *id)
-            }) else {
+                    .position(|pending| same_id(&pending.id, id))
+            });
+            let is_response = object.contains_key("result") || object.contains_key("error");
+            let at = match by_id {
+                Some(at) => at,
+                None if is_response
+                    && !object.contains_key("method")
+                    && !pending_lists.is_empty() =>
+                {
+                    0
+                }
+                None => return false,
+            };
+            let Some(pending) = pending_lists.get(at) else {
                 return false;
             };
-            if let Some(seen) = answered.get_mut(at) {
-                *seen = true;
-            }
             let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) else {
+                // Not an answer a client takes (a result that is not an object): the request
+                // stays awaited, and the next answer to it is judged.
+                if object.contains_key("error") && by_id.is_some() {
+                    if let Some(seen) = answered.get_mut(at) {
+                        *seen = true;
+                    }
+                }
                 return false;
             };
+            if by_id.is_some() {
+                if let Some(seen) = answered.get_mut(at) {
+                    *seen = true;
+                }
+            }
             match judge.judge(pending.target, result) {
                 Judged::Unchanged => false,
                 Judged::Changed => true,
@@ -702,5 +754,47 @@ mod tests {
             },
         );
         assert_eq!(rest, ": done\n\n");
+    }
+
+    #[test]
+    fn odd_ids_a_decoy_answer_and_a_byte_order_mark_do_not_carry_a_list_past_the_judge() {
+        let deny_all = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        let listed = |id: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"delete_all"}}]}}}}"#
+            )
+        };
+        for (content_type, body) in [
+            ("application/json", listed("\"5\"")),
+            ("application/json", listed("5.0")),
+            ("application/json", listed("99")),
+            (
+                "text/event-stream",
+                format!(
+                    "data: {{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":[]}}\n\ndata: {}\n\n",
+                    listed("5")
+                ),
+            ),
+            (
+                "text/event-stream",
+                format!("\u{feff}data: {}\n\n", listed("5")),
+            ),
+        ] {
+            let mut filter = ListFilter::new(tools_list(&[5]), false, OWNER);
+            assert!(filter.start(content_type));
+            let out = filter.chunk(
+                &Bytes::from(body.clone()),
+                true,
+                &mut CallerJudge {
+                    policy: &deny_all,
+                    identity: None,
+                },
+            );
+            let out = String::from_utf8(out.to_vec()).unwrap();
+            assert!(!out.contains("delete_all"), "{body}\n-> {out}");
+        }
     }
 }

@@ -126,7 +126,11 @@ impl Upstream {
     /// the gateway's own requests to the upstream (`tollgate mcp lock`).
     pub fn url_for(&self, prefix: &str) -> String {
         let scheme = if self.tls { "https" } else { "http" };
-        let path = self.base_path.as_deref().unwrap_or(prefix);
+        let path = match (&self.base_path, self.strip_prefix) {
+            (Some(base), _) => base.as_str(),
+            (None, true) => "/",
+            (None, false) => prefix,
+        };
         format!("{scheme}://{}{path}", self.authority)
     }
 

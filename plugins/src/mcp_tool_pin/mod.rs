@@ -252,6 +252,8 @@ impl Plugin for ToolPin {
                         Some(status) if status != Status::Trusted || !self.store.is_shared() => {
                             status
                         }
+                        // Listed and trusted without a pin (the store failed open): it stays.
+                        Some(trusted) if self.store.get(&route, tool).is_none() => trusted,
                         _ => self.unseen_status(&route, tool),
                     };
                     let Some(reason) = status.reason() else {

@@ -84,12 +84,14 @@ fn collect_texts<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 
 /// Characters that do not show or that reorder text: zero-width and joiners, bidirectional
 /// embeddings, overrides and isolates, word joiners and invisible operators, the byte-order
-/// mark, Unicode tags (which can spell hidden ASCII), the soft hyphen and the Mongolian vowel
+/// mark, Unicode tags (which can spell hidden ASCII), variation selectors (which can carry
+/// hidden bytes), Hangul fillers, the Arabic letter mark, the soft hyphen and the Mongolian vowel
 /// separator.
 pub fn is_hidden(c: char) -> bool {
     matches!(u32::from(c),
-        0x00AD | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064
-        | 0x2066..=0x2069 | 0xFEFF | 0xE0000..=0xE007F)
+        0x00AD | 0x061C | 0x115F | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064
+        | 0x2066..=0x2069 | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xE0000..=0xE007F
+        | 0xE0100..=0xE01EF)
 }
 
 /// Whether `text` names `name` as a word (not inside a longer identifier).

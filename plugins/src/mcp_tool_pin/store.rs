@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -56,12 +56,15 @@ pub enum Pinned {
 /// The pins of one plugin instance.
 #[derive(Debug)]
 pub struct PinStore {
-    pins: Mutex<Pins>,
+    pins: Arc<Mutex<Pins>>,
     file: Option<PathBuf>,
     /// The last write failed: no new pins until one succeeds.
     failing: Arc<AtomicBool>,
-    /// Serialises writers, so that an older picture never replaces a newer one.
-    writing: Arc<Mutex<()>>,
+    /// Serialises writers and holds the generation last written, so that an older picture never
+    /// replaces a newer one.
+    writing: Arc<Mutex<u64>>,
+    /// The generation of the latest picture handed to a writer.
+    generation: AtomicU64,
     redis: Option<Arc<RedisPins>>,
 }
 
@@ -69,10 +72,11 @@ impl PinStore {
     /// A store kept in memory only (pins are lost at restart).
     pub fn in_memory() -> Self {
         Self {
-            pins: Mutex::default(),
+            pins: Arc::default(),
             file: None,
             failing: Arc::default(),
             writing: Arc::default(),
+            generation: AtomicU64::new(0),
             redis: None,
         }
     }
@@ -99,9 +103,9 @@ impl PinStore {
         match redis.load(route).await {
             Ok(shared) => {
                 if let Ok(mut pins) = self.pins.lock() {
-                    let tools = pins.entry(route.to_string()).or_default();
-                    // Redis decides: a pin another replica wrote first replaces this one's.
-                    tools.extend(shared);
+                    // Redis decides: a pin another replica wrote first replaces this one's, and
+                    // a pin deleted there (to approve the tool again) is gone here too.
+                    pins.insert(route.to_string(), shared);
                 }
                 self.failing.store(false, Ordering::Relaxed);
                 Ok(())
@@ -125,10 +129,11 @@ impl PinStore {
             Err(e) => return Err(format!("cannot read `{}`: {e}", file.display())),
         };
         Ok(Self {
-            pins: Mutex::new(pins),
+            pins: Arc::new(Mutex::new(pins)),
             file: Some(file.to_path_buf()),
             failing: Arc::default(),
             writing: Arc::default(),
+            generation: AtomicU64::new(0),
             redis: None,
         })
     }
@@ -152,9 +157,11 @@ impl PinStore {
             if pin.seen != seen {
                 pin.seen = seen;
                 let changed = pin.clone();
-                let picture = pins.clone();
+                let picture = self.file.is_some().then(|| pins.clone());
                 drop(pins);
-                self.persist(picture);
+                if let Some(picture) = picture {
+                    self.persist(picture);
+                }
                 self.write_shared(route, tool, changed, false);
             }
             return outcome;
@@ -170,9 +177,11 @@ impl PinStore {
         pins.entry(route.to_string())
             .or_default()
             .insert(tool.to_string(), pin.clone());
-        let picture = pins.clone();
+        let picture = self.file.is_some().then(|| pins.clone());
         drop(pins);
-        self.persist(picture);
+        if let Some(picture) = picture {
+            self.persist(picture);
+        }
         self.write_shared(route, tool, pin, true);
         Pinned::New
     }
@@ -200,9 +209,18 @@ impl PinStore {
             return;
         };
         let (route, tool, failing) = (route.to_string(), tool.to_string(), self.failing.clone());
+        let pins = self.pins.clone();
         runtime.spawn(async move {
             let written = if first {
-                redis.put_new(&route, &tool, &pin).await.map(|_| ())
+                match redis.put_new(&route, &tool, &pin).await {
+                    // Another replica pinned it first: its pin is the one, here too.
+                    Ok(false) => redis.load(&route).await.map(|shared| {
+                        if let Ok(mut pins) = pins.lock() {
+                            pins.insert(route.clone(), shared);
+                        }
+                    }),
+                    other => other.map(|_| ()),
+                }
             } else {
                 redis.put(&route, &tool, &pin).await
             };
@@ -218,14 +236,22 @@ impl PinStore {
         self.failing.load(Ordering::Relaxed)
     }
 
-    /// Writes `pins` to the file in the background (no file: nothing to do).
+    /// Writes `pins` to the file in the background (no file: nothing to do); a picture older
+    /// than one already written is skipped, whatever order the writers run in.
     fn persist(&self, pins: Pins) {
         let Some(file) = self.file.clone() else {
             return;
         };
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let (failing, writing) = (self.failing.clone(), self.writing.clone());
         let write = move || {
-            let _one_writer = writing.lock();
+            let Ok(mut written) = writing.lock() else {
+                return;
+            };
+            if *written >= generation {
+                return;
+            }
+            *written = generation;
             let result = write_atomically(&file, &pins);
             if let Err(e) = &result {
                 tracing::error!(file = %file.display(), error = %e, "mcp-tool-pin cannot write its pin store");

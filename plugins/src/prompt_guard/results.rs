@@ -69,6 +69,12 @@ impl ListJudge<()> for ResultJudge<'_> {
                 {
                     visit(text);
                 }
+                // A resource link's words reach the model too.
+                for field in ["name", "title", "description"] {
+                    if let Some(Value::String(text)) = block.get_mut(field) {
+                        visit(text);
+                    }
+                }
             }
         }
         if let Some(structured) = result.get_mut("structuredContent") {
