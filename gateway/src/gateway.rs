@@ -146,6 +146,8 @@ impl Gateway {
                 .map_err(|e| StartError::Reload(e.to_string()))?;
         }
         let lifecycle = Lifecycle::new();
+        let admin_api =
+            crate::admin::api::AdminApi::new(shared.clone(), audit.clone(), metrics.clone());
         let proxy = TollgateProxy::new(
             shared,
             metrics.clone(),
@@ -175,7 +177,12 @@ impl Gateway {
         if let Some(admin) = &settings.admin {
             let mut admin_service = Service::new(
                 "tollgate admin".into(),
-                HttpServer::new_app(AdminApp::new(&settings.listen, metrics, lifecycle.clone())),
+                HttpServer::new_app(AdminApp::new(
+                    &settings.listen,
+                    metrics,
+                    lifecycle.clone(),
+                    admin_api,
+                )),
             );
             admin_service.add_tcp(admin);
             server.add_service(admin_service);

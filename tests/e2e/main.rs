@@ -3,6 +3,7 @@
 mod common;
 
 mod admin_and_routing;
+mod admin_api;
 mod anthropic;
 mod audit;
 mod bad_input;

@@ -8,6 +8,7 @@ use tollgate_testkit::python::PythonServer;
 
 use tollgate_testkit::{client, eventually, mcp, RunningGateway};
 
+use crate::admin_api::{admin_call, TOKEN};
 use crate::common::gateway;
 use crate::common::mcp_script::{
     call, only_message, op, run_any_script, run_script, send, Mode, Run,
@@ -161,6 +162,113 @@ async fn a_rug_pull_is_hidden_and_its_calls_refused_even_after_a_restart() {
             .is_some_and(|h| h.starts_with("sha256:")),
         "{stored}"
     );
+}
+
+/// The hash `tool` was last listed with on route `tools`, from the admin API's pin listing.
+async fn listed_hash(gw: &RunningGateway, tool: &str) -> String {
+    let (status, pins) = admin_call(
+        gw,
+        reqwest::Method::GET,
+        "/admin/v1/plugins/pins/pins?route=tools",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{pins}");
+    let pin = &pins["pins"]["tools"][tool];
+    assert_ne!(pin["seen"], pin["hash"], "{pins}");
+    assert_eq!(
+        pin["seen_definition"]["name"], tool,
+        "the new definition, for review: {pins}"
+    );
+    pin["seen"].as_str().unwrap_or_default().to_string()
+}
+
+/// Approves `hash` for `tool` on route `tools` through `gw`'s admin API.
+async fn approve(gw: &RunningGateway, tool: &str, hash: &str) -> (reqwest::StatusCode, Value) {
+    admin_call(
+        gw,
+        reqwest::Method::POST,
+        "/admin/v1/plugins/pins/pins/approve",
+        Some(TOKEN),
+        Some(&json!({"route": "tools", "tool": tool, "hash": hash})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_operator_approves_a_changed_tool_through_the_admin_api() {
+    let server = integrity_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("pins.json");
+    let config = pinned_route(
+        &server.url("/mcp"),
+        &format!("store = {{ file = {:?} }}", store.display().to_string()),
+    );
+    let gw = gateway(&config)
+        .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
+        .server_line("admin_token = { env = \"TOLLGATE_ADMIN_TOKEN\" }")
+        .audit_log()
+        .start()
+        .await;
+    let steps = json!([
+        op("list_tools"),
+        call("alpha__rug_pull", json!({})),
+        op("list_tools"),
+        call("alpha__echo", json!({"text": "x"})),
+    ]);
+    let run = run_script(&gw, Mode::Legacy, &steps, &[]).await;
+    refused(&run, 3, "pin.changed");
+    let seen = listed_hash(&gw, "alpha__echo").await;
+    let (status, body) = approve(&gw, "alpha__echo", "sha256:0000").await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "not_seen", "{body}");
+    let (status, body) = approve(&gw, "alpha__nope", &seen).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = approve(&gw, "alpha__echo", &seen).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["approved"], seen.as_str());
+    let old = body["replaced"].as_str().unwrap_or_default().to_string();
+    assert!(old.starts_with("sha256:") && old != seen, "{body}");
+
+    for mode in Mode::BOTH {
+        let run = run_script(
+            &gw,
+            mode,
+            &json!([
+                op("list_tools"),
+                call("alpha__echo", json!({"text": "back"}))
+            ]),
+            &[],
+        )
+        .await;
+        assert!(lists(&run, 0, "alpha__echo"), "{mode:?}: approved");
+        assert!(!lists(&run, 0, "alpha__lookup"), "{mode:?}: still poisoned");
+        assert!(run.text(1).contains("back"), "{mode:?}: {}", run.out);
+    }
+    let audit_file = gw.dir().join("audit.jsonl");
+    let record = eventually("the approval audited", Duration::from_secs(5), async || {
+        audit_records(&audit_file)
+            .into_iter()
+            .find(|r| r["kind"] == "admin" && r["status"] == 200 && r["change"].is_string())
+    })
+    .await;
+    assert_eq!(record["plugin"], "pins");
+    assert_eq!(
+        record["change"],
+        format!("approved tool `alpha__echo` on route `tools`: pinned {seen} (was {old})").as_str()
+    );
+    drop(gw);
+    // The approval is in the store: a new process trusts the new definition at once.
+    let gw = gateway(&config).start().await;
+    let call_echo = mcp::modern_request(
+        3,
+        "tools/call",
+        Some(json!({"name": "alpha__echo", "arguments": {"text": "kept"}})),
+    );
+    let answer = send(mcp::modern_post(&client(), &gw.url("/mcp"), &call_echo)).await;
+    let message = only_message(&answer);
+    assert!(message["error"].is_null(), "{message}");
 }
 
 #[tokio::test]
@@ -387,10 +495,13 @@ async fn replicas_share_their_pins_through_redis() {
         &server.url("/mcp"),
         &format!("store = {{ redis = \"{}\" }}", redis.url()),
     );
-    let (a, b) = (
-        gateway(&config).start().await,
-        gateway(&config).start().await,
-    );
+    let replica = || {
+        gateway(&config)
+            .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
+            .server_line("admin_token = { env = \"TOLLGATE_ADMIN_TOKEN\" }")
+            .start()
+    };
+    let (a, b) = (replica().await, replica().await);
     // Replica A pins echo as first listed; the server then redefines it.
     let run = run_script(
         &a,
@@ -416,6 +527,16 @@ async fn replicas_share_their_pins_through_redis() {
     assert_eq!(
         only_message(&answer)["error"]["data"]["reason"],
         "pin.changed"
+    );
+    // Approved on A: B, which found the change itself, trusts it from its next call on.
+    let seen = listed_hash(&a, "alpha__echo").await;
+    let (status, body) = approve(&a, "alpha__echo", &seen).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let answer = send(mcp::modern_post(&client(), &b.url("/mcp"), &call_echo)).await;
+    let message = only_message(&answer);
+    assert!(
+        message["error"].is_null(),
+        "approved on the other replica: {message}"
     );
 }
 

@@ -277,7 +277,7 @@ pub(super) fn sealer(server: &ServerSection, report: &mut Report<'_>) -> Option<
     }
 }
 
-/// The files `[mcp_server.*]` and `session_key` read (watched for hot reload).
+/// The files `[mcp_server.*]`, `session_key` and `admin_token` read (watched for hot reload).
 pub(super) fn referenced_files(
     sections: &BTreeMap<String, Spanned<McpServerSection>>,
     server: &ServerSection,
@@ -305,10 +305,10 @@ pub(super) fn referenced_files(
         })
         .collect();
     out.extend(
-        server
-            .session_key
-            .as_ref()
-            .and_then(|k| secret_file(k.get_ref())),
+        [&server.session_key, &server.admin_token]
+            .into_iter()
+            .flatten()
+            .filter_map(|k| secret_file(k.get_ref())),
     );
     out
 }

@@ -146,6 +146,9 @@ pub struct ServerSection {
     /// Seals the session ids of federated MCP routes, so that any replica with the same key
     /// serves any session; a random key per process when absent.
     pub session_key: Option<Spanned<tollgate_plugin_api::secret_source::SecretSource>>,
+    /// Bearer token of the admin API (`/admin/v1/...` on the admin listener); the API is off
+    /// when absent.
+    pub admin_token: Option<Spanned<tollgate_plugin_api::secret_source::SecretSource>>,
 }
 
 impl Default for ServerSection {
@@ -163,6 +166,7 @@ impl Default for ServerSection {
             upgrade_sock: default_upgrade_sock(),
             watch_interval: None,
             session_key: None,
+            admin_token: None,
         }
     }
 }

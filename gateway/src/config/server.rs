@@ -1,6 +1,9 @@
 //! `[server]`: the process-level settings.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tollgate_plugin_api::secret_source::{ExposeSecret, SecretString};
 
 use toml::Spanned;
 
@@ -31,7 +34,12 @@ pub struct ServerSettings {
     pub upgrade_sock: String,
     /// Configuration polling interval; `None`: only on SIGHUP.
     pub watch_interval: Option<Duration>,
+    /// Bearer token of the admin API (off when `None`); read again on every reload.
+    pub admin_token: Option<Arc<SecretString>>,
 }
+
+/// The shortest admin token accepted: guessing one must be out of reach.
+const MIN_ADMIN_TOKEN: usize = 32;
 
 /// The settings of `section`, its problems added to `report`.
 pub(super) fn server_settings(section: &ServerSection, report: &mut Report<'_>) -> ServerSettings {
@@ -56,6 +64,26 @@ pub(super) fn server_settings(section: &ServerSection, report: &mut Report<'_>) 
             Some(d) if d.0.is_zero() => None,
             Some(d) => Some(d.0),
         },
+        admin_token: admin_token(s, report),
+    }
+}
+
+fn admin_token(section: &ServerSection, report: &mut Report<'_>) -> Option<Arc<SecretString>> {
+    let source = section.admin_token.as_ref()?;
+    match source.get_ref().load("admin_token") {
+        Ok(token) if token.expose_secret().len() >= MIN_ADMIN_TOKEN => Some(Arc::new(token)),
+        Ok(_) => {
+            report.error(
+                source.span(),
+                format!("admin_token must be at least {MIN_ADMIN_TOKEN} characters"),
+                Some("e.g. `openssl rand -base64 32`".into()),
+            );
+            None
+        }
+        Err(e) => {
+            report.error(source.span(), e.to_string(), None);
+            None
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 mod context;
 mod extensions;
@@ -31,6 +32,7 @@ pub mod units;
 mod verdict;
 mod views;
 
+pub use admin::{AdminRequest, AdminResponse};
 pub use config::PluginConfigError;
 pub use context::{Identity, RequestCtx, RouteInfo, RouteKind};
 pub use extensions::Extensions;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::HeaderMap;
 
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::config::PluginConfigError;
 use crate::context::RequestCtx;
 use crate::verdict::{Outcome, PluginError, Verdict};
@@ -82,6 +83,13 @@ pub trait Plugin: Send + Sync + 'static {
         _headers: &HeaderMap,
     ) -> Option<serde_json::Value> {
         None
+    }
+
+    /// An operator's call of this instance on the admin API
+    /// (`/admin/v1/plugins/<name>/<path>`), already authenticated; the default has no
+    /// operations (`404`). What a call changes belongs in the answer's `audit`.
+    async fn admin(&self, _request: &AdminRequest) -> AdminResponse {
+        AdminResponse::not_found()
     }
 }
 

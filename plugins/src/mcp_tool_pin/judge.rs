@@ -125,7 +125,7 @@ impl<'a> PinJudge<'a> {
             Mode::Tofu => match self
                 .pin
                 .store
-                .pin(self.route, name, &seen, &definition(tool))
+                .pin(self.route, name, &seen, || definition(tool))
             {
                 Pinned::Same => Status::Trusted,
                 Pinned::New => {

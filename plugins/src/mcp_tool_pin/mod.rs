@@ -4,6 +4,7 @@
 //! answers (`on_change = "hide"`) and its calls are refused in-band without reaching the server;
 //! `"warn"` lets it through and warns. See docs/tool-integrity.md.
 
+mod admin;
 pub mod definition;
 pub mod judge;
 pub mod lock;
@@ -28,8 +29,8 @@ use tollgate_plugin_api::config::{parse, FailureMode, PluginConfigError};
 use tollgate_plugin_api::units::DurationStr;
 use tollgate_plugin_api::McpMethod;
 use tollgate_plugin_api::{
-    Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestBody, RequestCtx,
-    ResponseChunk, ResponseHead, Verdict,
+    AdminRequest, AdminResponse, Plugin, PluginError, PluginFactory, RejectKind, Rejection,
+    RequestBody, RequestCtx, ResponseChunk, ResponseHead, Verdict,
 };
 
 /// How list filters name `mcp-tool-pin`.
@@ -247,6 +248,13 @@ impl Plugin for ToolPin {
                             seen.get(&(route.to_string(), tool.to_string())).cloned()
                         });
                     let status = match listed {
+                        // Approved since, through another replica's admin API.
+                        Some(Status::Changed { seen, .. })
+                            if self.store.is_shared()
+                                && self.store.get(&route, tool).is_some_and(|p| p.hash == seen) =>
+                        {
+                            Status::Trusted
+                        }
                         // What this instance found wrong stands; what it trusted, a shared
                         // store may know to be changed since (another replica's listing).
                         Some(status) if status != Status::Trusted || !self.store.is_shared() => {
@@ -324,6 +332,10 @@ impl Plugin for ToolPin {
         }
         cx.warnings.extend(judge.take_warnings());
         cx.notes.extend(judge.take_notes());
+    }
+
+    async fn admin(&self, request: &AdminRequest) -> AdminResponse {
+        admin::answer(self, request).await
     }
 }
 

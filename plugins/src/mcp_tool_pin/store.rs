@@ -27,6 +27,9 @@ pub struct Pin {
     /// after a restart, before any listing, is still refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<String>,
+    /// The definition of `seen`: what an operator approves through the admin API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_definition: Option<Value>,
 }
 
 /// Pins by route, then by tool (the name the route's clients see).
@@ -51,6 +54,20 @@ pub enum Pinned {
     Other(String),
     /// Not pinned, and the store cannot take new pins (it is unavailable).
     Unavailable,
+}
+
+/// Why an approval was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApproveError {
+    /// No pin of that tool on that route.
+    NoPin,
+    /// The tool's last listing is not the definition named (or it matches its pin already).
+    NotSeen {
+        /// The hash of the last listing that differed from the pin, if any.
+        seen: Option<String>,
+    },
+    /// The store could not be read or written.
+    Unavailable(String),
 }
 
 /// The pins of one plugin instance.
@@ -143,8 +160,15 @@ impl PinStore {
         self.pins.lock().ok()?.get(route)?.get(tool).cloned()
     }
 
-    /// Pins `hash` for `tool` on `route` unless another definition is pinned.
-    pub fn pin(&self, route: &str, tool: &str, hash: &str, definition: &Value) -> Pinned {
+    /// Pins `hash` for `tool` on `route` unless another definition is pinned; `definition`
+    /// is built only when it is kept (a new pin, or a listing that differs from the pin).
+    pub fn pin(
+        &self,
+        route: &str,
+        tool: &str,
+        hash: &str,
+        definition: impl FnOnce() -> Value,
+    ) -> Pinned {
         let Ok(mut pins) = self.pins.lock() else {
             return Pinned::Unavailable;
         };
@@ -155,6 +179,7 @@ impl PinStore {
                 Some(_) => Pinned::Other(pin.hash.clone()),
             };
             if pin.seen != seen {
+                pin.seen_definition = seen.is_some().then(definition);
                 pin.seen = seen;
                 let changed = pin.clone();
                 let picture = self.file.is_some().then(|| pins.clone());
@@ -171,8 +196,9 @@ impl PinStore {
         }
         let pin = Pin {
             hash: hash.to_string(),
-            definition: definition.clone(),
+            definition: definition(),
             seen: None,
+            seen_definition: None,
         };
         pins.entry(route.to_string())
             .or_default()
@@ -186,19 +212,80 @@ impl PinStore {
         Pinned::New
     }
 
-    /// Replaces the pin of `tool` on `route` (an operator approved its new definition).
-    pub fn approve(&self, route: &str, tool: &str, pin: Pin) {
-        let picture = match self.pins.lock() {
-            Ok(mut pins) => {
-                pins.entry(route.to_string())
-                    .or_default()
-                    .insert(tool.to_string(), pin.clone());
-                pins.clone()
-            }
-            Err(_) => return,
+    /// The pins of `route` (every route's when `None`), read back from Redis first if shared.
+    pub async fn list(&self, route: Option<&str>) -> Result<Pins, String> {
+        if let Some(route) = route {
+            self.refresh(route).await?;
+        }
+        let pins = self.pins.lock().map_err(|_| "the pin store is poisoned")?;
+        Ok(match route {
+            Some(route) => pins
+                .get_key_value(route)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .into_iter()
+                .collect(),
+            None => pins.clone(),
+        })
+    }
+
+    /// Makes the definition last listed of `tool` on `route`, whose hash is `hash`, its pin (an
+    /// operator approved the change); answers the pin it replaced. Kept in Redis before the
+    /// answer when shared, so that every replica trusts it from its next request on.
+    pub async fn approve_seen(
+        &self,
+        route: &str,
+        tool: &str,
+        hash: &str,
+    ) -> Result<Pin, ApproveError> {
+        self.refresh(route)
+            .await
+            .map_err(ApproveError::Unavailable)?;
+        let (old, approved) = {
+            let pins = self
+                .pins
+                .lock()
+                .map_err(|_| ApproveError::Unavailable("the pin store is poisoned".into()))?;
+            let old = pins
+                .get(route)
+                .and_then(|tools| tools.get(tool))
+                .ok_or(ApproveError::NoPin)?
+                .clone();
+            let definition = match (&old.seen, &old.seen_definition) {
+                (Some(seen), Some(definition)) if seen == hash => definition.clone(),
+                _ => {
+                    return Err(ApproveError::NotSeen {
+                        seen: old.seen.clone(),
+                    })
+                }
+            };
+            let approved = Pin {
+                hash: hash.to_string(),
+                definition,
+                seen: None,
+                seen_definition: None,
+            };
+            (old, approved)
         };
-        self.persist(picture);
-        self.write_shared(route, tool, pin, false);
+        if let Some(redis) = &self.redis {
+            redis
+                .put(route, tool, &approved)
+                .await
+                .map_err(ApproveError::Unavailable)?;
+        }
+        let picture = {
+            let mut pins = self
+                .pins
+                .lock()
+                .map_err(|_| ApproveError::Unavailable("the pin store is poisoned".into()))?;
+            pins.entry(route.to_string())
+                .or_default()
+                .insert(tool.to_string(), approved);
+            self.file.is_some().then(|| pins.clone())
+        };
+        if let Some(picture) = picture {
+            self.persist(picture);
+        }
+        Ok(old)
     }
 
     /// Writes one pin to Redis in the background (`first`: only if none is there).
@@ -297,19 +384,19 @@ mod tests {
         let store = PinStore::open(&file).unwrap();
         let definition = json!({"name": "add"});
         assert_eq!(
-            store.pin("tools", "add", "sha256:a", &definition),
+            store.pin("tools", "add", "sha256:a", || definition.clone()),
             Pinned::New
         );
         assert_eq!(
-            store.pin("tools", "add", "sha256:a", &definition),
+            store.pin("tools", "add", "sha256:a", || definition.clone()),
             Pinned::Same
         );
         assert_eq!(
-            store.pin("tools", "add", "sha256:b", &definition),
+            store.pin("tools", "add", "sha256:b", || definition.clone()),
             Pinned::Other("sha256:a".into())
         );
         assert_eq!(
-            store.pin("other", "add", "sha256:b", &definition),
+            store.pin("other", "add", "sha256:b", || definition.clone()),
             Pinned::New
         );
         store.flush();
@@ -333,18 +420,55 @@ mod tests {
             .contains("not a pin store"));
         let unwritable = PinStore::open(&dir.path().join("missing-dir/pins.json")).unwrap();
         assert_eq!(
-            unwritable.pin("r", "t", "sha256:a", &json!({})),
+            unwritable.pin("r", "t", "sha256:a", || json!({})),
             Pinned::New
         );
         unwritable.flush();
         assert!(unwritable.unavailable());
         assert_eq!(
-            unwritable.pin("r", "u", "sha256:a", &json!({})),
+            unwritable.pin("r", "u", "sha256:a", || json!({})),
             Pinned::Unavailable
         );
         assert_eq!(
-            unwritable.pin("r", "t", "sha256:a", &json!({})),
+            unwritable.pin("r", "t", "sha256:a", || json!({})),
             Pinned::Same
         );
+    }
+
+    #[tokio::test]
+    async fn only_the_definition_last_listed_can_be_approved_and_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pins.json");
+        let store = PinStore::open(&file).unwrap();
+        assert_eq!(
+            store.approve_seen("r", "t", "sha256:b").await,
+            Err(ApproveError::NoPin)
+        );
+        store.pin("r", "t", "sha256:a", || json!({"description": "a"}));
+        assert_eq!(
+            store.approve_seen("r", "t", "sha256:a").await,
+            Err(ApproveError::NotSeen { seen: None })
+        );
+        store.pin("r", "t", "sha256:b", || json!({"description": "b"}));
+        assert_eq!(
+            store.approve_seen("r", "t", "sha256:c").await,
+            Err(ApproveError::NotSeen {
+                seen: Some("sha256:b".into())
+            })
+        );
+        let replaced = store.approve_seen("r", "t", "sha256:b").await.unwrap();
+        assert_eq!(replaced.hash, "sha256:a");
+        assert_eq!(store.pin("r", "t", "sha256:b", || json!({})), Pinned::Same);
+        let pins = store.list(Some("r")).await.unwrap();
+        assert_eq!(pins["r"]["t"].definition, json!({"description": "b"}));
+        // The file has it after the background write.
+        for _ in 0..100 {
+            let written = PinStore::open(&file).unwrap().get("r", "t");
+            if written.is_some_and(|pin| pin.hash == "sha256:b") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the approval never reached the file");
     }
 }

@@ -1,5 +1,8 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (configuration loaded, the
-//! proxy listener accepting connections, not shutting down) and `/metrics` (Prometheus text).
+//! proxy listener accepting connections, not shutting down), `/metrics` (Prometheus text) and
+//! the admin API under `/admin/` ([`api`]).
+
+pub mod api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use pingora::protocols::http::ServerSession;
 
 use crate::lifecycle::Lifecycle;
 use crate::telemetry::Metrics;
+use api::AdminApi;
 
 /// The admin HTTP application.
 #[derive(Debug, Clone)]
@@ -20,11 +24,18 @@ pub struct AdminApp {
     proxy_addr: Option<SocketAddr>,
     metrics: Arc<Metrics>,
     lifecycle: Arc<Lifecycle>,
+    api: AdminApi,
 }
 
 impl AdminApp {
-    /// An admin app probing the proxy listener at `listen` (an unspecified IP probes loopback).
-    pub fn new(listen: &str, metrics: Arc<Metrics>, lifecycle: Arc<Lifecycle>) -> Self {
+    /// An admin app probing the proxy listener at `listen` (an unspecified IP probes loopback),
+    /// serving the admin API `api`.
+    pub fn new(
+        listen: &str,
+        metrics: Arc<Metrics>,
+        lifecycle: Arc<Lifecycle>,
+        api: AdminApi,
+    ) -> Self {
         let proxy_addr = listen.parse::<SocketAddr>().ok().map(|mut addr| {
             if addr.ip().is_unspecified() {
                 addr.set_ip(if addr.is_ipv4() {
@@ -39,6 +50,7 @@ impl AdminApp {
             proxy_addr,
             metrics,
             lifecycle,
+            api,
         }
     }
 
@@ -98,6 +110,7 @@ impl ServeHttp for AdminApp {
                 "proxy listener not accepting yet\n",
             ),
             "/metrics" => self.metrics_response(),
+            path if path.starts_with(api::PREFIX) => self.api.answer(session).await,
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
