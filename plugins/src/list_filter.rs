@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use tollgate_plugin_api::protocol_error;
 use tollgate_plugin_api::sse::{BodyKind, EventScanner};
-use tollgate_plugin_api::RejectKind;
+use tollgate_plugin_api::{McpMessage, McpMethod, McpRequest, RejectKind, Rejection};
 
 /// What kind of MCP object a name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +350,45 @@ impl<T: Copy> ListFilter<T> {
         Some(out)
     }
 }
+
+/// The refusal of a request whose list answers could not be told apart: a list request without
+/// an id (or with a null one), whose answer nothing could match, or one whose id another message
+/// of the batch shares as lenient clients compare ids (`1`, `1.0`, `"1"`, `-0` and `0`), whose
+/// answers a client could take for each other's. `None` when every list request is unambiguous.
+pub fn ambiguous_lists(request: &McpRequest) -> Option<Rejection> {
+    let is_list = |m: &McpMessage| {
+        matches!(
+            m.method,
+            Some(
+                McpMethod::ToolsList
+                    | McpMethod::PromptsList
+                    | McpMethod::ResourcesList
+                    | McpMethod::ResourcesTemplatesList
+            )
+        )
+    };
+    let problem = request.messages.iter().enumerate().find_map(|(i, m)| {
+        if !is_list(m) {
+            return None;
+        }
+        match &m.id {
+            None | Some(Value::Null) => Some("a list request needs an id"),
+            Some(id) => request
+                .messages
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && other.id.as_ref().is_some_and(|o| same_id(id, o)))
+                .then_some("a list request's id is shared by another message of the batch"),
+        }
+    })?;
+    Some(
+        Rejection::new(RejectKind::InvalidRequest, AMBIGUOUS_REASON, problem)
+            .with_jsonrpc_code(-32600),
+    )
+}
+
+/// The reason of [`ambiguous_lists`] refusals.
+pub const AMBIGUOUS_REASON: &str = "list.ambiguous_id";
 
 /// Whether two JSON-RPC ids name the same request for a lenient client: equal, or equal as
 /// numbers (`5`, `5.0`, `"5"`).
@@ -795,6 +834,57 @@ mod tests {
             );
             let out = String::from_utf8(out.to_vec()).unwrap();
             assert!(!out.contains("delete_all"), "{body}\n-> {out}");
+        }
+    }
+
+    #[test]
+    fn list_requests_without_an_id_or_sharing_one_are_refused() {
+        let message = |id: Option<Value>, method: McpMethod| McpMessage {
+            id,
+            method: Some(method),
+            target: None,
+        };
+        let request = |messages: Vec<McpMessage>| McpRequest {
+            batch: messages.len() > 1,
+            messages,
+        };
+        let fine = request(vec![
+            message(Some(json!(1)), McpMethod::ToolsList),
+            message(Some(json!(2)), McpMethod::ToolsCall),
+            message(None, McpMethod::NotificationsInitialized),
+        ]);
+        assert!(ambiguous_lists(&fine).is_none());
+        for (messages, what) in [
+            (vec![message(None, McpMethod::ToolsList)], "no id"),
+            (
+                vec![message(Some(Value::Null), McpMethod::PromptsList)],
+                "null id",
+            ),
+            (
+                vec![
+                    message(Some(json!(1)), McpMethod::ToolsList),
+                    message(Some(json!(1.0)), McpMethod::ToolsCall),
+                ],
+                "1 and 1.0",
+            ),
+            (
+                vec![
+                    message(Some(json!(0)), McpMethod::ToolsList),
+                    message(Some(json!(-0.0)), McpMethod::ToolsCall),
+                ],
+                "0 and -0",
+            ),
+            (
+                vec![
+                    message(Some(json!("7")), McpMethod::ResourcesList),
+                    message(Some(json!(7)), McpMethod::ToolsList),
+                ],
+                "\"7\" and 7",
+            ),
+        ] {
+            let refusal = ambiguous_lists(&request(messages)).expect(what);
+            assert_eq!(refusal.reason, AMBIGUOUS_REASON, "{what}");
+            assert_eq!(refusal.jsonrpc_code, Some(-32600), "{what}");
         }
     }
 }

@@ -22,7 +22,8 @@ upstream = {{ url = "{up}/mcp", kind = "mcp" }}
 [[route]]
 name = "llm"
 match = {{ path_prefix = "/anthropic" }}
-upstream = {{ url = "{up}", kind = "llm", strip_prefix = true, timeout = "{timeout}" }}
+# The test upstream's endpoints (/stream, /slow, ...) are not Anthropic's: all are served.
+upstream = {{ url = "{up}", kind = "llm", strip_prefix = true, timeout = "{timeout}", allow_paths = ["/*"] }}
 
 [[route]]
 name = "plain"

@@ -12,6 +12,7 @@ mod check;
 mod demo;
 mod federation;
 mod guard;
+mod hardening;
 mod jwt;
 mod mcp;
 mod metrics;

@@ -242,6 +242,47 @@ async fn a_list_answer_that_is_not_json_becomes_a_jsonrpc_error() {
     assert_warnings(&gw, "mcp", &[&["rbac.list_unreadable"]]).await;
 }
 
+/// A list request whose answer could not be told apart (no id, or an id another message of the
+/// batch shares as clients compare ids) is refused before it reaches the server: its answer
+/// could otherwise reach the client unfiltered.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_requests_with_ambiguous_ids_are_refused() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    for body in [
+        json!({"jsonrpc": "2.0", "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": null, "method": "tools/list"}),
+        json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 1.0, "method": "ping"}
+        ]),
+        json!([
+            {"jsonrpc": "2.0", "id": 0, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": -0.0, "method": "tools/list"}
+        ]),
+        json!([
+            {"jsonrpc": "2.0", "id": "3", "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 3, "method": "prompts/list"}
+        ]),
+    ] {
+        let resp = client()
+            .post(gw.url("/mcp"))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("list.ambiguous_id"), "{body}: {text}");
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "nothing reached the server"
+    );
+}
+
 /// The 8 MiB bound is for list answers: once a stream's list requests are answered, a batch's
 /// other answer of any size passes whole.
 #[tokio::test(flavor = "multi_thread")]

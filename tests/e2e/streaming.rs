@@ -51,7 +51,8 @@ upstream = {{ url = "{u}/mcp", kind = "mcp" }}
 [[route]]
 name = "llm"
 match = {{ path_prefix = "/anthropic" }}
-upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+# The test upstream's endpoints (/events/N, ...) are not Anthropic's: all are served.
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true, allow_paths = ["/*"] }}
 
 [[route]]
 name = "plain"

@@ -73,6 +73,7 @@ fn build_route(
         host: matcher.host,
         methods: matcher.methods,
         backend: target.backend,
+        llm_endpoints: target.endpoints,
         chain,
         max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
         series: OnceLock::new(),

@@ -327,6 +327,9 @@ pub struct UpstreamSection {
     /// Offer HTTP/2 to TLS upstreams (ALPN h2, http/1.1).
     #[serde(default)]
     pub http2: bool,
+    /// `llm` routes: provider endpoints served besides the defaults (`/v1/files/*`).
+    #[serde(default)]
+    pub allow_paths: Vec<Spanned<String>>,
 }
 
 fn default_true() -> bool {

@@ -10,6 +10,7 @@ use super::mcp_servers::Servers;
 use super::report::Report;
 use super::schema::{UpstreamKind, UpstreamSection};
 use crate::federation::{Federation, Sealer};
+use crate::routing::endpoints::{check_pattern, LlmEndpoints};
 use crate::routing::{Backend, Upstream, UpstreamOptions};
 
 /// A route's upstream, checked.
@@ -20,6 +21,8 @@ pub(super) struct Target {
     pub provider: Option<Arc<str>>,
     /// Where requests go.
     pub backend: Backend,
+    /// `llm` routes: the provider endpoints served.
+    pub endpoints: Option<LlmEndpoints>,
 }
 
 /// What federated routes are built with.
@@ -45,6 +48,7 @@ pub(super) fn build(
         UpstreamKind::Llm => RouteKind::Llm,
     };
     let provider = provider(kind, up.provider.as_ref(), report);
+    let endpoints = endpoints(kind, &up.allow_paths, report);
     let url = match (&up.url, &up.servers) {
         (Some(_), Some(servers)) => {
             report.error(
@@ -64,6 +68,7 @@ pub(super) fn build(
                 kind,
                 provider: provider?,
                 backend: Backend::Federated(Arc::new(federation)),
+                endpoints: None,
             });
         }
         (Some(url), None) => url,
@@ -99,6 +104,39 @@ pub(super) fn build(
         kind,
         provider: provider?,
         backend: Backend::Proxy(upstream?),
+        endpoints: endpoints?,
+    })
+}
+
+/// The endpoints an `llm` route serves (`Some(None)` for other kinds); `None` when
+/// `allow_paths` is invalid.
+fn endpoints(
+    kind: RouteKind,
+    allow_paths: &[Spanned<String>],
+    report: &mut Report<'_>,
+) -> Option<Option<LlmEndpoints>> {
+    if kind != RouteKind::Llm {
+        if let Some(first) = allow_paths.first() {
+            report.error(
+                first.span(),
+                "`allow_paths` is only for kind = \"llm\"",
+                None,
+            );
+            return None;
+        }
+        return Some(None);
+    }
+    let mut ok = true;
+    for path in allow_paths {
+        if let Some(problem) = check_pattern(path.get_ref()) {
+            report.error(path.span(), problem, None);
+            ok = false;
+        }
+    }
+    ok.then(|| {
+        Some(LlmEndpoints::new(
+            allow_paths.iter().map(|p| p.get_ref().clone()).collect(),
+        ))
     })
 }
 

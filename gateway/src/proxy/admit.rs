@@ -1,6 +1,7 @@
 //! The first stage of every request: the well-known documents, routing, the plugins' view of
 //! the request, and the declared body size.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header::CONTENT_LENGTH;
@@ -14,7 +15,7 @@ use super::context::ProxyCtx;
 use super::error::GatewayError;
 use super::well_known;
 use crate::config::RuntimeConfig;
-use crate::routing::{NoRoute, Route};
+use crate::routing::{path, NoRoute, Route};
 
 /// What the first look at a request decided.
 pub(super) enum Admission {
@@ -29,7 +30,14 @@ pub(super) enum Admission {
 
 /// Routes the request and builds the plugins' view of it. Synchronous: the caller answers what
 /// it decided, so no future of this stage sits between Pingora's and the answer's.
-pub(super) fn admit(session: &Session, ctx: &mut ProxyCtx, config: &RuntimeConfig) -> Admission {
+pub(super) fn admit(
+    session: &mut Session,
+    ctx: &mut ProxyCtx,
+    config: &RuntimeConfig,
+) -> Admission {
+    if let Err(error) = normalize_path(session.req_header_mut()) {
+        return Admission::Refused(error);
+    }
     if let Some(doc) = well_known::protected_resource(config, session.req_header()) {
         return Admission::WellKnown(doc);
     }
@@ -39,12 +47,38 @@ pub(super) fn admit(session: &Session, ctx: &mut ProxyCtx, config: &RuntimeConfi
     };
     ctx.cx = Some(request_ctx(session, &route, ctx));
     ctx.route = Some(route.clone());
+    if !route.serves_endpoint(session.req_header().uri.path()) {
+        return Admission::Refused(GatewayError::EndpointNotServed);
+    }
     if declared_length(session.req_header()).is_some_and(|len| len > route.max_body) {
         return Admission::Refused(GatewayError::TooLarge {
             limit: Some(route.max_body),
         });
     }
     Admission::Routed(route)
+}
+
+/// Puts the request's path in its normal form (`routing::path`), which routes match and
+/// upstreams receive; the query is kept as sent.
+fn normalize_path(req: &mut RequestHeader) -> Result<(), GatewayError> {
+    let normal = match path::normalize(req.uri.path())? {
+        Cow::Borrowed(_) => return Ok(()),
+        Cow::Owned(normal) => normal,
+    };
+    let path_and_query = match req.uri.query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .map_err(|_| GatewayError::InvalidPath(path::PathError::BadEscape))?,
+    );
+    let uri = http::Uri::from_parts(parts)
+        .map_err(|_| GatewayError::InvalidPath(path::PathError::BadEscape))?;
+    req.set_uri(uri);
+    Ok(())
 }
 
 /// The route for the request, or why there is none.

@@ -16,6 +16,12 @@ pub enum GatewayError {
     /// A route matches the path but not the method.
     #[error("this route does not take this method")]
     MethodNotAllowed,
+    /// The path cannot be normalised safely.
+    #[error("{0}")]
+    InvalidPath(#[from] crate::routing::path::PathError),
+    /// An `llm` route that does not forward this provider endpoint.
+    #[error("this route does not serve this endpoint of the provider's API")]
+    EndpointNotServed,
     /// The request body is over the route's `max_body` (`limit` when known before streaming).
     #[error("{}", too_large_message(.limit))]
     TooLarge {
@@ -51,6 +57,9 @@ pub enum GatewayError {
     /// The TLS handshake with the upstream failed.
     #[error("TLS with the upstream failed")]
     UpstreamTls,
+    /// The upstream answered an encoded (compressed) body although asked for `identity`.
+    #[error("the upstream answered compressed content, which the gateway cannot inspect")]
+    UpstreamEncoded,
     /// The upstream answered with something unusable or hung up.
     #[error("the upstream failed")]
     UpstreamFailed,
@@ -77,6 +86,8 @@ impl GatewayError {
         match self {
             Self::RouteNotFound => "route.not_found",
             Self::MethodNotAllowed => "route.method_not_allowed",
+            Self::InvalidPath(_) => "request.invalid_path",
+            Self::EndpointNotServed => "route.endpoint_not_served",
             Self::TooLarge { .. } => "request.too_large",
             Self::InvalidJsonRpc { code, .. }
                 if *code == crate::protocol::mcp_headers::HEADER_MISMATCH =>
@@ -91,6 +102,7 @@ impl GatewayError {
             Self::UpstreamTimeout => "upstream.timeout",
             Self::UpstreamTls => "upstream.tls",
             Self::UpstreamFailed => "upstream.error",
+            Self::UpstreamEncoded => "upstream.encoded_answer",
             Self::ClientGone => "client.disconnected",
             Self::Internal => "gateway.error",
         }
@@ -99,7 +111,8 @@ impl GatewayError {
     /// The HTTP status answered; `None` when there is no one to answer.
     pub fn status(&self) -> Option<StatusCode> {
         Some(match self {
-            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::EndpointNotServed => StatusCode::NOT_FOUND,
+            Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidJsonRpc { .. } | Self::InvalidJson => StatusCode::BAD_REQUEST,
@@ -108,6 +121,7 @@ impl GatewayError {
             Self::UpstreamUnresolved(_)
             | Self::UpstreamUnavailable
             | Self::UpstreamTls
+            | Self::UpstreamEncoded
             | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ClientGone => return None,
@@ -119,6 +133,8 @@ impl GatewayError {
         match self {
             Self::RouteNotFound
             | Self::MethodNotAllowed
+            | Self::InvalidPath(_)
+            | Self::EndpointNotServed
             | Self::TooLarge { .. }
             | Self::InvalidJsonRpc { .. }
             | Self::InvalidJson => RejectKind::InvalidRequest,

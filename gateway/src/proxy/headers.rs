@@ -9,7 +9,7 @@
 //! few standard ones), which HTTP allows (names are case-insensitive, RFC 9110 §5.1), and an
 //! edit is one `HeaderMap` operation instead of a name parse and two map updates.
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
@@ -112,6 +112,8 @@ pub fn upstream_request(
         }
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+    // The answer is read (usage, guards, list filters): it must come as it is.
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = client.method.clone();
     parts.uri = upstream_uri(route, cx)?;

@@ -2,6 +2,8 @@
 //! the plugin chain) and what the proxy looks requests up in. `config` builds it, `proxy` reads
 //! it; it knows neither.
 
+pub mod endpoints;
+pub mod path;
 pub mod route;
 pub mod upstream;
 

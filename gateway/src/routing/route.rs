@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use http::Method;
 use tollgate_plugin_api::{Plugin, RouteInfo};
 
+use super::endpoints::LlmEndpoints;
 use super::upstream::Upstream;
 use crate::federation::Federation;
 use crate::telemetry::metrics::RouteSeries;
@@ -21,6 +22,8 @@ pub struct Route {
     pub methods: Vec<Method>,
     /// Where requests go.
     pub backend: Backend,
+    /// `llm` routes: the provider endpoints forwarded (others are refused, 404).
+    pub llm_endpoints: Option<LlmEndpoints>,
     /// The plugin chain, in order.
     pub chain: Vec<Arc<dyn Plugin>>,
     /// Request body limit in bytes.
@@ -59,6 +62,17 @@ impl Route {
         match &self.backend {
             Backend::Proxy(upstream) => Some(upstream),
             Backend::Federated(_) => None,
+        }
+    }
+
+    /// Whether this route forwards a request for `path`: every path but, on `llm` routes, the
+    /// provider endpoints it serves.
+    pub fn serves_endpoint(&self, path: &str) -> bool {
+        match (&self.llm_endpoints, self.upstream()) {
+            (Some(endpoints), Some(upstream)) => {
+                endpoints.allows(upstream.endpoint_path(&self.path_prefix, path))
+            }
+            _ => true,
         }
     }
 

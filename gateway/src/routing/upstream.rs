@@ -149,6 +149,22 @@ impl Upstream {
         self.read_timeout
     }
 
+    /// The part of a request `path` (matched by `prefix`) that names the endpoint of the
+    /// upstream's API: what follows the prefix when the upstream replaces it (URL path or
+    /// `strip_prefix`), else the whole path; `/` when empty.
+    pub fn endpoint_path<'a>(&self, prefix: &str, path: &'a str) -> &'a str {
+        let rest = if self.base_path.is_some() || self.strip_prefix {
+            path.get(prefix.trim_end_matches('/').len()..).unwrap_or("")
+        } else {
+            path
+        };
+        if rest.is_empty() {
+            "/"
+        } else {
+            rest
+        }
+    }
+
     /// The upstream path for a request `path_and_query` that matched `prefix`.
     pub fn upstream_path(&self, prefix: &str, path_and_query: &str) -> String {
         let replace = self.base_path.is_some() || self.strip_prefix;
@@ -259,6 +275,20 @@ mod tests {
         );
         assert_eq!(up.upstream_path("/anthropic", "/anthropic"), "/");
         assert_eq!(up.authority(), "api.anthropic.com");
+    }
+
+    #[test]
+    fn the_endpoint_path_is_what_follows_the_base() {
+        let stripped = upstream("https://api.anthropic.com", true);
+        assert_eq!(
+            stripped.endpoint_path("/anthropic", "/anthropic/v1/messages"),
+            "/v1/messages"
+        );
+        assert_eq!(stripped.endpoint_path("/anthropic", "/anthropic"), "/");
+        let kept = upstream("https://api.anthropic.com", false);
+        assert_eq!(kept.endpoint_path("/", "/v1/messages"), "/v1/messages");
+        let based = upstream("https://proxy.example/anthropic", false);
+        assert_eq!(based.endpoint_path("/llm/", "/llm/v1/models"), "/v1/models");
     }
 
     #[test]

@@ -133,6 +133,9 @@ impl Plugin for McpRbac {
                 }
             }
         }
+        if let Some(refusal) = crate::list_filter::ambiguous_lists(request) {
+            return Ok(Verdict::Reject(refusal));
+        }
         let pending: Vec<PendingList> = request
             .messages
             .iter()

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::definition::{definition, hash};
+use super::scan::ToolNames;
 use super::store::Pinned;
 use super::{Mode, OnChange, ToolPin};
 use crate::list_filter::{Judged, ListJudge, Target};
@@ -105,9 +106,15 @@ impl<'a> PinJudge<'a> {
         std::mem::take(&mut self.notes)
     }
 
-    /// What `tool` is now; `others` are the names of other servers' tools in the same list.
-    fn status(&self, name: &str, tool: &Value, others: &[&str]) -> Status {
-        if let Some(finding) = self.pin.scanner.as_ref().and_then(|s| s.scan(tool, others)) {
+    /// What `tool` is now; `names` are the tools of the same list (when the scan runs).
+    fn status(&self, name: &str, tool: &Value, names: Option<&ToolNames>) -> Status {
+        let finding = self
+            .pin
+            .scanner
+            .as_ref()
+            .zip(names)
+            .and_then(|(scanner, names)| scanner.scan(tool, names));
+        if let Some(finding) = finding {
             return Status::Suspicious {
                 finding: finding.to_string(),
             };
@@ -142,32 +149,6 @@ impl<'a> PinJudge<'a> {
     }
 }
 
-/// The server part of an exposed name (`gh` of `gh__create_issue`), empty when unprefixed.
-fn prefix_of(name: &str) -> &str {
-    name.split_once("__").map_or("", |(prefix, _)| prefix)
-}
-
-/// The names of the tools of `entries` that belong to another server than `name`'s: their
-/// exposed names, and their own names when distinctive (with `_` or `-`).
-fn other_servers_tools<'n>(names: &[&'n str], name: &str) -> Vec<&'n str> {
-    let prefix = prefix_of(name);
-    let mut others = Vec::new();
-    for other in names {
-        let other_prefix = prefix_of(other);
-        if other_prefix == prefix {
-            continue;
-        }
-        others.push(*other);
-        let own = other
-            .strip_prefix(other_prefix)
-            .and_then(|o| o.strip_prefix("__"));
-        if let Some(own) = own.filter(|o| o.contains(['_', '-'])) {
-            others.push(own);
-        }
-    }
-    others
-}
-
 impl ListJudge for PinJudge<'_> {
     fn judge(&mut self, target: Target, result: &mut Map<String, Value>) -> Judged {
         if target != Target::Tool {
@@ -186,11 +167,16 @@ impl ListJudge for PinJudge<'_> {
             })
             .collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Built only when the scan runs: one automaton for the whole list.
+        let index = self
+            .pin
+            .scanner
+            .as_ref()
+            .map(|_| ToolNames::new(&name_refs));
         let mut keep = Vec::with_capacity(tools.len());
         let mut statuses = Vec::with_capacity(tools.len());
         for (tool, name) in tools.iter().zip(&name_refs) {
-            let others = other_servers_tools(&name_refs, name);
-            let status = self.status(name, tool, &others);
+            let status = self.status(name, tool, index.as_ref());
             let kept = match status.reason() {
                 None => true,
                 Some(reason) => {
@@ -219,20 +205,5 @@ impl ListJudge for PinJudge<'_> {
         let mut kept = keep.into_iter();
         tools.retain(|_| kept.next().unwrap_or(false));
         (tools.len() != before).into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn other_servers_tools_are_named_by_their_exposed_and_distinctive_own_names() {
-        let names = ["math__add", "math__sub", "gh__create_issue", "gh__list"];
-        assert_eq!(
-            other_servers_tools(&names, "math__add"),
-            ["gh__create_issue", "create_issue", "gh__list"]
-        );
-        assert!(other_servers_tools(&["add", "sub"], "add").is_empty());
     }
 }

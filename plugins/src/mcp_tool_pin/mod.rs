@@ -239,6 +239,9 @@ impl Plugin for ToolPin {
         let Some(request) = cx.mcp() else {
             return Ok(Verdict::Continue);
         };
+        if let Some(refusal) = crate::list_filter::ambiguous_lists(request) {
+            return Ok(Verdict::Reject(refusal));
+        }
         for message in &request.messages {
             match message.method.as_ref() {
                 Some(McpMethod::ToolsCall) => {

@@ -2,6 +2,7 @@
 //! `prompt_injection` detector of `prompt-guard`), invisible or bidirectional Unicode, or the
 //! names of other servers' tools, in its name, title, description or any text of its schemas.
 
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
 use crate::mcp_tool_pin::definition::definition;
@@ -44,9 +45,8 @@ impl Scanner {
         })
     }
 
-    /// The first finding in `tool`'s definition; `others` are the names of the tools of other
-    /// servers in the same list (exposed names, and the servers' own names when distinctive).
-    pub fn scan(&self, tool: &Value, others: &[&str]) -> Option<Finding> {
+    /// The first finding in `tool`'s definition; `names` are the tools of the same list.
+    pub fn scan(&self, tool: &Value, names: &ToolNames) -> Option<Finding> {
         let definition = definition(tool);
         let mut texts = Vec::new();
         collect_texts(&definition, &mut texts);
@@ -59,12 +59,65 @@ impl Scanner {
             return Some(Finding::Injection);
         }
         let own_name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-        others
+        texts
             .iter()
-            .filter(|other| **other != own_name)
-            .find(|other| texts.iter().any(|text| mentions(text, other)))
-            .map(|other| Finding::OtherTool((*other).to_string()))
+            .find_map(|text| names.other_in(text, own_name))
+            .map(|other| Finding::OtherTool(other.to_string()))
     }
+}
+
+/// The tools of one list, for finding the name of another server's tool in a text: their
+/// exposed names, and their own names when distinctive (holding `_` or `-`), each with its
+/// server's prefix. One automaton per list: a text is read once, whatever the number of tools.
+#[derive(Debug)]
+pub struct ToolNames {
+    /// `(name, server prefix)` by pattern index.
+    patterns: Vec<(String, String)>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl ToolNames {
+    /// The names of `exposed` (`gh__create_issue`; unprefixed on a plain route, where no name
+    /// belongs to another server).
+    pub fn new(exposed: &[&str]) -> Self {
+        let mut patterns = Vec::new();
+        for name in exposed {
+            let prefix = prefix_of(name);
+            if prefix.is_empty() {
+                continue;
+            }
+            patterns.push((name.to_string(), prefix.to_string()));
+            let own = &name[prefix.len() + 2..];
+            if own.contains(['_', '-']) {
+                patterns.push((own.to_string(), prefix.to_string()));
+            }
+        }
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            AhoCorasick::new(patterns.iter().map(|(name, _)| name)).ok()
+        };
+        Self {
+            patterns,
+            automaton,
+        }
+    }
+
+    /// The first name in `text`, as a word, of a tool of another server than `own`'s.
+    fn other_in(&self, text: &str, own: &str) -> Option<&str> {
+        let automaton = self.automaton.as_ref()?;
+        let own_prefix = prefix_of(own);
+        automaton.find_overlapping_iter(text).find_map(|found| {
+            let (name, prefix) = self.patterns.get(found.pattern().as_usize())?;
+            (prefix != own_prefix && name != own && is_word(text, found.start(), found.end()))
+                .then_some(name.as_str())
+        })
+    }
+}
+
+/// The server part of an exposed name (`gh` of `gh__create_issue`), empty when unprefixed.
+pub fn prefix_of(name: &str) -> &str {
+    name.split_once("__").map_or("", |(prefix, _)| prefix)
 }
 
 /// Every string of `value`: object keys (property names are text a model reads) and values.
@@ -94,17 +147,12 @@ pub fn is_hidden(c: char) -> bool {
         | 0xE0100..=0xE01EF)
 }
 
-/// Whether `text` names `name` as a word (not inside a longer identifier).
-fn mentions(text: &str, name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
+/// Whether `text[start..end]` is a word (not inside a longer identifier).
+fn is_word(text: &str, start: usize, end: usize) -> bool {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
-    text.match_indices(name).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + name.len()..].chars().next();
-        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
-    })
+    let before = text.get(..start).and_then(|t| t.chars().next_back());
+    let after = text.get(end..).and_then(|t| t.chars().next());
+    !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
 }
 
 #[cfg(test)]
@@ -120,7 +168,7 @@ mod tests {
     #[test]
     fn poisoned_descriptions_hidden_characters_and_other_tools_are_found() {
         let scanner = Scanner::new().unwrap();
-        let others = ["gh__delete_repo", "send_email"];
+        let others = ToolNames::new(&["math__add", "gh__delete_repo", "mail__send_email"]);
         assert_eq!(scanner.scan(&tool("Adds two numbers."), &others), None);
         assert_eq!(
             scanner.scan(
@@ -152,5 +200,24 @@ mod tests {
             scanner.scan(&schema_poisoned, &others),
             Some(Finding::Injection)
         );
+    }
+
+    #[test]
+    fn other_servers_tools_are_named_by_their_exposed_and_distinctive_own_names() {
+        let names = ToolNames::new(&["math__add", "math__sub", "gh__create_issue", "gh__list"]);
+        let found = |text: &str| names.other_in(text, "math__add").map(str::to_string);
+        assert_eq!(
+            found("then gh__create_issue"),
+            Some("gh__create_issue".into())
+        );
+        assert_eq!(found("then create_issue"), Some("create_issue".into()));
+        assert_eq!(found("then list them"), None, "`list` is not distinctive");
+        assert_eq!(found("then math__sub"), None, "the same server");
+        assert_eq!(
+            names.other_in("calls math__add", "gh__list"),
+            Some("math__add")
+        );
+        let plain = ToolNames::new(&["add", "send_email"]);
+        assert_eq!(plain.other_in("send_email", "add"), None, "one server");
     }
 }

@@ -100,7 +100,15 @@ async fn handle(
     // `x-test-bad-byte: 1`: the answer carries a byte that is not UTF-8 (in every SSE chunk, a
     // comment event; in a JSON answer, inside its first text).
     let bad_byte = headers.contains_key("x-test-bad-byte");
-    let response = route(rec, method, uri, headers, body, &path).await;
+    // `x-test-content-encoding: E`: the answer is labelled `Content-Encoding: E` (whatever the
+    // request's `Accept-Encoding`), as a server that compresses regardless would.
+    let encoding = headers.get("x-test-content-encoding").cloned();
+    let mut response = route(rec, method, uri, headers, body, &path).await;
+    if let Some(encoding) = encoding {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_ENCODING, encoding);
+    }
     match (crlf, bad_byte) {
         (true, _) => rewrite_chunks(response, false, |bytes| {
             String::from_utf8_lossy(bytes)

@@ -63,6 +63,14 @@ pub(super) async fn send_request(
             return Ok(None);
         };
         match result {
+            Ok(mut upstream) if is_encoded(upstream.response_header()) => {
+                // Asked for `identity`, answered compressed: what plugins and usage accounting
+                // read would be unreadable, so nothing of it passes.
+                upstream.shutdown().await;
+                tracing::warn!(route = %route.info.name, "upstream answered with a Content-Encoding although asked for identity");
+                respond::fail(session, ctx, &GatewayError::UpstreamEncoded).await?;
+                return Ok(None);
+            }
             Ok(upstream) => {
                 return Ok(Some(Upstream {
                     session: upstream,
@@ -79,6 +87,16 @@ pub(super) async fn send_request(
             }
         }
     }
+}
+
+/// Whether an answer's body is encoded (`Content-Encoding` other than `identity`).
+fn is_encoded(head: Option<&pingora::http::ResponseHeader>) -> bool {
+    head.is_some_and(|head| {
+        head.headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
+    })
 }
 
 /// One attempt: the error says whether the connection came from the pool.

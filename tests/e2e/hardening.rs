@@ -1,0 +1,250 @@
+//! Regression tests of what an attacker found (issue "Hardening"): each request here once
+//! reached what it must not. Requests are written byte for byte on a TCP socket, because HTTP
+//! clients normalise paths themselves.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::gateway;
+use crate::common::tokens::hs256_token;
+use crate::common::upstream::TestUpstream;
+
+const SECRET: &str = "hardening-tests-hmac-secret-0123456789";
+
+/// Sends `head` (request line and headers, without the blank line) and `body` on a new
+/// connection; answers the status and the body.
+async fn raw(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "{head}\r\nHost: gw.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write the request");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A public `/sdk` route and a protected `/sdk/mcp` one on the same upstream, with
+/// `/public` and `/private` the same way.
+fn split_routes(upstream: &str) -> String {
+    format!(
+        "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\n\
+         [[route]]\nname = \"sdk-public\"\nmatch = {{ path_prefix = \"/sdk\" }}\n\
+         upstream = {{ url = \"{upstream}\" }}\n\n\
+         [[route]]\nname = \"sdk-mcp\"\nmatch = {{ path_prefix = \"/sdk/mcp\" }}\n\
+         upstream = {{ url = \"{upstream}\" }}\nplugins = [\"auth\"]\n\n\
+         [[route]]\nname = \"public\"\nmatch = {{ path_prefix = \"/public\" }}\n\
+         upstream = {{ url = \"{upstream}\" }}\n\n\
+         [[route]]\nname = \"private\"\nmatch = {{ path_prefix = \"/private\" }}\n\
+         upstream = {{ url = \"{upstream}\" }}\nplugins = [\"auth\"]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_match_the_normalised_path_and_upstreams_receive_it() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&split_routes(&up.url()))
+        .env("E2E_HARDENING_SECRET", SECRET)
+        .start()
+        .await;
+    // Spellings of a protected path: each reaches the protected route, which wants a token.
+    for path in [
+        "/sdk/%6Dcp",
+        "/sdk/%6dcp",
+        "/sdk//mcp",
+        "/sdk/./mcp",
+        "/public/../private/x",
+        "/public/%2e%2e/private/x",
+        "/public/.%2E/private/x",
+    ] {
+        let (status, body) = raw(gw.addr, &format!("POST {path} HTTP/1.1"), "{}").await;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "nothing reached the upstream without a token"
+    );
+    // With a token, the upstream is sent the path the route matched.
+    let token = hs256_token(SECRET, "alice", "staff");
+    let mut stream_paths = Vec::new();
+    for path in ["/public/../private/x?q=%2F", "/sdk/%6Dcp"] {
+        let head = format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer {token}");
+        let (status, body) = raw(gw.addr, &head, "").await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let seen: Value = serde_json::from_str(&body).expect("the upstream's echo");
+        stream_paths.push(seen["uri"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(stream_paths, ["/private/x?q=%2F", "/sdk/mcp"]);
+    // What upstreams could read as another path is refused.
+    for path in [
+        "/sdk%2Fmcp",
+        "/sdk%2fmcp",
+        "/sdk%5Cmcp",
+        "/sdk\\mcp",
+        "/sdk;x=1/mcp",
+        "/sdk/%256Dcp",
+        "/sdk/%zz",
+        "/sdk/%00",
+    ] {
+        let (status, body) = raw(gw.addr, &format!("POST {path} HTTP/1.1"), "{}").await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(
+            error["error"]["code"], "request.invalid_path",
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(up.recorder.requests().len(), 2);
+}
+
+fn llm_route(upstream: &str, extra: &str) -> String {
+    format!(
+        "[[route]]\nname = \"anthropic\"\nmatch = {{ path_prefix = \"/anthropic\" }}\n\
+         upstream = {{ url = \"{upstream}\", kind = \"llm\", strip_prefix = true{extra} }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_llm_route_forwards_only_the_endpoints_it_understands() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&llm_route(&up.url(), "")).start().await;
+    for (method, path) in [
+        ("POST", "/anthropic/v1/messages/batches"),
+        ("GET", "/anthropic/v1/messages/batches"),
+        ("GET", "/anthropic/v1/messages/batches/msgbatch_01/results"),
+        ("GET", "/anthropic/v1/files"),
+        ("POST", "/anthropic/v1/complete"),
+        ("GET", "/anthropic/v1/mess%61ges/batches"),
+    ] {
+        let (status, body) = raw(gw.addr, &format!("{method} {path} HTTP/1.1"), "").await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        let error: Value = serde_json::from_str(&body).expect("Anthropic error JSON");
+        assert_eq!(error["type"], "error", "{body}");
+        assert_eq!(error["error"]["type"], "not_found_error", "{body}");
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "the gateway's key went nowhere"
+    );
+    let (status, body) = raw(gw.addr, "GET /anthropic/v1/models HTTP/1.1", "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw(
+        gw.addr,
+        "GET /anthropic/v1/models/claude-sonnet-4-5 HTTP/1.1",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Listed by the operator: forwarded.
+    let gw = gateway(&llm_route(
+        &up.url(),
+        ", allow_paths = [\"/v1/messages/batches\", \"/v1/messages/batches/*\"]",
+    ))
+    .start()
+    .await;
+    let (status, body) = raw(
+        gw.addr,
+        "GET /anthropic/v1/messages/batches/msgbatch_01 HTTP/1.1",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = raw(gw.addr, "GET /anthropic/v1/files HTTP/1.1", "").await;
+    assert_eq!(status, 404);
+    let seen: Vec<String> = up
+        .recorder
+        .requests()
+        .iter()
+        .map(|r| r.uri.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "/v1/models",
+            "/v1/models/claude-sonnet-4-5",
+            "/v1/messages/batches/msgbatch_01"
+        ]
+    );
+}
+
+#[test]
+fn allow_paths_are_checked_where_they_are_written() {
+    let (code, output, _) = tollgate_testkit::check(
+        &crate::common::tollgate_bin(),
+        &llm_route("http://127.0.0.1:9", ", allow_paths = [\"/v1/*/x\"]"),
+        &[],
+    );
+    assert_ne!(code, 0, "{output}");
+    assert!(
+        output.contains("check.toml:4:") && output.contains("last segment"),
+        "{output}"
+    );
+    let (code, output, _) = tollgate_testkit::check(
+        &crate::common::tollgate_bin(),
+        "[[route]]\nname = \"web\"\nmatch = { path_prefix = \"/\" }\n\
+         upstream = { url = \"http://127.0.0.1:9\", allow_paths = [\"/x\"] }\n",
+        &[],
+    );
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("only for kind = \"llm\""), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_are_asked_for_plain_answers_and_compressed_ones_never_pass() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        "{}\n[[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\n",
+        llm_route(&up.url(), ""),
+        up.url()
+    );
+    let gw = gateway(&config).start().await;
+    let message = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let mcp_head = "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n\
+                    Accept: application/json, text/event-stream\r\n\
+                    MCP-Protocol-Version: 2025-11-25";
+    for (head, body) in [
+        (
+            "POST /anthropic/v1/messages HTTP/1.1\r\nContent-Type: application/json".to_string(),
+            message,
+        ),
+        (mcp_head.to_string(), list),
+    ] {
+        let asking = format!("{head}\r\nAccept-Encoding: gzip, br");
+        let (status, answer) = raw(gw.addr, &asking, body).await;
+        assert_eq!(status, 200, "{answer}");
+        let sent = up.recorder.requests().pop().expect("forwarded");
+        assert_eq!(
+            sent.headers["accept-encoding"], "identity",
+            "{head}: the client's encodings are not passed on"
+        );
+        let compressed = format!("{head}\r\nX-Test-Content-Encoding: gzip");
+        let (status, answer) = raw(gw.addr, &compressed, body).await;
+        assert_eq!(status, 502, "{head}: {answer}");
+        assert!(
+            answer.contains("upstream.encoded_answer") || answer.contains("compressed"),
+            "{answer}"
+        );
+    }
+}
