@@ -129,7 +129,10 @@ async fn sleep_or_forever(interval: Option<Duration>) {
 fn fingerprint(path: &Path, files: &[PathBuf]) -> u64 {
     let mut hasher = DefaultHasher::new();
     for file in std::iter::once(path).chain(files.iter().map(PathBuf::as_path)) {
-        match std::fs::read(file) {
+        match tollgate_plugin_api::files::read_limited(
+            file,
+            tollgate_plugin_api::files::MAX_CONFIG_FILE,
+        ) {
             Ok(bytes) => bytes.hash(&mut hasher),
             Err(error) => error.kind().hash(&mut hasher),
         }

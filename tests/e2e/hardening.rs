@@ -248,3 +248,117 @@ async fn upstreams_are_asked_for_plain_answers_and_compressed_ones_never_pass() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_plugins_would_not_judge_never_pass() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        "[plugin.tool-access]\ntype = \"mcp-rbac\"\nrules = [{{ tools = [\"add\"], claim = \"sub\", any_of = [\"nobody\"] }}]\n\n\
+         {}\n[[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\nplugins = [\"tool-access\"]\n",
+        llm_route(&up.url(), ""),
+        up.url()
+    );
+    let gw = gateway(&config).start().await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_all","arguments":{}}}"#;
+    let message = r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}"#;
+    for (head, body) in [
+        ("PUT /mcp HTTP/1.1\r\nContent-Type: application/json", call),
+        (
+            "DELETE /mcp HTTP/1.1\r\nContent-Type: application/json",
+            call,
+        ),
+        ("GET /mcp HTTP/1.1\r\nContent-Type: application/json", call),
+        (
+            "PUT /anthropic/v1/messages HTTP/1.1\r\nContent-Type: application/json",
+            message,
+        ),
+    ] {
+        let (status, answer) = raw(gw.addr, head, body).await;
+        assert_eq!(status, 400, "{head}: {answer}");
+        assert!(
+            answer.contains("request.unexpected_body") || answer.contains("only POST"),
+            "{answer}"
+        );
+    }
+    // The same call as a POST is judged (and refused by the rule).
+    let post = "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n\
+                Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25";
+    let (status, answer) = raw(gw.addr, post, call).await;
+    assert!(answer.contains("rbac.denied"), "{status}: {answer}");
+    // 2026-07-28 headers that contradict the body are refused before any policy.
+    let lying = format!("{post}\r\nMcp-Method: tools/call\r\nMcp-Name: add");
+    let (status, answer) = raw(gw.addr, &lying, call).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("-32020"), "{answer}");
+    assert!(
+        up.recorder.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+}
+
+/// Runs `tollgate check -c config`; `None` when it has not ended within 10 s (killed then).
+fn check_within_deadline(config: &std::path::Path) -> Option<(bool, String)> {
+    let mut child = std::process::Command::new(crate::common::tollgate_bin())
+        .args(["check", "-c"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tollgate check");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            let output = child.wait_with_output().expect("output");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            return Some((output.status.success(), text));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn files_the_configuration_names_are_regular_and_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("secret.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let huge = dir.path().join("huge.secret");
+    std::fs::write(&huge, vec![b'x'; 70 * 1024]).expect("write");
+    for (secret, expected) in [
+        (&fifo, "not a regular file"),
+        (&huge, "limit of 65536 bytes"),
+    ] {
+        let config = dir.path().join("tollgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ file = {:?} }}\n\n\
+                 [[route]]\nname = \"web\"\nmatch = {{ path_prefix = \"/\" }}\n\
+                 upstream = {{ url = \"http://127.0.0.1:9\" }}\nplugins = [\"auth\"]\n",
+                secret.display().to_string()
+            ),
+        )
+        .expect("config");
+        let (ok, output) =
+            check_within_deadline(&config).expect("check ends instead of waiting on the file");
+        assert!(!ok, "{output}");
+        assert!(output.contains(expected), "{output}");
+    }
+    // The configuration itself, as a FIFO: an error, not a wait.
+    let config_fifo = dir.path().join("config.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&config_fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let (ok, output) = check_within_deadline(&config_fifo).expect("check ends");
+    assert!(!ok && output.contains("not a regular file"), "{output}");
+}

@@ -163,7 +163,10 @@ fn http_endpoint(
     let headers = headers(&s.headers, report);
     let ca_pem = match &s.ca_file {
         None => None,
-        Some(file) => match std::fs::read(file.get_ref()) {
+        Some(file) => match tollgate_plugin_api::files::read_limited(
+            std::path::Path::new(file.get_ref()),
+            tollgate_plugin_api::files::MAX_CONFIG_FILE,
+        ) {
             Ok(pem) => Some(pem),
             Err(e) => {
                 report.error(

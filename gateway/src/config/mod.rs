@@ -26,6 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tollgate_plugin_api::files::{read_limited_string, MAX_CONFIG_FILE};
 use tollgate_plugin_api::PluginRegistry;
 
 pub use defaults::MAX_BODY as DEFAULT_MAX_BODY;
@@ -69,7 +70,7 @@ pub fn reload_file(
     registry: &PluginRegistry,
     previous: Option<&RuntimeConfig>,
 ) -> Result<RuntimeConfig, ConfigErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    let source = read_limited_string(path, MAX_CONFIG_FILE).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
             path,
             "",

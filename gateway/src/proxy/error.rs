@@ -36,6 +36,9 @@ pub enum GatewayError {
         /// What is wrong with it.
         message: String,
     },
+    /// A body on an MCP or LLM request that is not a POST (no plugin would judge it).
+    #[error("only POST requests carry a body on this route")]
+    UnexpectedBody,
     /// An LLM request body that is not a JSON object.
     #[error("the request body must be a JSON object")]
     InvalidJson,
@@ -96,6 +99,7 @@ impl GatewayError {
             }
             Self::InvalidJsonRpc { .. } => "request.invalid_jsonrpc",
             Self::InvalidJson => "request.invalid_json",
+            Self::UnexpectedBody => "request.unexpected_body",
             Self::CrossOrigin(_) => "request.cross_origin",
             Self::UpstreamUnresolved(_) | Self::UpstreamUnavailable => "upstream.unavailable",
             Self::UpstreamConnectTimeout => "upstream.connect_timeout",
@@ -115,7 +119,9 @@ impl GatewayError {
             Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidJsonRpc { .. } | Self::InvalidJson => StatusCode::BAD_REQUEST,
+            Self::InvalidJsonRpc { .. } | Self::InvalidJson | Self::UnexpectedBody => {
+                StatusCode::BAD_REQUEST
+            }
             Self::CrossOrigin(_) => StatusCode::FORBIDDEN,
             Self::UpstreamConnectTimeout | Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnresolved(_)
@@ -137,7 +143,8 @@ impl GatewayError {
             | Self::EndpointNotServed
             | Self::TooLarge { .. }
             | Self::InvalidJsonRpc { .. }
-            | Self::InvalidJson => RejectKind::InvalidRequest,
+            | Self::InvalidJson
+            | Self::UnexpectedBody => RejectKind::InvalidRequest,
             Self::CrossOrigin(_) => RejectKind::Permission,
             _ => RejectKind::Api,
         }

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod config;
 mod context;
 mod extensions;
+pub mod files;
 mod header_edits;
 #[doc(hidden)]
 pub mod host;

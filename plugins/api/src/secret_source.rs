@@ -31,7 +31,11 @@ impl SecretSource {
                     format!("environment variable `{var}` is not set or not UTF-8"),
                 )
             })?,
-            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            SecretSource::File(path) => crate::files::read_limited_string(
+                std::path::Path::new(path),
+                crate::files::MAX_SECRET_FILE,
+            )
+            .map_err(|e| {
                 PluginConfigError::at(key, format!("cannot read secret file `{path}`: {e}"))
             })?,
         };

@@ -40,8 +40,11 @@ pub struct Lock {
 impl Lock {
     /// Reads `file`.
     pub fn read(file: &Path) -> Result<Self, String> {
-        let bytes =
-            std::fs::read(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+        let bytes = tollgate_plugin_api::files::read_limited(
+            file,
+            tollgate_plugin_api::files::MAX_CONFIG_FILE,
+        )
+        .map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
         let parsed: LockFile = serde_json::from_slice(&bytes)
             .map_err(|e| format!("`{}` is not a tool lock file: {e}", file.display()))?;
         let mut hashes = HashMap::new();

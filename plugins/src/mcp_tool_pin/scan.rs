@@ -5,7 +5,7 @@
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
-use crate::mcp_tool_pin::definition::definition;
+use crate::mcp_tool_pin::definition::FIELDS;
 use crate::prompt_guard::detectors::Detector;
 
 /// Why a definition is suspicious.
@@ -47,9 +47,12 @@ impl Scanner {
 
     /// The first finding in `tool`'s definition; `names` are the tools of the same list.
     pub fn scan(&self, tool: &Value, names: &ToolNames) -> Option<Finding> {
-        let definition = definition(tool);
         let mut texts = Vec::new();
-        collect_texts(&definition, &mut texts);
+        for field in FIELDS {
+            if let Some(value) = tool.get(field) {
+                collect_texts(value, &mut texts);
+            }
+        }
         for text in &texts {
             if let Some(c) = text.chars().find(|c| is_hidden(*c)) {
                 return Some(Finding::HiddenCharacter(u32::from(c)));

@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use super::redis_pins::RedisPins;
 
+/// The largest pin store file read (thousands of tools with their definitions).
+const MAX_STORE_FILE: u64 = 256 * 1024 * 1024;
+
 /// One pinned definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pin {
@@ -136,7 +139,7 @@ impl PinStore {
 
     /// The store in `file`, read now (a missing file is an empty store).
     pub fn open(file: &Path) -> Result<Self, String> {
-        let pins = match std::fs::read(file) {
+        let pins = match tollgate_plugin_api::files::read_limited(file, MAX_STORE_FILE) {
             Ok(bytes) => {
                 serde_json::from_slice::<StoreFile>(&bytes)
                     .map_err(|e| format!("`{}` is not a pin store: {e}", file.display()))?

@@ -72,8 +72,12 @@ fn parse(
     raw: &Bytes,
     audit_bodies: bool,
 ) -> Result<Option<Value>, GatewayError> {
-    if cx.method() != Method::POST || raw.is_empty() {
+    if raw.is_empty() {
         return Ok(None);
+    }
+    if cx.method() != Method::POST && route.info.kind != RouteKind::Http {
+        // Plugins judge POST bodies only: any other body would pass unjudged.
+        return Err(GatewayError::UnexpectedBody);
     }
     match route.info.kind {
         RouteKind::Mcp => {
