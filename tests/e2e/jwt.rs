@@ -530,3 +530,308 @@ plugins = ["auth"]
     assert_eq!(seen["headers"]["x-user-id"], "carol");
     assert_eq!(seen["headers"]["x-user-groups"], "a,b");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_issuer_and_audience_must_be_in_the_token() {
+    let keys = KeyFiles::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let gw = gateway(&jwks_config(&up.url(), &jwks.url)).start().await;
+    let minted = |edit: fn(&mut tollgate::token::TokenRequest)| {
+        mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), edit)
+    };
+    let cases: [(&str, String, &str); 5] = [
+        ("no iss", minted(|r| r.issuer = None), "jwt.missing_claim"),
+        ("no aud", minted(|r| r.audience = None), "jwt.missing_claim"),
+        (
+            "neither",
+            minted(|r| {
+                r.issuer = None;
+                r.audience = None;
+            }),
+            "jwt.missing_claim",
+        ),
+        (
+            "wrong iss",
+            minted(|r| r.issuer = Some("https://evil.test".into())),
+            "jwt.wrong_issuer",
+        ),
+        (
+            "wrong aud",
+            minted(|r| r.audience = Some("other".into())),
+            "jwt.wrong_audience",
+        ),
+    ];
+    for (name, token, reason) in &cases {
+        let (status, got, challenge) = status_and_reason(&gw, Some(token)).await;
+        assert_eq!((status, got.as_str()), (401, *reason), "{name}");
+        assert!(
+            challenge
+                .unwrap_or_default()
+                .contains("error=\"invalid_token\""),
+            "{name}: WWW-Authenticate"
+        );
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "no refused token reached the upstream"
+    );
+    assert_eq!(status_and_reason(&gw, Some(&minted(|_| {}))).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_with_a_crit_header_is_refused() {
+    let keys = KeyFiles::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let gw = gateway(&jwks_config(&up.url(), &jwks.url)).start().await;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&keys.read("rsa1.key")).unwrap();
+    let claims = json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600});
+    // Properly signed by the trusted key: only the header's `crit` is wrong.
+    let signed = |crit: Option<Value>| {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some("k1".into());
+        if let Some(crit) = crit {
+            header.extras.insert("crit", crit);
+            header.extras.insert("urn:example:ext", true);
+        }
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    let cases = [
+        (json!(["urn:example:ext"]), "jwt.unsupported_crit"),
+        (json!(["b64"]), "jwt.unsupported_crit"),
+        (json!([]), "jwt.malformed"),
+        (json!(null), "jwt.malformed"),
+        (json!("urn:example:ext"), "jwt.malformed"),
+        (json!([42]), "jwt.malformed"),
+    ];
+    for (crit, reason) in &cases {
+        let token = signed(Some(crit.clone()));
+        let (status, got, _) = status_and_reason(&gw, Some(&token)).await;
+        assert_eq!((status, got.as_str()), (401, *reason), "crit {crit}");
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "no refused token reached the upstream"
+    );
+    assert_eq!(status_and_reason(&gw, Some(&signed(None))).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_token_header_is_removed_before_the_upstream() {
+    let keys = KeyFiles::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let config = jwks_config(&up.url(), &jwks.url).replace(
+        "claims_to_headers",
+        "token_from = [\"authorization\", \"x-api-key\"]\nclaims_to_headers",
+    );
+    let gw = gateway(&config).start().await;
+    let token = mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let client = client();
+    // The token in one header, the client's own credentials in the other.
+    let requests = [
+        client
+            .get(gw.url("/api/x"))
+            .bearer_auth(&token)
+            .header("x-api-key", "sk-ant-client-own-key"),
+        client
+            .get(gw.url("/api/x"))
+            .header("x-api-key", &token)
+            .header("authorization", "Basic Y2xpZW50OnBhc3N3b3Jk"),
+    ];
+    for request in requests {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen: Value = resp.json().await.unwrap();
+        for header in ["authorization", "x-api-key"] {
+            assert!(
+                seen["headers"].get(header).is_none(),
+                "{header} reached the upstream: {seen}"
+            );
+        }
+        assert_eq!(seen["headers"]["x-user-id"], "alice@example.com");
+    }
+}
+
+/// The values of the headers the upstream's last request had under a name that reads as
+/// `name` when `_` is taken for `-` (as WSGI and uvicorn upstreams read them).
+fn received_as(up: &TestUpstream, name: &str) -> Vec<String> {
+    let requests = up.recorder.requests();
+    let last = requests.last().expect("the upstream got the request");
+    last.headers
+        .iter()
+        .filter(|(n, _)| n.as_str().replace('_', "-") == name)
+        .map(|(_, v)| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_sent_claim_headers_never_reach_the_upstream_in_any_spelling() {
+    let keys = KeyFiles::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let config = format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+jwks = {{ url = "{jwks}" }}
+claims_to_headers = {{ sub = "x-user-id", groups = "x-user-groups", email = "x-user-email" }}
+
+[plugin.maybe]
+type = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+jwks = {{ url = "{jwks}" }}
+mode = "optional"
+claims_to_headers = {{ sub = "x-user-id" }}
+
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api" }}
+upstream = {{ url = "{u}" }}
+plugins = ["auth"]
+
+[[route]]
+name = "open"
+match = {{ path_prefix = "/open" }}
+upstream = {{ url = "{u}" }}
+plugins = ["maybe"]
+"#,
+        jwks = jwks.url,
+        u = up.url()
+    );
+    let gw = gateway(&config).start().await;
+    // The token has `sub` and `groups` but no `email`.
+    let token = mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), |_| {});
+    let spoofed = [
+        ("x-user-id", "admin@example.com"),
+        ("x_user_id", "admin@example.com"),
+        ("x_user-groups", "admins"),
+        ("x-user-email", "admin@example.com"),
+        ("x_user_email", "admin@example.com"),
+    ];
+    let mut request = client().get(gw.url("/api/x")).bearer_auth(&token);
+    for (name, value) in spoofed {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    assert_eq!(received_as(&up, "x-user-id"), ["alice@example.com"]);
+    assert_eq!(received_as(&up, "x-user-groups"), ["math-users,staff"]);
+    assert!(
+        received_as(&up, "x-user-email").is_empty(),
+        "a claim the token lacks cannot be supplied by the client"
+    );
+
+    // Anonymous requests of optional mode lose them too.
+    let mut request = client().get(gw.url("/open/x"));
+    for (name, value) in spoofed {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    assert!(received_as(&up, "x-user-id").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_routes_offer_oauth_discovery_from_the_issuer_alone() {
+    let keys = KeyFiles::generate();
+    let up = TestUpstream::start().await;
+    let jwks = JwksServer::start(keys.jwks(&[("rsa1.key", "k1")])).await;
+    let config = format!(
+        r#"
+[plugin.auth]
+type = "jwt"
+issuer = "{ISSUER}"
+jwks = {{ url = "{jwks}" }}
+
+[plugin.several]
+type = "jwt"
+issuer = ["https://first.test", "{ISSUER}"]
+jwks = {{ url = "{jwks}" }}
+
+[plugin.explicit]
+type = "jwt"
+issuer = "{ISSUER}"
+jwks = {{ url = "{jwks}" }}
+resource_metadata = {{ authorization_servers = ["https://login.test"] }}
+
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["auth"]
+
+[[route]]
+name = "several"
+match = {{ path_prefix = "/several" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["several"]
+
+[[route]]
+name = "explicit"
+match = {{ path_prefix = "/explicit" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp" }}
+plugins = ["explicit"]
+"#,
+        jwks = jwks.url,
+        u = up.url()
+    );
+    let gw = gateway(&config).start().await;
+    let client = client();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let metadata_url = format!(
+        "http://{}/.well-known/oauth-protected-resource/mcp",
+        gw.addr
+    );
+    let no_iss = mint_token(&keys, "rsa1.key", Algorithm::RS256, Some("k1"), |r| {
+        r.issuer = None
+    });
+    for (token, reason) in [(None, "jwt.missing"), (Some(&no_iss), "jwt.missing_claim")] {
+        let mut request = client.post(gw.url("/mcp")).json(&list);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+            "{reason}: {challenge}"
+        );
+        assert_eq!(
+            challenge.contains("error=\"invalid_token\""),
+            token.is_some(),
+            "{challenge}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32002);
+        assert_eq!(body["error"]["data"]["reason"], reason);
+    }
+
+    let document = |prefix: &'static str| {
+        let client = client.clone();
+        let url = gw.url(&format!("/.well-known/oauth-protected-resource{prefix}"));
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{prefix}");
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let doc = document("/mcp").await;
+    assert_eq!(doc["resource"], format!("http://{}/mcp", gw.addr));
+    assert_eq!(doc["authorization_servers"], json!([ISSUER]));
+    assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    assert!(doc.get("scopes_supported").is_none(), "{doc}");
+    assert_eq!(
+        document("/several").await["authorization_servers"],
+        json!(["https://first.test"]),
+        "the first issuer"
+    );
+    assert_eq!(
+        document("/explicit").await["authorization_servers"],
+        json!(["https://login.test"]),
+        "configuration wins"
+    );
+}

@@ -43,7 +43,8 @@ pub struct JwtConfig {
     pub forward_token: bool,
     /// Longest accepted token in bytes (default 8192).
     pub max_token_bytes: Option<usize>,
-    /// RFC 9728 protected resource metadata, for MCP clients to discover where to log in.
+    /// RFC 9728 protected resource metadata, for MCP clients to discover where to log in;
+    /// served by default, with the `issuer` as authorization server, when an issuer is set.
     pub resource_metadata: Option<ResourceMetadataConfig>,
 }
 
@@ -98,8 +99,9 @@ pub enum Mode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceMetadataConfig {
-    /// Authorization servers (issuer URLs) where clients obtain tokens.
-    pub authorization_servers: Vec<String>,
+    /// Authorization servers (issuer URLs) where clients obtain tokens (default: the first
+    /// `issuer` that is an http(s) URL).
+    pub authorization_servers: Option<Vec<String>>,
     /// Scopes clients may request.
     pub scopes_supported: Option<Vec<String>>,
     /// Public base URL of the gateway (`https://gw.example.com`); default: from the request.

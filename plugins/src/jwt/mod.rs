@@ -2,10 +2,13 @@
 //!
 //! Keys come from a JWKS (file, inline, or URL with background refresh and `kid` rotation), a
 //! PEM public key, or an HMAC secret. Every key is bound to the algorithms of its type, so `none`
-//! and algorithm-confusion tokens are refused. See docs/auth.md.
+//! and algorithm-confusion tokens are refused. The client's token and claim headers never reach
+//! the upstream. See docs/auth.md.
 
 pub mod cache;
 pub mod config;
+pub mod discovery;
+pub mod headers;
 pub mod keys;
 pub mod provider;
 pub mod verify;
@@ -17,17 +20,18 @@ use tollgate_plugin_api::trace::TraceCtx;
 use async_trait::async_trait;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use cache::VerifiedTokens;
-use config::{JwtConfig, Mode, ResourceMetadataConfig};
+use config::{JwtConfig, Mode};
+use discovery::{challenge, ResourceMetadata};
+use headers::ProtectedHeaders;
 use keys::KeySet;
 use provider::{KeyProvider, RemoteJwks};
 use tollgate_plugin_api::config::{parse, PluginConfigError};
 use tollgate_plugin_api::secret_source::{ExposeSecret, SecretSource};
 use tollgate_plugin_api::{
-    Identity, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestCtx, RouteKind,
-    Verdict,
+    Identity, Plugin, PluginError, PluginFactory, RejectKind, Rejection, RequestCtx, Verdict,
 };
 use verify::{Failure, Verifier, MISSING_CLAIM};
 
@@ -40,8 +44,10 @@ pub struct Jwt {
     mode: Mode,
     subject_claim: String,
     claims_to_headers: Vec<(String, HeaderName)>,
-    forward_token: bool,
-    resource: Option<ResourceMetadataConfig>,
+    /// Client headers removed before the upstream: every claim header, and every token source
+    /// unless `forward_token`.
+    protected: ProtectedHeaders,
+    resource: Option<ResourceMetadata>,
     verified: VerifiedTokens<KeySet>,
     files: Vec<std::path::PathBuf>,
 }
@@ -73,6 +79,7 @@ impl Jwt {
         let issuers = cfg.issuer.map(|i| i.into_vec()).unwrap_or_default();
         let audiences = cfg.audiences.unwrap_or_default();
         let leeway = cfg.leeway.map_or(60, |d| d.0.as_secs());
+        let resource = ResourceMetadata::resolve(cfg.resource_metadata, &issuers)?;
         let verifier = Verifier::new(
             &issuers,
             &audiences,
@@ -106,6 +113,7 @@ impl Jwt {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let protected = protected_headers(&sources, &claims_to_headers, cfg.forward_token);
         Ok(Jwt {
             verified: VerifiedTokens::new(leeway),
             name: name.to_string(),
@@ -115,11 +123,25 @@ impl Jwt {
             mode: cfg.mode,
             subject_claim: cfg.subject_claim,
             claims_to_headers,
-            forward_token: cfg.forward_token,
-            resource: cfg.resource_metadata,
+            protected,
+            resource,
             files,
         })
     }
+}
+
+/// The client headers to strip: a claim header always (a client must not pose as someone else,
+/// whether or not the token carries that claim), a token header unless the token is forwarded —
+/// every configured one, not only the one the token came from, since the others may hold the
+/// client's own credentials.
+fn protected_headers(
+    sources: &[HeaderName],
+    claims_to_headers: &[(String, HeaderName)],
+    forward_token: bool,
+) -> ProtectedHeaders {
+    let claims = claims_to_headers.iter().map(|(_, header)| header);
+    let tokens = sources.iter().filter(|_| !forward_token);
+    ProtectedHeaders::new(claims.chain(tokens))
 }
 
 /// The files the key material was read from (a JWKS URL is refreshed by the plugin itself).
@@ -208,8 +230,8 @@ fn build_keys(cfg: &JwtConfig) -> Result<KeyProvider, PluginConfigError> {
 }
 
 impl Jwt {
-    /// The token from the first configured header that carries one, and that header.
-    fn token<'a>(&self, cx: &'a RequestCtx) -> Option<(&'a str, &HeaderName)> {
+    /// The token from the first configured header that carries one.
+    fn token<'a>(&self, cx: &'a RequestCtx) -> Option<&'a str> {
         for source in &self.sources {
             let Some(value) = cx.headers().get(source).and_then(|v| v.to_str().ok()) else {
                 continue;
@@ -227,7 +249,7 @@ impl Jwt {
             if *source != AUTHORIZATION && token.matches('.').count() != 2 {
                 continue;
             }
-            return Some((token, source));
+            return Some(token);
         }
         None
     }
@@ -285,61 +307,51 @@ impl Jwt {
         Rejection::new(RejectKind::Authentication, failure.reason, failure.message)
     }
 
-    fn challenge(&self, cx: &RequestCtx, token_present: bool) -> Option<HeaderValue> {
-        let mut value = String::from("Bearer realm=\"tollgate\"");
-        if cx.route().kind == RouteKind::Mcp && self.resource.is_some() {
-            value.push_str(&format!(
-                ", resource_metadata=\"{}\"",
-                self.metadata_url(cx)
-            ));
+    /// `rejection` with the route's `WWW-Authenticate` challenge, when it is about the token.
+    fn with_challenge(&self, cx: &RequestCtx, mut rejection: Rejection) -> Rejection {
+        if rejection.kind == RejectKind::Authentication {
+            if let Some(value) = challenge(cx, self.resource.as_ref(), true) {
+                rejection.headers.push((WWW_AUTHENTICATE, value));
+            }
         }
-        if token_present {
-            value.push_str(", error=\"invalid_token\"");
-        }
-        HeaderValue::from_str(&value).ok()
+        rejection
     }
 
-    /// The gateway's public base URL: configured, or from the request's forwarding headers.
-    fn public_base(&self, headers: &http::HeaderMap) -> String {
-        if let Some(base) = self.resource.as_ref().and_then(|r| r.public_url.as_deref()) {
-            return base.trim_end_matches('/').to_string();
+    /// A request without a token: anonymous in optional mode (still without the protected
+    /// headers), refused otherwise.
+    fn without_token(&self, cx: &mut RequestCtx) -> Verdict {
+        if self.mode == Mode::Optional {
+            self.protected.strip(cx);
+            return Verdict::Continue;
         }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let scheme = header("x-forwarded-proto").unwrap_or("http");
-        let host = header("x-forwarded-host")
-            .or_else(|| header("host"))
-            .unwrap_or("localhost");
-        format!("{scheme}://{host}")
+        let mut rejection = Rejection::new(
+            RejectKind::Authentication,
+            "jwt.missing",
+            "a bearer token is required",
+        );
+        if let Some(value) = challenge(cx, self.resource.as_ref(), false) {
+            rejection.headers.push((WWW_AUTHENTICATE, value));
+        }
+        Verdict::Reject(rejection)
     }
 
-    fn metadata_url(&self, cx: &RequestCtx) -> String {
-        let prefix = cx.route().path_prefix.trim_end_matches('/');
-        format!(
-            "{}/.well-known/oauth-protected-resource{prefix}",
-            self.public_base(cx.headers())
-        )
-    }
-
+    /// Sets the caller's identity and the claim headers, after removing the client's protected
+    /// headers.
     fn apply_identity(
         &self,
         cx: &mut RequestCtx,
         claims: Arc<Map<String, Value>>,
-        source: &HeaderName,
     ) -> Result<(), Rejection> {
         let subject = match claims.get(&self.subject_claim) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(self.reject(MISSING_CLAIM)),
         };
+        self.protected.strip(cx);
         for (claim, header) in &self.claims_to_headers {
-            // A client must not be able to pose as someone else through these headers.
-            cx.upstream_headers.remove(header.clone());
             if let Some(value) = claims.get(claim).and_then(claim_header_value) {
                 cx.upstream_headers.set(header.clone(), value);
             }
-        }
-        if !self.forward_token {
-            cx.upstream_headers.remove(source.clone());
         }
         cx.identity = Some(Identity { subject, claims });
         Ok(())
@@ -381,36 +393,17 @@ impl Plugin for Jwt {
     }
 
     async fn on_request(&self, cx: &mut RequestCtx) -> Result<Verdict, PluginError> {
-        let Some((token, source)) = self.token(cx) else {
-            if self.mode == Mode::Optional {
-                return Ok(Verdict::Continue);
-            }
-            let mut rejection = Rejection::new(
-                RejectKind::Authentication,
-                "jwt.missing",
-                "a bearer token is required",
-            );
-            if let Some(challenge) = self.challenge(cx, false) {
-                rejection.headers.push((WWW_AUTHENTICATE, challenge));
-            }
-            return Ok(Verdict::Reject(rejection));
+        let Some(token) = self.token(cx) else {
+            return Ok(self.without_token(cx));
         };
-        let source = source.clone();
         let outcome = match self.verify(token, cx.trace()).await {
-            Ok(claims) => self.apply_identity(cx, claims, &source),
+            Ok(claims) => self.apply_identity(cx, claims),
             Err(rejection) => Err(rejection),
         };
-        match outcome {
-            Ok(()) => Ok(Verdict::Continue),
-            Err(mut rejection) => {
-                if rejection.kind == RejectKind::Authentication {
-                    if let Some(challenge) = self.challenge(cx, true) {
-                        rejection.headers.push((WWW_AUTHENTICATE, challenge));
-                    }
-                }
-                Ok(Verdict::Reject(rejection))
-            }
-        }
+        Ok(match outcome {
+            Ok(()) => Verdict::Continue,
+            Err(rejection) => Verdict::Reject(self.with_challenge(cx, rejection)),
+        })
     }
 
     fn protected_resource_metadata(
@@ -418,28 +411,191 @@ impl Plugin for Jwt {
         path_prefix: &str,
         headers: &http::HeaderMap,
     ) -> Option<Value> {
-        let meta = self.resource.as_ref()?;
-        let resource = format!(
-            "{}{}",
-            self.public_base(headers),
-            path_prefix.trim_end_matches('/')
-        );
-        let mut doc = json!({
-            "resource": resource,
-            "authorization_servers": meta.authorization_servers,
-            "bearer_methods_supported": ["header"],
-        });
-        if let Some(scopes) = &meta.scopes_supported {
-            doc["scopes_supported"] = json!(scopes);
-        }
-        Some(doc)
+        self.resource
+            .as_ref()
+            .map(|meta| meta.document(path_prefix, headers))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_plugin_api::testing::build_plugin;
+    use tollgate_plugin_api::testing::{build_plugin, TestExchange, TestRequest};
+
+    const SECRET: &str = "unit-test-hmac-secret-0123456789";
+
+    /// An HS256 token for `claims` (`exp` in ten minutes added) with `crit` in its header.
+    fn token(mut claims: Value, crit: Option<Value>) -> String {
+        claims["exp"] = serde_json::json!(unix_now() + 600);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        if let Some(crit) = crit {
+            header.extras.insert("crit", crit);
+        }
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn plugin(extra: &str) -> Arc<dyn Plugin> {
+        std::env::set_var("TOLLGATE_TEST_JWT_UNIT", SECRET);
+        build_plugin(
+            &JwtFactory,
+            "auth",
+            &format!("secret = {{ env = \"TOLLGATE_TEST_JWT_UNIT\" }}\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    async fn run(plugin: Arc<dyn Plugin>, request: TestRequest) -> (Verdict, TestExchange) {
+        let mut exchange = TestExchange::new(plugin, request);
+        let verdict = exchange.on_request().await.unwrap();
+        (verdict, exchange)
+    }
+
+    async fn reason(plugin: &Arc<dyn Plugin>, token: &str) -> Option<String> {
+        let request = TestRequest::http("/").header("authorization", &format!("Bearer {token}"));
+        let (verdict, _) = run(plugin.clone(), request).await;
+        verdict.rejection().map(|r| r.reason.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_configured_issuer_or_audience_must_be_present() {
+        let plugin = plugin("issuer = \"https://idp.test\"\naudiences = [\"gw\"]");
+        let cases = [
+            (
+                serde_json::json!({"sub": "a", "aud": "gw"}),
+                Some("jwt.missing_claim"),
+            ),
+            (
+                serde_json::json!({"sub": "a", "iss": "https://idp.test"}),
+                Some("jwt.missing_claim"),
+            ),
+            (
+                serde_json::json!({"sub": "a", "iss": null, "aud": "gw"}),
+                Some("jwt.missing_claim"),
+            ),
+            (
+                serde_json::json!({"sub": "a", "iss": "https://evil.test", "aud": "gw"}),
+                Some("jwt.wrong_issuer"),
+            ),
+            (
+                serde_json::json!({"sub": "a", "iss": "https://idp.test", "aud": "other"}),
+                Some("jwt.wrong_audience"),
+            ),
+            (
+                serde_json::json!({"sub": "a", "iss": "https://idp.test", "aud": "gw"}),
+                None,
+            ),
+        ];
+        for (claims, expected) in cases {
+            let got = reason(&plugin, &token(claims.clone(), None)).await;
+            assert_eq!(got.as_deref(), expected, "{claims}");
+        }
+    }
+
+    #[tokio::test]
+    async fn iss_and_aud_stay_optional_when_not_configured() {
+        let plugin = plugin("");
+        assert_eq!(
+            reason(&plugin, &token(serde_json::json!({"sub": "a"}), None)).await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn any_crit_header_is_refused() {
+        let plugin = plugin("");
+        let claims = serde_json::json!({"sub": "a"});
+        let cases = [
+            (
+                serde_json::json!(["urn:example:ext"]),
+                "jwt.unsupported_crit",
+            ),
+            (serde_json::json!(["exp"]), "jwt.unsupported_crit"),
+            (serde_json::json!([]), "jwt.malformed"),
+            (serde_json::json!(null), "jwt.malformed"),
+            (serde_json::json!("urn:example:ext"), "jwt.malformed"),
+            (serde_json::json!([1]), "jwt.malformed"),
+        ];
+        for (crit, expected) in cases {
+            let got = reason(&plugin, &token(claims.clone(), Some(crit.clone()))).await;
+            assert_eq!(got.as_deref(), Some(expected), "crit {crit}");
+        }
+        assert_eq!(reason(&plugin, &token(claims, None)).await, None);
+    }
+
+    /// The headers a request's upstream edits remove, sorted.
+    fn removed(exchange: &TestExchange) -> Vec<String> {
+        let mut names: Vec<String> = exchange
+            .header_edits()
+            .into_iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn every_token_and_claim_header_is_stripped() {
+        let plugin = plugin(
+            "token_from = [\"authorization\", \"x-api-key\"]\nclaims_to_headers = { sub = \"x-user-id\", email = \"x-user-email\" }",
+        );
+        let token = token(serde_json::json!({"sub": "alice"}), None);
+        let request = TestRequest::http("/")
+            .header("authorization", &format!("Bearer {token}"))
+            .header("x-api-key", "sk-client-own-key")
+            .header("x_api_key", "sk-client-own-key")
+            .header("x_user_id", "mallory")
+            .header("x-user-email", "mallory@example.com")
+            .header("x_user-email", "mallory@example.com");
+        let (verdict, exchange) = run(plugin, request).await;
+        assert!(verdict.is_continue());
+        assert_eq!(
+            removed(&exchange),
+            [
+                "authorization",
+                "x-api-key",
+                "x-user-email",
+                "x_api_key",
+                "x_user-email",
+                "x_user_id"
+            ]
+        );
+        assert!(exchange
+            .header_edits()
+            .contains(&("x-user-id".to_string(), Some("alice".to_string()))));
+    }
+
+    #[tokio::test]
+    async fn anonymous_requests_lose_the_protected_headers_too() {
+        let plugin = plugin("mode = \"optional\"\nclaims_to_headers = { sub = \"x-user-id\" }");
+        let request = TestRequest::http("/")
+            .header("x-user-id", "mallory")
+            .header("x_user_id", "mallory");
+        let (verdict, exchange) = run(plugin, request).await;
+        assert!(verdict.is_continue());
+        assert_eq!(removed(&exchange), ["x-user-id", "x_user_id"]);
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_token_keeps_its_headers() {
+        let plugin =
+            plugin("forward_token = true\ntoken_from = [\"authorization\", \"x-api-key\"]");
+        let token = token(serde_json::json!({"sub": "alice"}), None);
+        let request = TestRequest::http("/")
+            .header("authorization", &format!("Bearer {token}"))
+            .header("x-api-key", "sk-client-own-key");
+        let (verdict, exchange) = run(plugin, request).await;
+        assert!(verdict.is_continue());
+        assert!(removed(&exchange).is_empty());
+    }
 
     #[test]
     fn watches_the_key_file_it_read() {

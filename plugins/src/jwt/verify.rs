@@ -49,6 +49,11 @@ pub const WRONG_AUDIENCE: Failure =
     failure("jwt.wrong_audience", "the token's audience is not accepted");
 /// A required claim is missing.
 pub const MISSING_CLAIM: Failure = failure("jwt.missing_claim", "the token lacks a required claim");
+/// The header's `crit` names extensions the gateway must understand, and it understands none.
+pub const UNSUPPORTED_CRIT: Failure = failure(
+    "jwt.unsupported_crit",
+    "the token requires header extensions the gateway does not support",
+);
 
 /// The fixed rules of one plugin instance, with a prepared `Validation` per algorithm.
 pub struct Verifier {
@@ -74,7 +79,9 @@ const ALGORITHMS: [Algorithm; 12] = [
 ];
 
 impl Verifier {
-    /// Rules for `issuers`, `audiences`, `leeway_secs`, `required_claims`.
+    /// Rules for `issuers`, `audiences`, `leeway_secs`, `required_claims`. A configured issuer
+    /// (audience) makes `iss` (`aud`) required: jsonwebtoken checks them only when present, and a
+    /// token that omits them must not pass a check the operator asked for.
     pub fn new(
         issuers: &[String],
         audiences: &[String],
@@ -88,7 +95,7 @@ impl Verifier {
                 let mut v = Validation::new(alg);
                 v.leeway = leeway_secs;
                 v.validate_nbf = true;
-                v.set_required_spec_claims(&["exp"]);
+                v.set_required_spec_claims(&required_spec_claims(issuers, audiences));
                 if !issuers.is_empty() {
                     v.set_issuer(issuers);
                 }
@@ -112,11 +119,13 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(OVERSIZED);
         }
-        match jsonwebtoken::decode_header(token) {
-            Ok(header) => Ok((header.alg, header.kid)),
-            Err(_) if declares_alg_none(token) => Err(ALG_NOT_ALLOWED),
-            Err(_) => Err(MALFORMED),
-        }
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(header) => header,
+            Err(_) if declares_alg_none(token) => return Err(ALG_NOT_ALLOWED),
+            Err(_) => return Err(MALFORMED),
+        };
+        check_crit(token)?;
+        Ok((header.alg, header.kid))
     }
 
     /// Verifies `token` (whose header gave `alg` and `kid`) against `keys`.
@@ -162,6 +171,18 @@ impl Verifier {
     }
 }
 
+/// `exp` always; `iss` and `aud` when the operator configured accepted values for them.
+fn required_spec_claims(issuers: &[String], audiences: &[String]) -> Vec<&'static str> {
+    let mut required = vec!["exp"];
+    if !issuers.is_empty() {
+        required.push("iss");
+    }
+    if !audiences.is_empty() {
+        required.push("aud");
+    }
+    required
+}
+
 fn classify(kind: &ErrorKind) -> Failure {
     match kind {
         ErrorKind::InvalidSignature => BAD_SIGNATURE,
@@ -177,22 +198,38 @@ fn classify(kind: &ErrorKind) -> Failure {
     }
 }
 
+/// RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` names an extension it does not
+/// understand, and tollgate understands none; so any `crit` is refused, a well-formed one (a
+/// non-empty array of strings) as unsupported, anything else as malformed. Read from the raw
+/// header because jsonwebtoken's `Header` maps `"crit": null` to `None`, as if it were absent.
+fn check_crit(token: &str) -> Result<(), Failure> {
+    let header = raw_header(token).ok_or(MALFORMED)?;
+    match header.get("crit") {
+        None => Ok(()),
+        Some(Value::Array(names)) if !names.is_empty() && names.iter().all(Value::is_string) => {
+            Err(UNSUPPORTED_CRIT)
+        }
+        Some(_) => Err(MALFORMED),
+    }
+}
+
 /// Whether the (unparseable) header says `"alg": "none"`, for a precise reason code.
 fn declares_alg_none(token: &str) -> bool {
-    let Some(header) = token.split('.').next() else {
-        return false;
-    };
-    let Ok(bytes) =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('='))
-    else {
-        return false;
-    };
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()
+    raw_header(token)
         .and_then(|h| {
             h.get("alg")
                 .and_then(Value::as_str)
                 .map(|a| a.eq_ignore_ascii_case("none"))
         })
         .unwrap_or(false)
+}
+
+/// The token's protected header as JSON, only to read what jsonwebtoken's `Header` does not
+/// tell (the signature and claims are always checked by jsonwebtoken).
+fn raw_header(token: &str) -> Option<Map<String, Value>> {
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
