@@ -1,7 +1,10 @@
 //! Criterion micro-benchmarks of the hot path's pieces, each through its public API exactly as
 //! the proxy calls it: route match, JWT verification (HS256, RS256, ES256), an RBAC decision,
 //! the guard's scan of 1 KB and 100 KB prompts, a local limiter reserve + settle, and SSE usage
-//! parsing per event and of one long event arriving in small pieces.
+//! parsing per event and of one long event arriving in small pieces; and tool integrity (group
+//! `tool_pin`): `mcp-tool-pin` on a 200-tool `tools/list` answer and on a `tools/call`, and
+//! `prompt-guard` on a `tools/call` result, driven phase by phase through
+//! `tollgate_plugin_api::testing`.
 //! `cargo bench -p tollgate --bench micro`; docs/benchmarks.md has figures.
 
 use std::hint::black_box;
@@ -11,17 +14,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use futures::executor::block_on;
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use jsonwebtoken::Algorithm;
-use serde_json::json;
+use serde_json::{json, Value};
 use tollgate::config::{load_str, RuntimeConfig};
 use tollgate::internals::SseFramer;
 use tollgate::internals::{anthropic, mcp};
 use tollgate::token::{mint, TokenRequest};
 use tollgate_plugin_api::host::facts_mut;
+use tollgate_plugin_api::testing::{Emitted, TestExchange, TestRequest};
 use tollgate_plugin_api::{
-    Decision, Identity, Outcome, Plugin, RequestBody, RequestCtx, RouteInfo, RouteKind,
+    Decision, Identity, McpRequest, Outcome, Plugin, RequestBody, RequestCtx, RouteInfo, RouteKind,
 };
+use tollgate_plugins::mcp_tool_pin::definition;
+use tollgate_plugins::mcp_tool_pin::scan::{Scanner, ToolNames};
 use tollgate_testkit::keys::KeyFiles;
 
 const HMAC_SECRET: &str = "micro-benchmark-hmac-secret-0123456789";
@@ -66,6 +72,20 @@ rules = [
   {{ builtin = "private_key", action = "reject" }},
   {{ builtin = "email", action = "mask" }},
   {{ builtin = "credit_card", action = "mask" }},
+]
+
+[plugin.pin]
+type = "mcp-tool-pin"
+
+[plugin.pin-noscan]
+type = "mcp-tool-pin"
+scan_descriptions = false
+
+[plugin.result-guard]
+type = "prompt-guard"
+rules = [
+  {{ builtin = "email", action = "mask" }},
+  {{ builtin = "aws_access_key", action = "mask" }},
 ]
 
 [plugin.limit]
@@ -310,6 +330,392 @@ fn sse_usage(c: &mut Criterion) {
     group.finish();
 }
 
+/// A new instance of the configuration's plugin `name` (an empty pin store, say).
+fn fresh(config: &RuntimeConfig, name: &str) -> Arc<dyn Plugin> {
+    let mut table = config.plugins[name].0.clone();
+    let Some(toml::Value::String(kind)) = table.remove("type") else {
+        panic!("plugin {name} has no type");
+    };
+    let registry = tollgate_plugins::builtins();
+    let Some(factory) = registry.get(&kind) else {
+        panic!("plugin type {kind} missing");
+    };
+    factory.build(name, &table).expect("plugin")
+}
+
+const VERBS: [(&str, &str); 8] = [
+    ("list", "Lists"),
+    ("get", "Reads one of"),
+    ("create", "Creates"),
+    ("update", "Updates"),
+    ("delete", "Deletes"),
+    ("search", "Searches"),
+    ("archive", "Archives"),
+    ("export", "Exports"),
+];
+
+const NOUNS: [&str; 25] = [
+    "issues",
+    "pull_requests",
+    "branches",
+    "commits",
+    "releases",
+    "labels",
+    "milestones",
+    "comments",
+    "reviews",
+    "workflows",
+    "deployments",
+    "webhooks",
+    "projects",
+    "discussions",
+    "gists",
+    "teams",
+    "members",
+    "packages",
+    "artifacts",
+    "runners",
+    "environments",
+    "tags",
+    "forks",
+    "invitations",
+    "checks",
+];
+
+/// (name, type, description) of the input properties a tool takes, the first 3 to 5.
+const PROPERTIES: [(&str, &str, &str); 5] = [
+    (
+        "owner",
+        "string",
+        "Account or organisation that owns the repository, as in its URL.",
+    ),
+    (
+        "repo",
+        "string",
+        "Name of the repository, without the owner; not case-sensitive.",
+    ),
+    (
+        "state",
+        "string",
+        "Only the entries in this state: open, closed or all (the default).",
+    ),
+    (
+        "per_page",
+        "integer",
+        "How many entries one page holds, from 1 to 100; 30 when omitted.",
+    ),
+    (
+        "cursor",
+        "string",
+        "Opaque cursor from the previous page's answer, to read the next one.",
+    ),
+];
+
+/// 200 tools as a server lists them: a name, a description of about 200 characters, an input
+/// schema of 3 to 5 described properties, annotations. With `servers` prefixes, the tools are
+/// split between that many servers of a federated route (`gh__list_issues`).
+fn tool_catalog(servers: &[&str]) -> Vec<Value> {
+    (0..200)
+        .map(|i| {
+            let ((verb, does), noun) = (VERBS[i % VERBS.len()], NOUNS[i / VERBS.len()]);
+            let name = match servers.get(i * servers.len() / 200) {
+                Some(server) => format!("{server}__{verb}_{noun}"),
+                None => format!("{verb}_{noun}"),
+            };
+            let what = noun.replace('_', " ");
+            let description = format!(
+                "{does} the {what} of a repository the caller can read. Answers are paged: pass \
+                 the cursor of the previous page to read on, up to 100 entries each. Returns the \
+                 {what} with their ids, authors and dates."
+            );
+            let mut properties = serde_json::Map::new();
+            for (property, kind, text) in &PROPERTIES[..3 + i % 3] {
+                let mut schema = json!({"type": kind, "description": text});
+                match *property {
+                    "state" => schema["enum"] = json!(["open", "closed", "all"]),
+                    "per_page" => {
+                        schema["minimum"] = json!(1);
+                        schema["maximum"] = json!(100);
+                    }
+                    _ => {}
+                }
+                properties.insert(property.to_string(), schema);
+            }
+            json!({
+                "name": name,
+                "description": description,
+                "inputSchema": {"type": "object", "properties": properties,
+                                "required": ["owner", "repo"]},
+                "annotations": {"readOnlyHint": matches!(verb, "list" | "get" | "search")},
+            })
+        })
+        .collect()
+}
+
+/// An MCP request as the proxy hands it to the plugins: its parsed JSON-RPC and its body.
+struct McpCall {
+    request: McpRequest,
+    raw: Bytes,
+    json: Value,
+}
+
+impl McpCall {
+    fn new(json: Value) -> Self {
+        let raw = Bytes::from(json.to_string());
+        let (json, request) = mcp::parse(&raw).expect("json-rpc");
+        Self { request, raw, json }
+    }
+
+    /// This request on route `tools` through `plugin`, its request phases run.
+    fn exchange(&self, plugin: &Arc<dyn Plugin>) -> (TestExchange, bool) {
+        let request = TestRequest::mcp("/mcp")
+            .route("tools", "/mcp")
+            .mcp_request(self.request.clone());
+        let mut exchange = TestExchange::new(plugin.clone(), request);
+        let mut body = RequestBody::new(self.raw.clone(), Some(self.json.clone()));
+        let verdict = block_on(exchange.on_request_body(&mut body)).expect("verdict");
+        (exchange, verdict.is_continue())
+    }
+}
+
+/// An answer as the upstream sends it: its content type and its pieces of at most 16 KiB.
+struct Answer {
+    content_type: &'static str,
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Answer {
+    fn new(message: &Value, sse: bool) -> Self {
+        let (content_type, text) = if sse {
+            (
+                "text/event-stream",
+                format!("event: message\ndata: {message}\n\n"),
+            )
+        } else {
+            ("application/json", message.to_string())
+        };
+        let pieces = text
+            .as_bytes()
+            .chunks(16 << 10)
+            .map(Bytes::copy_from_slice)
+            .collect();
+        Self {
+            content_type,
+            pieces,
+            len: text.len(),
+        }
+    }
+
+    /// The response phases of `exchange` on this answer: what went to the client.
+    fn through(&self, exchange: &mut TestExchange) -> Emitted {
+        let head = [("content-type", self.content_type)];
+        block_on(exchange.on_response(StatusCode::OK, &head)).expect("head");
+        exchange.on_response_chunks(self.pieces.iter().cloned())
+    }
+}
+
+/// The JSON-RPC message of what an exchange sent on (the data of an SSE event).
+fn sent_message(sent: &Emitted) -> Value {
+    let text = sent.text();
+    let data = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data: "))
+        .unwrap_or(&text);
+    serde_json::from_str(data).expect("a JSON-RPC message")
+}
+
+/// `mcp-tool-pin` (tofu, in-memory store) on a 200-tool `tools/list` answer: the first listing,
+/// which pins every tool, and the steady state, where all are pinned; each from the request's
+/// body phase to the answer's last chunk.
+fn tool_pin_list(c: &mut Criterion, config: &RuntimeConfig) {
+    let list = McpCall::new(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let single = tool_catalog(&[]);
+    let federated = tool_catalog(&["gh", "jira", "slack", "drive", "pg"]);
+    let message = |tools: &[Value]| json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}});
+    let mut group = c.benchmark_group("tool_pin list (200 tools)");
+    group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(10));
+    let json_answer = Answer::new(&message(&single), false);
+    group.throughput(Throughput::Bytes(json_answer.len as u64));
+    // What any filter of the answer pays: reading the JSON.
+    let whole: Vec<u8> = json_answer.pieces.concat();
+    group.bench_function("reference: serde_json parse of the answer", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&whole)).is_ok()))
+    });
+    // Parts of the judgement, tool by tool: the hash of the canonical definition, and the scan
+    // (one server: no other servers' tool names to look for).
+    group.bench_function("part: definition hash of the 200 tools", |b| {
+        b.iter(|| {
+            for tool in &single {
+                black_box(definition::hash(black_box(tool)));
+            }
+        })
+    });
+    let scanner = Scanner::new().expect("scanner");
+    let no_names = ToolNames::new(&[]);
+    group.bench_function("part: scan of the 200 tools, 1 server", |b| {
+        b.iter(|| {
+            for tool in &single {
+                black_box(scanner.scan(black_box(tool), &no_names));
+            }
+        })
+    });
+    let cases = [
+        ("1 server, JSON", &single, false),
+        ("1 server, SSE", &single, true),
+        ("5 servers (federated), JSON", &federated, false),
+    ];
+    for (shape, tools, sse) in cases {
+        let answer = Answer::new(&message(tools), sse);
+        group.throughput(Throughput::Bytes(answer.len as u64));
+        for (scan, name) in [("scan on", "pin"), ("scan off", "pin-noscan")] {
+            // Every tool passes: none is hidden or warned about.
+            let check = |plugin: &Arc<dyn Plugin>| {
+                let (mut exchange, admitted) = list.exchange(plugin);
+                let sent = sent_message(&answer.through(&mut exchange));
+                let listed = sent["result"]["tools"].as_array().map_or(0, Vec::len);
+                assert!(admitted && listed == 200, "{shape}, {scan}: {listed} tools");
+                assert!(exchange.cx().warnings.is_empty(), "{shape}, {scan}");
+            };
+            let steady = fresh(config, name);
+            check(&steady);
+            check(&steady);
+            group.bench_function(
+                BenchmarkId::new(format!("first (tofu), {shape}"), scan),
+                |b| {
+                    b.iter_batched(
+                        || fresh(config, name),
+                        |plugin| {
+                            let (mut exchange, admitted) = list.exchange(&plugin);
+                            let sent = answer.through(&mut exchange);
+                            // The instance and what was sent are dropped outside the measure.
+                            (plugin, admitted, sent)
+                        },
+                        BatchSize::SmallInput,
+                    )
+                },
+            );
+            group.bench_function(BenchmarkId::new(format!("steady, {shape}"), scan), |b| {
+                b.iter_with_large_drop(|| {
+                    let (mut exchange, admitted) = list.exchange(&steady);
+                    (admitted, answer.through(&mut exchange))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// A `tools/call` result as a tool answers: about 4 KB of text (issues, one a line), with an
+/// email address and an AWS access key in it when `secrets`.
+fn tool_result(secrets: bool) -> Value {
+    let mut text = String::new();
+    for i in 0..28 {
+        text.push_str(&format!(
+            "#{n} Flaky login test on CI (open), opened by octocat, updated 2026-11-{d:02}: the \
+             session cookie expires mid-test about one run in twenty.\n",
+            n = 4100 + i,
+            d = 1 + i % 28,
+        ));
+        if secrets && i == 9 {
+            text.push_str("Reported by jane.doe@example.com with key AKIAIOSFODNN7EXAMPLE.\n");
+        }
+    }
+    json!({"jsonrpc": "2.0", "id": 7, "result": {
+        "content": [{"type": "text", "text": text}], "isError": false}})
+}
+
+/// `mcp-tool-pin` on a `tools/call`: the request's check (a pinned tool, which goes on; a tool
+/// never listed, refused in-band) and its answer passing through.
+fn tool_pin_call(c: &mut Criterion, config: &RuntimeConfig) {
+    let pin = fresh(config, "pin");
+    let list = McpCall::new(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let (mut exchange, _) = list.exchange(&pin);
+    let listing = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tool_catalog(&[])}});
+    Answer::new(&listing, false).through(&mut exchange);
+    let call = |tool: &str| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool,
+               "arguments": {"owner": "acme", "repo": "site", "state": "open"}}})
+        .to_string()
+    };
+    let mut group = c.benchmark_group("tool_pin call");
+    for (case, tool, goes_on) in [
+        ("request check, pinned tool", "list_issues", true),
+        (
+            "request check, unknown tool (refused)",
+            "drop_tables",
+            false,
+        ),
+    ] {
+        let body = Bytes::from(call(tool));
+        let (_, admitted) =
+            McpCall::new(serde_json::from_slice(&body).expect("json")).exchange(&pin);
+        assert_eq!(admitted, goes_on, "{case}");
+        // As the rbac decision above: the JSON-RPC parse included.
+        group.bench_function(case, |b| {
+            b.iter(|| {
+                let (json, request) = mcp::parse(black_box(&body)).expect("json-rpc");
+                let request = TestRequest::mcp("/mcp")
+                    .route("tools", "/mcp")
+                    .mcp_request(request);
+                let mut exchange = TestExchange::new(pin.clone(), request);
+                let mut body = RequestBody::new(body.clone(), Some(json));
+                black_box(block_on(exchange.on_request_body(&mut body)).is_ok())
+            })
+        });
+    }
+    let call = McpCall::new(serde_json::from_str(&call("list_issues")).expect("json"));
+    for (framing, sse) in [("JSON", false), ("SSE", true)] {
+        let answer = Answer::new(&tool_result(false), sse);
+        group.throughput(Throughput::Bytes(answer.len as u64));
+        let name = format!("answer passing through, 4 KB {framing}");
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || call.exchange(&pin).0,
+                |mut exchange| (answer.through(&mut exchange), exchange),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// `prompt-guard` (2 mask rules: email, aws_access_key) on a `tools/call` result of about 4 KB:
+/// the answer's phases only (the request's, which set the filter up, are not measured); clean,
+/// and with one email address and one key to mask.
+fn tool_pin_guard_result(c: &mut Criterion, config: &RuntimeConfig) {
+    let guard = plugin(config, "result-guard");
+    let call = McpCall::new(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "list_issues", "arguments": {"owner": "acme", "repo": "site"}}}));
+    let mut group = c.benchmark_group("tool_pin guard on tools/call result (2 mask rules)");
+    for (framing, sse) in [("JSON", false), ("SSE", true)] {
+        for (case, secrets) in [("clean", false), ("2 masked", true)] {
+            let answer = Answer::new(&tool_result(secrets), sse);
+            let (mut exchange, _) = call.exchange(&guard);
+            let sent = answer.through(&mut exchange);
+            let text = sent_message(&sent)["result"]["content"][0]["text"].to_string();
+            let whole = answer.pieces.concat();
+            assert_eq!(sent.bytes() != whole, secrets, "{framing} {case}");
+            assert_eq!(
+                text.contains("<REDACTED:email>"),
+                secrets,
+                "{framing} {case}"
+            );
+            assert_eq!(text.contains("<REDACTED:aws_access_key>"), secrets);
+            group.throughput(Throughput::Bytes(answer.len as u64));
+            group.bench_function(BenchmarkId::new(format!("4 KB {framing}"), case), |b| {
+                b.iter_batched(
+                    || call.exchange(&guard).0,
+                    |mut exchange| (answer.through(&mut exchange), exchange),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
 fn all(c: &mut Criterion) {
     let keys = KeyFiles::generate();
     let config = config(&keys);
@@ -319,6 +725,9 @@ fn all(c: &mut Criterion) {
     guard_scan(c, &config);
     limiter(c, &config);
     sse_usage(c);
+    tool_pin_list(c, &config);
+    tool_pin_call(c, &config);
+    tool_pin_guard_result(c, &config);
 }
 
 criterion_group!(benches, all);
