@@ -362,3 +362,28 @@ fn files_the_configuration_names_are_regular_and_bounded() {
     let (ok, output) = check_within_deadline(&config_fifo).expect("check ends");
     assert!(!ok && output.contains("not a regular file"), "{output}");
 }
+
+/// `max_tokens` is the client's: near `u64::MAX`, the reservation (output ceiling plus input
+/// size) overflowed, which panicked the request (debug) or wrapped to a tiny reservation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_max_tokens_reserves_the_bucket_and_breaks_nothing() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        "[plugin.tokens]\ntype = \"token-ratelimit\"\nunit = \"tokens\"\nkey = \"header:x-user\"\n\
+         max_tokens = 1000\nrefill_tokens = 1\nrefill_interval = \"1h\"\n\n\
+         [[route]]\nname = \"anthropic\"\nmatch = {{ path_prefix = \"/anthropic\" }}\n\
+         upstream = {{ url = \"{}\", kind = \"llm\", strip_prefix = true }}\nplugins = [\"tokens\"]\n",
+        up.url()
+    );
+    let gw = gateway(&config).start().await;
+    let head =
+        "POST /anthropic/v1/messages HTTP/1.1\r\nContent-Type: application/json\r\nX-User: mallory";
+    for max_tokens in ["18446744073709551615", "18446744073709551000"] {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let (status, answer) = raw(gw.addr, head, &body).await;
+        assert_eq!(status, 200, "max_tokens {max_tokens}: {answer}");
+    }
+    assert_eq!(up.recorder.requests().len(), 2);
+}

@@ -339,7 +339,8 @@ impl TokenRateLimit {
             .and_then(|l| l.max_tokens)
             .unwrap_or(self.default_reservation);
         let input = body.raw().len() as u64 / 4;
-        (output + input) as f64
+        // A client picks `max_tokens`: near u64::MAX, a plain sum wraps to a tiny reservation.
+        output.saturating_add(input) as f64
     }
 
     fn mine<'a>(&self, cx: &'a RequestCtx) -> Option<&'a Reservation> {
