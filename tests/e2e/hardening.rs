@@ -387,3 +387,57 @@ async fn a_huge_max_tokens_reserves_the_bucket_and_breaks_nothing() {
     }
     assert_eq!(up.recorder.requests().len(), 2);
 }
+
+/// Tool labels are bounded (100 names, then `other`): names that `mcp-rbac` refused, which any
+/// client can make up, once filled the slots and pushed every real tool into `other`.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_tool_names_take_no_metric_label_slot() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\n\
+         [plugin.tool-access]\ntype = \"mcp-rbac\"\n\
+         rules = [{{ tools = [\"add\"], claim = \"sub\", any_of = [\"alice\"] }}]\n\n\
+         [[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\nplugins = [\"auth\", \"tool-access\"]\n",
+        up.url()
+    );
+    let gw = gateway(&config)
+        .env("E2E_HARDENING_SECRET", SECRET)
+        .start()
+        .await;
+    let token = hs256_token(SECRET, "alice", "staff");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n\
+         Authorization: Bearer {token}"
+    );
+    let call = |name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+        )
+    };
+    for i in 0..120 {
+        let (status, answer) = raw(gw.addr, &head, &call(&format!("junk_{i}"))).await;
+        assert!(answer.contains("rbac.denied"), "{status}: {answer}");
+    }
+    let (status, answer) = raw(gw.addr, &head, &call("add")).await;
+    assert_eq!(status, 200, "{answer}");
+    let scrape = gw.metrics().await;
+    let series = |tool: &str, outcome: &str| {
+        scrape
+            .lines()
+            .find(|l| {
+                l.starts_with("tollgate_mcp_requests_total{")
+                    && l.contains(&format!("tool=\"{tool}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert_eq!(
+        series("add", "ok"),
+        Some(1.0),
+        "the real tool keeps its label"
+    );
+    assert_eq!(series("other", "rejected"), Some(120.0));
+    assert!(!scrape.contains("junk_"), "no refused name became a label");
+}

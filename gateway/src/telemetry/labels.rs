@@ -33,6 +33,18 @@ impl LabelFilter {
         self.patterns.iter().any(|p| p.matches(value))
     }
 
+    /// The label for `value` if it already has one, else `other`: for values that must not
+    /// take a slot (names a refused request carried, which any client can make up).
+    pub fn existing_label<'a>(&self, value: &'a str) -> &'a str {
+        if value.is_empty() {
+            return "";
+        }
+        match self.seen.read() {
+            Ok(seen) if seen.contains(value) => value,
+            _ => OTHER,
+        }
+    }
+
     /// The label to use for `value`.
     pub fn label<'a>(&self, value: &'a str) -> &'a str {
         if value.is_empty() || !self.admits(value) {
@@ -67,6 +79,16 @@ pub fn mcp_method(method: &McpMethod) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_values_take_no_slot() {
+        let filter = LabelFilter::new(vec![NamePattern::parse("*").unwrap()], 2);
+        assert_eq!(filter.existing_label("junk-1"), OTHER);
+        assert_eq!(filter.existing_label("junk-2"), OTHER);
+        assert_eq!(filter.label("add"), "add", "the slots are still free");
+        assert_eq!(filter.existing_label("add"), "add");
+        assert_eq!(filter.label("sub"), "sub");
+    }
 
     #[test]
     fn unknown_and_excess_values_fold_into_other() {

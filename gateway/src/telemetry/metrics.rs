@@ -269,10 +269,11 @@ impl Metrics {
                         && key.3.as_deref() == server
                 };
                 let make = || {
-                    let tool = if mcp_call.is_tool_call() {
-                        self.tools.label(target)
-                    } else {
-                        ""
+                    let tool = match (mcp_call.is_tool_call(), outcome) {
+                        (false, _) => "",
+                        // A refused call's name is the client's to make up: it takes no slot.
+                        (true, "rejected") => self.tools.existing_label(target),
+                        (true, _) => self.tools.label(target),
                     };
                     let counter = self.mcp_requests.with_label_values(&[
                         route,
