@@ -33,11 +33,19 @@ impl LabelFilter {
         self.patterns.iter().any(|p| p.matches(value))
     }
 
-    /// The label for `value` if it already has one, else `other`: for values that must not
-    /// take a slot (names a refused request carried, which any client can make up).
+    /// The label for a value a refused request carried, which any client can make up: its own
+    /// when it already has one or the operator listed it by name, else `other` (a pattern such
+    /// as `*` must not let made-up names take the slots).
     pub fn existing_label<'a>(&self, value: &'a str) -> &'a str {
         if value.is_empty() {
             return "";
+        }
+        let named = self
+            .patterns
+            .iter()
+            .any(|p| matches!(p, NamePattern::Exact(name) if name == value));
+        if named {
+            return self.label(value);
         }
         match self.seen.read() {
             Ok(seen) if seen.contains(value) => value,
@@ -88,6 +96,12 @@ mod tests {
         assert_eq!(filter.label("add"), "add", "the slots are still free");
         assert_eq!(filter.existing_label("add"), "add");
         assert_eq!(filter.label("sub"), "sub");
+        let named = LabelFilter::new(vec![NamePattern::parse("delete_all").unwrap()], 2);
+        assert_eq!(
+            named.existing_label("delete_all"),
+            "delete_all",
+            "a tool the operator listed by name keeps its label when refused"
+        );
     }
 
     #[test]
