@@ -660,3 +660,132 @@ plugins = ["guard"]
     assert_eq!(resp.status(), 200);
     assert_eq!(up.recorder.requests().len(), 1, "a harmless prompt passes");
 }
+
+/// Every string the model reads is inspected (found blind when attacked: documents, search
+/// results, nested in tool results, tool calls' input, tool descriptions, `metadata.user_id`,
+/// streamed citations), and none of the structural fields is touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_string_the_model_reads_is_guarded_and_structure_is_left_alone() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(
+        &up,
+        r#"[{ builtin = "email", action = "mask" }, { builtin = "anthropic_api_key", action = "reject" }]"#,
+    );
+    let gw = gateway(&config).start().await;
+    let client = client();
+    let ask = |content: Value, extra: Value| {
+        let mut request = json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": content}]});
+        for (key, value) in extra.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        request
+    };
+    let post = |request: Value| {
+        client
+            .post(gw.url("/anthropic/v1/messages"))
+            .json(&request)
+            .send()
+    };
+
+    // A secret in any of these places is refused before the upstream.
+    let hidden_in = [
+        ask(
+            json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": format!("key {API_KEY}")}}]),
+            json!({}),
+        ),
+        ask(
+            json!([{"type": "document", "title": API_KEY, "source": {"type": "content", "content": [{"type": "text", "text": "x"}]}}]),
+            json!({}),
+        ),
+        ask(
+            json!([{"type": "search_result", "source": "https://s", "title": "t", "content": [{"type": "text", "text": API_KEY}]}]),
+            json!({}),
+        ),
+        ask(
+            json!([{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": API_KEY}]}]}]),
+            json!({}),
+        ),
+        ask(
+            json!([{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": API_KEY}}]}]),
+            json!({}),
+        ),
+        ask(
+            json!("hi"),
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "send", "input": {"name": API_KEY}}]}]}),
+        ),
+        ask(
+            json!("hi"),
+            json!({"tools": [{"name": "send", "description": format!("use {API_KEY}"), "input_schema": {"type": "object"}}]}),
+        ),
+        ask(
+            json!("hi"),
+            json!({"tools": [{"name": "send", "input_schema": {"type": "object", "properties": {"to": {"type": "string", "description": API_KEY}}}}]}),
+        ),
+        ask(json!("hi"), json!({"metadata": {"user_id": API_KEY}})),
+    ];
+    for (i, request) in hidden_in.into_iter().enumerate() {
+        let resp = post(request).await.unwrap();
+        assert_eq!(resp.status(), 403, "case {i}");
+    }
+    assert!(
+        up.recorder.requests().is_empty(),
+        "none reached the upstream"
+    );
+
+    // Masked where the model reads; ids, names, signatures, media types and base64 untouched.
+    let thinking =
+        json!({"type": "thinking", "thinking": "mail eve@example.com", "signature": "sig=="});
+    let request = ask(
+        json!([
+            {"type": "document", "title": "from bob@example.org", "source": {"type": "text", "media_type": "text/plain", "data": "write to ann@example.com"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        ]),
+        json!({"metadata": {"user_id": "dan@example.com"}}),
+    );
+    let mut with_thinking = request.clone();
+    with_thinking["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [thinking.clone(), {"type": "tool_use", "id": "t1", "name": "mail", "input": {"to": "fay@example.com"}}]},
+        {"role": "user", "content": request["messages"][0]["content"].clone()},
+    ]);
+    let resp = post(with_thinking).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent: Value = serde_json::from_slice(&up.recorder.requests()[0].body).unwrap();
+    assert_eq!(sent["metadata"]["user_id"], "<REDACTED:email>");
+    assert_eq!(
+        sent["messages"][1]["content"][0], thinking,
+        "signed thinking is sent as it came"
+    );
+    assert_eq!(
+        sent["messages"][1]["content"][1]["input"]["to"],
+        "<REDACTED:email>"
+    );
+    assert_eq!(sent["messages"][1]["content"][1]["name"], "mail");
+    let document = &sent["messages"][2]["content"][0];
+    assert_eq!(document["title"], "from <REDACTED:email>");
+    assert_eq!(document["source"]["data"], "write to <REDACTED:email>");
+    assert_eq!(document["source"]["media_type"], "text/plain");
+    assert_eq!(
+        sent["messages"][2]["content"][1]["source"]["data"],
+        "iVBORw0KGgo="
+    );
+
+    // The answer's citations quote documents: masked in JSON answers and in streams.
+    let quote = "contact gil@example.com";
+    for stream in [false, true] {
+        let resp = client
+            .post(gw.url("/anthropic/v1/messages"))
+            .header("x-test-cite", quote)
+            .json(&json!({"model": "m", "max_tokens": 8, "stream": stream, "messages": [{"role": "user", "content": "q"}]}))
+            .send()
+            .await
+            .unwrap();
+        let raw = resp.text().await.unwrap();
+        assert!(!raw.contains("gil@example.com"), "stream {stream}: {raw}");
+        assert!(
+            raw.contains("contact <REDACTED:email>"),
+            "stream {stream}: {raw}"
+        );
+        assert!(raw.contains("citations"), "stream {stream}: {raw}");
+    }
+}

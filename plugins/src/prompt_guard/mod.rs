@@ -1,8 +1,10 @@
 //! `prompt-guard`: rejects or masks prompt injection, secrets and personal data in what goes to a
-//! model (the Anthropic request's system prompt, message text and tool results) or to a tool (MCP
-//! `tools/call` arguments), before the upstream sees it. See docs/guard.md.
+//! model (every string of an Anthropic request the model reads: system prompt, message blocks of
+//! every type, tool definitions) or to a tool (MCP `tools/call` arguments), before the upstream
+//! sees it, and masks what comes back. See docs/guard.md.
 
 pub mod detectors;
+mod request_texts;
 pub mod response;
 mod results;
 pub mod webhook;
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 use crate::list_filter::{ListFilter, PendingList};
 use detectors::Detector;
+use request_texts::for_each_guarded_text;
 use response::ResponseMasker;
 use results::{ResultFilter, ResultJudge};
 use tollgate_plugin_api::config::FailureMode;
@@ -136,71 +139,6 @@ impl PluginFactory for PromptGuardFactory {
             maskers,
             webhooks,
         }))
-    }
-}
-
-/// Calls `f` on every string the guard inspects; `f` may replace it.
-fn for_each_guarded_text(json: &mut Value, route: RouteKind, f: &mut dyn FnMut(&mut String)) {
-    match route {
-        RouteKind::Llm => {
-            if let Some(system) = json.get_mut("system") {
-                visit_content(system, f);
-            }
-            if let Some(Value::Array(messages)) = json.get_mut("messages") {
-                for message in messages {
-                    if let Some(content) = message.get_mut("content") {
-                        visit_content(content, f);
-                    }
-                }
-            }
-        }
-        RouteKind::Mcp => {
-            let calls: Vec<&mut Value> = match json {
-                Value::Array(items) => items.iter_mut().collect(),
-                single => vec![single],
-            };
-            for call in calls {
-                let method = call.get("method").and_then(Value::as_str);
-                if method == Some(McpMethod::ToolsCall.as_str()) {
-                    if let Some(arguments) =
-                        call.get_mut("params").and_then(|p| p.get_mut("arguments"))
-                    {
-                        visit_all_strings(arguments, f);
-                    }
-                }
-            }
-        }
-        RouteKind::Http => {}
-    }
-}
-
-/// A message's content: a string, or blocks whose `text` (text blocks) and `content` (tool
-/// results) are inspected.
-fn visit_content(content: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match content {
-        Value::String(text) => f(text),
-        Value::Array(blocks) => {
-            for block in blocks {
-                if let Some(Value::String(text)) = block.get_mut("text") {
-                    f(text);
-                }
-                if block.get("type").and_then(Value::as_str) == Some("tool_result") {
-                    if let Some(inner) = block.get_mut("content") {
-                        visit_content(inner, f);
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn visit_all_strings(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match value {
-        Value::String(text) => f(text),
-        Value::Array(items) => items.iter_mut().for_each(|v| visit_all_strings(v, f)),
-        Value::Object(map) => map.values_mut().for_each(|v| visit_all_strings(v, f)),
-        _ => {}
     }
 }
 

@@ -89,6 +89,65 @@ fn mask_all(text: &str, detectors: &[Detector]) -> String {
         .fold(text.to_string(), |acc, d| d.mask(&acc).unwrap_or(acc))
 }
 
+/// The key of the text a citation quotes (from a document the request carried, which the
+/// answer repeats).
+const CITED_TEXT: &str = "\"cited_text\"";
+
+fn quotes(body: &[u8]) -> bool {
+    memchr::memmem::find(body, CITED_TEXT.as_bytes()).is_some()
+}
+
+/// Masks the quoted text of a `citations_delta` event; `false` (nothing written) when the
+/// event is not one or nothing in it matched.
+fn citation_delta(
+    name: Option<&str>,
+    data: &str,
+    detectors: &[Detector],
+    out: &mut String,
+) -> bool {
+    if !quotes(data.as_bytes()) {
+        return false;
+    }
+    let Ok(mut json) = serde_json::from_str::<Value>(data) else {
+        return false;
+    };
+    let Some(cited) = json
+        .get_mut("delta")
+        .and_then(|d| d.get_mut("citation"))
+        .and_then(|c| c.get_mut("cited_text"))
+    else {
+        return false;
+    };
+    if !mask_string(cited, detectors) {
+        return false;
+    }
+    push_event(out, name, &json.to_string());
+    true
+}
+
+/// Masks `value` if it is a string; whether it changed.
+fn mask_string(value: &mut Value, detectors: &[Detector]) -> bool {
+    let Value::String(text) = value else {
+        return false;
+    };
+    let masked = mask_all(text, detectors);
+    let changed = masked != *text;
+    *text = masked;
+    changed
+}
+
+/// Masks the quoted texts of a text block's citations; whether one changed.
+fn mask_citations(block: &mut Value, detectors: &[Detector]) -> bool {
+    let Some(Value::Array(citations)) = block.get_mut("citations") else {
+        return false;
+    };
+    let mut changed = false;
+    for cited in citations.iter_mut().filter_map(|c| c.get_mut("cited_text")) {
+        changed |= mask_string(cited, detectors);
+    }
+    changed
+}
+
 /// The text blocks of a JSON answer; everything else is skipped without being built.
 #[derive(Deserialize)]
 struct AnswerTexts<'a> {
@@ -122,6 +181,11 @@ enum AnswerCheck {
 /// Checks the texts of a JSON answer. `known`: the gateway's reading of the answer, used when it
 /// read these very bytes.
 fn check_answer(body: &[u8], known: Option<&JsonAnswer>, detectors: &[Detector]) -> AnswerCheck {
+    // Citations are rare: an answer with quotes is checked on the JSON tree, which masks them
+    // and sends the original bytes when nothing changed.
+    if quotes(body) {
+        return AnswerCheck::Mask;
+    }
     let matches = |text: &str| detectors.iter().any(|d| d.found_in(text));
     if let Some(known) = known.filter(|answer| answer.body()[..] == *body) {
         let mut found = false;
@@ -160,11 +224,10 @@ fn mask_answer(body: Bytes, detectors: &[Detector], rebuild: bool) -> Option<Byt
     let mut changed = false;
     if let Some(Value::Array(blocks)) = json.get_mut("content") {
         for block in blocks {
-            if let Some(Value::String(text)) = block.get_mut("text") {
-                let masked = mask_all(text, detectors);
-                changed |= masked != *text;
-                *text = masked;
+            if let Some(text) = block.get_mut("text") {
+                changed |= mask_string(text, detectors);
             }
+            changed |= mask_citations(block, detectors);
         }
     }
     if !changed && !rebuild {
@@ -370,8 +433,11 @@ impl ResponseMasker {
         match name {
             Some("content_block_delta") => {
                 if let Some((_, None)) = known {
-                    // Read already: a delta without text (a tool call's JSON, thinking).
-                    out.push_str(event);
+                    // Read already: a delta without text (a tool call's JSON, thinking, a
+                    // citation).
+                    if !citation_delta(name, &data, detectors, out) {
+                        out.push_str(event);
+                    }
                     return;
                 }
                 // The typed, splicing path; an event it cannot read (duplicate keys, an odd
@@ -379,6 +445,7 @@ impl ResponseMasker {
                 let single_line = matches!(data, Cow::Borrowed(_));
                 if !self.text_delta(name, &data, single_line, known, detectors, out)
                     && !self.text_delta_tree(name, &data, detectors, out)
+                    && !citation_delta(name, &data, detectors, out)
                 {
                     out.push_str(event);
                 }
@@ -780,6 +847,58 @@ mod tests {
 
     /// Masks `stream` cut into chunks at `cuts`, with the gateway's reading of each chunk that is
     /// whole events (as the gateway hands it over) or without any.
+    #[test]
+    fn a_streamed_citation_quote_is_masked_with_or_without_the_gateways_reading() {
+        let citation = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta",
+            "citation": {"type": "char_location", "cited_text": "write to ops@example.com", "document_index": 0,
+                "start_char_index": 0, "end_char_index": 24}}});
+        let clean = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta",
+            "citation": {"type": "char_location", "cited_text": "nothing here", "document_index": 0}}});
+        let stream = [
+            format_event(Some("content_block_delta"), &citation.to_string()),
+            format_event(Some("content_block_delta"), &clean.to_string()),
+        ]
+        .concat();
+        for with_facts in [false, true] {
+            let out = mask_in_chunks(&stream, &[], with_facts);
+            assert!(!out.contains("ops@example.com"), "{with_facts}: {out}");
+            let quotes: Vec<Value> = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .map(|j| j["delta"]["citation"]["cited_text"].clone())
+                .collect();
+            assert_eq!(
+                quotes,
+                [json!("write to <REDACTED:email>"), json!("nothing here")]
+            );
+            assert!(
+                out.contains(&clean.to_string()),
+                "an unmatched quote is sent as it came"
+            );
+        }
+    }
+
+    #[test]
+    fn a_json_answers_citation_quotes_are_masked() {
+        let body = json!({"content": [{"type": "text", "text": "see the doc", "citations": [
+            {"type": "char_location", "cited_text": "mail ops@example.com", "document_index": 0}]}]})
+        .to_string();
+        let mut masker = ResponseMasker::default();
+        masker.start("application/json");
+        let out = masker.chunk(&Bytes::from(body), true, None, None, &email());
+        let json: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            json["content"][0]["citations"][0]["cited_text"],
+            "mail <REDACTED:email>"
+        );
+        let clean = "{\"content\": [{\"type\": \"text\", \"text\": \"x\", \"citations\": [{\"cited_text\": \"y\"}]}]}";
+        let mut masker = ResponseMasker::default();
+        masker.start("application/json");
+        let out = masker.chunk(&Bytes::from(clean), true, None, None, &email());
+        assert_eq!(out, clean.as_bytes(), "nothing to mask: sent byte for byte");
+    }
+
     fn mask_in_chunks(stream: &str, cuts: &[usize], with_facts: bool) -> String {
         let detectors = [
             Detector::builtin("email").unwrap(),

@@ -349,6 +349,12 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         .get("x-test-delta-bytes")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    // `x-test-cite: TEXT`: the text block cites a document, quoting TEXT (in a stream, as a
+    // `citations_delta` after the text).
+    let cited = headers
+        .get("x-test-cite")
+        .and_then(|v| v.to_str().ok())
+        .map(|quote| json!({"type": "char_location", "cited_text": quote, "document_index": 0, "document_title": "doc", "start_char_index": 0, "end_char_index": quote.len()}));
     // `x-test-raw-answer: TEXT`: the JSON answer is exactly TEXT (labelled `application/json`
     // whatever it is).
     if let Some(raw) = headers
@@ -362,9 +368,13 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
             Some(bytes) => "x".repeat(bytes),
             None => said.unwrap_or_else(|| "hi".to_string()),
         };
+        let mut block = json!({"type": "text", "text": text});
+        if let Some(citation) = &cited {
+            block["citations"] = json!([citation]);
+        }
         let answer = json!({
             "id": "msg_test", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
+            "content": [block], "stop_reason": "end_turn", "stop_sequence": null,
             "usage": {"input_tokens": 12, "output_tokens": 3}
         });
         return ([("content-type", "application/json")], answer.to_string()).into_response();
@@ -393,6 +403,12 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         events.push(format!(
             "event: content_block_delta\ndata: {}\n\n",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})
+        ));
+    }
+    if let Some(citation) = cited {
+        events.push(format!(
+            "event: content_block_delta\ndata: {}\n\n",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta", "citation": citation}})
         ));
     }
     events.push(
