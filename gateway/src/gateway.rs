@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::ProxyServiceBuilder;
+use pingora::proxy::HttpProxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -16,6 +16,7 @@ use tollgate_plugin_api::{PluginFactory, PluginRegistry};
 
 use crate::admin::AdminApp;
 use crate::config::{self, ConfigErrors, RuntimeConfig};
+use crate::connections::ConnectionGuard;
 use crate::lifecycle::{exit_when_drained, ExitHook, Lifecycle, SignalWatch};
 use crate::proxy::TollgateProxy;
 use crate::reload::Reloader;
@@ -157,10 +158,13 @@ impl Gateway {
         );
         let mut http_options = HttpServerOptions::default();
         http_options.h2c = settings.h2c;
-        let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
-            .name("tollgate proxy")
-            .server_options(http_options)
-            .build();
+        let mut http_proxy = HttpProxy::new(proxy, server.configuration.clone());
+        http_proxy.server_options = Some(http_options);
+        http_proxy.handle_init_modules();
+        let mut service = Service::new(
+            "tollgate proxy".into(),
+            ConnectionGuard::new(http_proxy, settings.connections),
+        );
         match (&settings.tls, cert_slot) {
             (Some(tls), Some(slot)) => {
                 let tls_settings =

@@ -17,6 +17,7 @@
 pub(crate) mod admin;
 pub mod cli;
 pub mod config;
+pub(crate) mod connections;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub(crate) mod federation;

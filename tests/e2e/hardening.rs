@@ -441,3 +441,352 @@ async fn refused_tool_names_take_no_metric_label_slot() {
     assert_eq!(series("other", "rejected"), Some(120.0));
     assert!(!scrape.contains("junk_"), "no refused name became a label");
 }
+
+/// `X-Forwarded-Host` named the host of the RFC 9728 URL (and reached upstreams) for any
+/// client; now it is believed only from `[server] trusted_proxies` and removed from the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+    let up = TestUpstream::start().await;
+    for trusted in [false, true] {
+        let config = format!(
+            "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\
+             issuer = \"https://login.test\"\n\n\
+             [[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+             upstream = {{ url = \"{u}/mcp\", kind = \"mcp\" }}\nplugins = [\"auth\"]\n\n\
+             [[route]]\nname = \"open\"\nmatch = {{ path_prefix = \"/open\" }}\n\
+             upstream = {{ url = \"{u}\" }}\n",
+            u = up.url()
+        );
+        let mut builder = gateway(&config).env("E2E_HARDENING_SECRET", SECRET);
+        if trusted {
+            builder = builder.server_line("trusted_proxies = [\"127.0.0.0/8\", \"::1\"]");
+        }
+        let gw = builder.start().await;
+        let client = tollgate_testkit::client();
+        let forwarded = |request: reqwest::RequestBuilder| {
+            request
+                .header("x-forwarded-host", "evil.test")
+                .header("x-forwarded-proto", "https")
+                .header("forwarded", "host=evil.test;proto=https")
+        };
+        let want_base = if trusted {
+            "https://evil.test".to_string()
+        } else {
+            format!("http://{}", gw.addr)
+        };
+
+        let resp = forwarded(client.post(gw.url("/mcp")))
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.contains(&format!(
+                "resource_metadata=\"{want_base}/.well-known/oauth-protected-resource/mcp\""
+            )),
+            "trusted {trusted}: {challenge}"
+        );
+        let doc: Value = forwarded(client.get(gw.url("/.well-known/oauth-protected-resource/mcp")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            doc["resource"],
+            format!("{want_base}/mcp"),
+            "trusted {trusted}"
+        );
+
+        let before = up.recorder.requests().len();
+        let resp = forwarded(client.get(gw.url("/open/page")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen = &up.recorder.requests()[before];
+        for name in ["x-forwarded-host", "x-forwarded-proto", "forwarded"] {
+            assert_eq!(
+                seen.headers.contains_key(name),
+                trusted,
+                "trusted {trusted}: {name} upstream"
+            );
+        }
+        assert!(
+            seen.headers.contains_key("x-forwarded-for"),
+            "always written"
+        );
+    }
+}
+
+/// One MCP route and one LLM route on the test upstream, no plugins.
+fn plain_routes(upstream: &str) -> String {
+    format!(
+        "[[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{upstream}/mcp\", kind = \"mcp\" }}\n\n\
+         [[route]]\nname = \"llm\"\nmatch = {{ path_prefix = \"/anthropic\" }}\n\
+         upstream = {{ url = \"{upstream}\", kind = \"llm\", strip_prefix = true }}\n\
+         plugins = [\"guard\"]\n\n\
+         [plugin.guard]\ntype = \"prompt-guard\"\n\
+         rules = [{{ builtin = \"anthropic_api_key\", action = \"reject\" }}]\n"
+    )
+}
+
+/// A key given twice was checked as serde_json reads it (the last) but forwarded as sent, and
+/// an upstream that keeps the first acted on the other value: such bodies are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_named_twice_is_refused_before_any_plugin_or_upstream() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&plain_routes(&up.url())).start().await;
+    let head = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream"
+        )
+    };
+    let key = "sk-ant-api03-AAAAbbbbCCCCddddEEEEffff0123456789";
+    let llm = format!(
+        r#"{{"model":"m","max_tokens":8,"messages":[{{"role":"user","content":"my key {key}","content":"hello"}}]}}"#
+    );
+    let (status, answer) = raw(gw.addr, &head("/anthropic/v1/messages"), &llm).await;
+    assert_eq!(status, 400, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("Anthropic error JSON");
+    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    let mcp = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","name":"delete_all","arguments":{}}}"#;
+    let (status, answer) = raw(gw.addr, &head("/mcp"), mcp).await;
+    assert_eq!(status, 400, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON-RPC error");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("twice"));
+    assert!(
+        up.recorder.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+    // The same bodies with each key once pass.
+    let (status, _) = raw(
+        gw.addr,
+        &head("/mcp"),
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{}}}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+/// Writes `head` (with its blank line) and `body_start` on a new connection, then waits for the
+/// answer without sending more; the status, the body and how long the answer took.
+async fn stalled_request(
+    addr: SocketAddr,
+    head: &str,
+    body_start: &[u8],
+) -> (u16, String, std::time::Duration) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body_start).await.expect("body");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the gateway never answered nor closed");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body, started.elapsed())
+}
+
+/// A body that trickles in (or stops) is answered 408 at `body_timeout`, not held for as long
+/// as each read keeps within its own timeout; a broken chunked body is a 400, not a 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_and_broken_bodies_get_the_clients_error() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&plain_routes(&up.url()))
+        .server_line("body_timeout = \"1s\"")
+        .start()
+        .await;
+    let head = "POST /mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n\
+                Accept: application/json, text/event-stream\r\nContent-Length: 200\r\n\r\n";
+    let (status, body, took) = stalled_request(gw.addr, head, b"{\"jsonrpc\":").await;
+    assert_eq!(status, 408, "{body}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "answered at the deadline: {took:?}"
+    );
+    let error: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+    assert!(error["error"]["message"].is_string(), "{error}");
+
+    let llm_head = "POST /anthropic/v1/messages HTTP/1.1\r\nHost: gw.test\r\n\
+                    Content-Type: application/json\r\nContent-Length: 200\r\n\r\n";
+    let (status, body, _) = stalled_request(gw.addr, llm_head, b"{\"model\":").await;
+    assert_eq!(status, 408, "{body}");
+    let error: Value = serde_json::from_str(&body).expect("an Anthropic error");
+    assert_eq!(error["type"], "error", "{error}");
+
+    let chunked = "POST /mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n\
+                   Accept: application/json, text/event-stream\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n";
+    let (status, body, _) =
+        stalled_request(gw.addr, chunked, b"zz-not-hex\r\n{}\r\n0\r\n\r\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        up.recorder.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+}
+
+/// A client that sends its head a byte now and then (slowloris) is cut off at `header_timeout`
+/// while other clients are served; past `max_connections` (and `max_connections_per_client`) a
+/// connection is closed at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_heads_are_cut_off_and_connections_are_capped() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&plain_routes(&up.url()))
+        .server_line("header_timeout = \"1s\"")
+        .server_line("max_connections = 4")
+        .server_line("max_connections_per_client = 3")
+        .start()
+        .await;
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let head = "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n\
+                Accept: application/json, text/event-stream";
+
+    // The slow client writes a header line every 300 ms, forever.
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"POST /mcp HTTP/1.1\r\nHost: gw.test\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let cut_off = async {
+        let mut line = 0;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            line += 1;
+            let header = format!("X-Slow-{line}: {}\r\n", "a".repeat(10));
+            if slow.write_all(header.as_bytes()).await.is_err() {
+                return started.elapsed();
+            }
+            let mut probe = [0u8; 1];
+            // Closed (or answered, then closed): either way the head was not waited for.
+            let probe =
+                tokio::time::timeout(std::time::Duration::from_millis(1), slow.read(&mut probe));
+            if let Ok(_closed_or_answered) = probe.await {
+                return started.elapsed();
+            }
+            assert!(line < 50, "the slow head was never cut off");
+        }
+    };
+    let (took, (status, _)) = tokio::join!(cut_off, raw(gw.addr, head, list));
+    assert_eq!(status, 200, "another client is served meanwhile");
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5),
+        "cut off at the deadline: {took:?}"
+    );
+    let scrape = gw.metrics().await;
+    assert!(
+        scrape.contains("tollgate_client_header_timeouts_total 1"),
+        "{scrape}"
+    );
+
+    // Three idle connections from 127.0.0.1 fill its share; a fourth is closed at once, while
+    // 127.0.0.2 is still served (the fourth place in all).
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        closed_unanswered(gw.addr).await,
+        "over the per-client cap: closed without an answer"
+    );
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stream = other.connect(gw.addr).await.unwrap();
+    let request = format!(
+        "{head}\r\nHost: gw.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{list}",
+        list.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Idle connections, too, are cut off at the head deadline: their places come back.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, _) = raw(gw.addr, head, list).await;
+    assert_eq!(status, 200, "the places came back");
+    let scrape = gw.metrics().await;
+    assert!(
+        scrape.contains(
+            "tollgate_client_connections_refused_total{cause=\"max_connections_per_client\"} 1"
+        ),
+        "{scrape}"
+    );
+    drop(idle);
+}
+
+/// Whether a request on a new connection is closed (or reset) without any answer.
+async fn closed_unanswered(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return true;
+    };
+    let request = "GET /mcp HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return true;
+    }
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer).await {
+        Ok(_) => answer.is_empty(),
+        Err(_) => true,
+    }
+}
+
+/// The head deadline is for HTTP/1 heads: an h2c connection (frames, no heads) lives on past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_h2c_connection_outlives_the_head_deadline() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&plain_routes(&up.url()))
+        .server_line("h2c = true")
+        .server_line("header_timeout = \"1s\"")
+        .start()
+        .await;
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    for _ in 0..2 {
+        let resp = h2c
+            .post(gw.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&list)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    let scrape = gw.metrics().await;
+    assert!(
+        scrape.contains("tollgate_client_header_timeouts_total 0"),
+        "no h2c connection was cut off: {scrape}"
+    );
+    assert!(
+        scrape.contains("tollgate_client_connections 1"),
+        "one connection served both: {scrape}"
+    );
+}

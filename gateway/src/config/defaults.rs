@@ -14,6 +14,17 @@ pub const THREADS: usize = 2;
 /// Unix socket for handing listeners to a new process.
 pub const UPGRADE_SOCK: &str = "/tmp/tollgate_upgrade.sock";
 
+/// Longest a client may take to send a request's head (request line and headers), from the
+/// connection's start or the first byte of a later request on it.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a client may take to send a whole request body that the gateway reads (MCP and LLM
+/// routes).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Client connections open at once, at most.
+pub const MAX_CONNECTIONS: usize = 20_000;
+
 /// Request body limit for MCP and LLM routes.
 pub const MAX_BODY: u64 = 10 << 20;
 

@@ -18,6 +18,7 @@ mod server;
 mod telemetry;
 #[cfg(test)]
 mod test_support;
+pub mod trusted_proxies;
 pub mod units;
 mod upstream;
 
@@ -32,7 +33,7 @@ use tollgate_plugin_api::PluginRegistry;
 pub use defaults::MAX_BODY as DEFAULT_MAX_BODY;
 pub use error::{ConfigError, ConfigErrors};
 pub use plugins::Plugins;
-pub use server::ServerSettings;
+pub use server::{ConnectionLimits, ServerSettings};
 pub use telemetry::TelemetrySettings;
 
 use crate::routing::RouteTable;
@@ -114,6 +115,12 @@ fn build(
         plugins: &plugins,
         declared: &file.plugin,
         default_max_body: file.server.max_body.map_or(defaults::MAX_BODY, |s| s.0),
+        body_timeout: file
+            .server
+            .body_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(defaults::BODY_TIMEOUT),
         federation: upstream::FederationParts {
             servers: &servers,
             declared: file.mcp_server.keys().map(String::as_str).collect(),

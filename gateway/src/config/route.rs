@@ -19,6 +19,8 @@ pub(super) struct RouteContext<'a> {
     pub declared: &'a BTreeMap<String, PluginSection>,
     /// Body limit of the routes that set none.
     pub default_max_body: u64,
+    /// Longest wait for a whole body the gateway reads (`[server] body_timeout`).
+    pub body_timeout: std::time::Duration,
     /// What federated MCP routes are made of.
     pub federation: upstream::FederationParts<'a>,
 }
@@ -76,6 +78,7 @@ fn build_route(
         llm_endpoints: target.endpoints,
         chain,
         max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
+        body_timeout: cx.body_timeout,
         series: OnceLock::new(),
     })
 }

@@ -149,6 +149,21 @@ pub struct ServerSection {
     /// Bearer token of the admin API (`/admin/v1/...` on the admin listener); the API is off
     /// when absent.
     pub admin_token: Option<Spanned<tollgate_plugin_api::secret_source::SecretSource>>,
+    /// Proxies in front of the gateway (addresses or networks) whose `X-Forwarded-Host`,
+    /// `X-Forwarded-Proto` and `Forwarded` headers are believed; removed from everyone else's
+    /// requests.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// Longest a client may take to send a request head (default
+    /// [`defaults::HEADER_TIMEOUT`]).
+    pub header_timeout: Option<DurationStr>,
+    /// Longest a client may take to send a body the gateway reads whole (MCP and LLM routes;
+    /// default [`defaults::BODY_TIMEOUT`]).
+    pub body_timeout: Option<DurationStr>,
+    /// Client connections open at once (default [`defaults::MAX_CONNECTIONS`]).
+    pub max_connections: Option<Spanned<usize>>,
+    /// Client connections open at once from one address (no limit when absent).
+    pub max_connections_per_client: Option<Spanned<usize>>,
 }
 
 impl Default for ServerSection {
@@ -167,6 +182,11 @@ impl Default for ServerSection {
             watch_interval: None,
             session_key: None,
             admin_token: None,
+            trusted_proxies: Vec::new(),
+            header_timeout: None,
+            body_timeout: None,
+            max_connections: None,
+            max_connections_per_client: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::defaults;
 use super::report::Report;
 use super::schema::ServerSection;
+use super::trusted_proxies::{trusted_proxies, TrustedProxies};
 
 /// Process-level settings from `[server]`.
 #[derive(Debug, Clone)]
@@ -36,6 +37,21 @@ pub struct ServerSettings {
     pub watch_interval: Option<Duration>,
     /// Bearer token of the admin API (off when `None`); read again on every reload.
     pub admin_token: Option<Arc<SecretString>>,
+    /// Peers whose forwarding headers are believed (read again on every reload).
+    pub trusted_proxies: TrustedProxies,
+    /// Deadlines and caps of client connections.
+    pub connections: ConnectionLimits,
+}
+
+/// Deadlines and caps of client connections (`[server]`; a restart applies a change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest a client may take to send a request head.
+    pub header_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address, if limited.
+    pub max_per_client: Option<usize>,
 }
 
 /// The shortest admin token accepted: guessing one must be out of reach.
@@ -65,7 +81,37 @@ pub(super) fn server_settings(section: &ServerSection, report: &mut Report<'_>) 
             Some(d) => Some(d.0),
         },
         admin_token: admin_token(s, report),
+        trusted_proxies: trusted_proxies(&s.trusted_proxies, report),
+        connections: ConnectionLimits {
+            header_timeout: positive(s.header_timeout.map(|d| d.0), defaults::HEADER_TIMEOUT),
+            max_connections: at_least_one(s.max_connections.as_ref(), "max_connections", report)
+                .unwrap_or(defaults::MAX_CONNECTIONS),
+            max_per_client: at_least_one(
+                s.max_connections_per_client.as_ref(),
+                "max_connections_per_client",
+                report,
+            ),
+        },
     }
+}
+
+/// `value`, or `default` when absent or zero (a zero deadline would refuse every client).
+fn positive(value: Option<Duration>, default: Duration) -> Duration {
+    value.filter(|d| !d.is_zero()).unwrap_or(default)
+}
+
+/// A count that must be at least 1, reported where it is written otherwise.
+fn at_least_one(
+    value: Option<&Spanned<usize>>,
+    key: &str,
+    report: &mut Report<'_>,
+) -> Option<usize> {
+    let value = value?;
+    if *value.get_ref() == 0 {
+        report.error(value.span(), format!("{key} must be at least 1"), None);
+        return None;
+    }
+    Some(*value.get_ref())
 }
 
 fn admin_token(section: &ServerSection, report: &mut Report<'_>) -> Option<Arc<SecretString>> {

@@ -26,8 +26,8 @@ impl JsonRpcError {
 
 /// Parses `body` as a JSON-RPC message or batch.
 pub fn parse(body: &[u8]) -> Result<(Value, McpRequest), JsonRpcError> {
-    let json: Value =
-        serde_json::from_slice(body).map_err(|e| JsonRpcError::Parse(e.to_string()))?;
+    let json =
+        super::strict_json::from_slice(body).map_err(|e| JsonRpcError::Parse(e.to_string()))?;
     let request = describe(&json)?;
     Ok((json, request))
 }

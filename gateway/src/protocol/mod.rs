@@ -8,3 +8,4 @@ pub mod mcp_headers;
 pub mod mcp_param_headers;
 pub mod observer;
 pub mod sse;
+pub mod strict_json;

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header::CONTENT_LENGTH;
+use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use tollgate_plugin_api::host::facts_mut;
@@ -38,6 +39,7 @@ pub(super) fn admit(
     if let Err(error) = normalize_path(session.req_header_mut()) {
         return Admission::Refused(error);
     }
+    drop_untrusted_forwarding(session, config);
     if let Some(doc) = well_known::protected_resource(config, session.req_header()) {
         return Admission::WellKnown(doc);
     }
@@ -56,6 +58,34 @@ pub(super) fn admit(
         });
     }
     Admission::Routed(route)
+}
+
+/// Headers in which a proxy says what its client asked for (the public host, scheme, port,
+/// prefix): the RFC 9728 document's URL is built from them, and upstreams build links from them.
+const FORWARDING: [HeaderName; 5] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("forwarded"),
+];
+
+/// Removes the forwarding headers of a request that does not come from one of
+/// `[server] trusted_proxies`: any client could otherwise name the host that URLs point at.
+fn drop_untrusted_forwarding(session: &mut Session, config: &RuntimeConfig) {
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    if peer.is_some_and(|ip| config.server.trusted_proxies.trusts(ip)) {
+        return;
+    }
+    let req = session.req_header_mut();
+    for name in &FORWARDING {
+        if req.headers.contains_key(name) {
+            req.remove_header(name);
+        }
+    }
 }
 
 /// Puts the request's path in its normal form (`routing::path`), which routes match and

@@ -42,6 +42,10 @@ pub enum GatewayError {
     /// An LLM request body that is not a JSON object.
     #[error("the request body must be a JSON object")]
     InvalidJson,
+    /// An LLM request body with an object that names a key twice (readers disagree on which
+    /// one counts).
+    #[error("the request body names a key twice in one object")]
+    DuplicateKey,
     /// A browser request from another site to a loopback listener (DNS rebinding).
     #[error("{0}")]
     CrossOrigin(&'static str),
@@ -66,6 +70,12 @@ pub enum GatewayError {
     /// The upstream answered with something unusable or hung up.
     #[error("the upstream failed")]
     UpstreamFailed,
+    /// The client did not send its request (body) in time.
+    #[error("the request did not arrive in time")]
+    ClientTimeout,
+    /// The client's request is not valid HTTP (a bad chunk, a bad trailer).
+    #[error("the request is not valid HTTP")]
+    MalformedRequest,
     /// The client went away: there is no one to answer.
     #[error("the client went away")]
     ClientGone,
@@ -83,6 +93,9 @@ fn too_large_message(limit: &Option<usize>) -> Cow<'static, str> {
     }
 }
 
+/// Pingora's names for a request body that breaks HTTP/1.1 framing.
+const MALFORMED_BODY: [&str; 2] = ["InvalidChunk", "InvalidTrailerEnd"];
+
 impl GatewayError {
     /// The machine-readable reason (`x-tollgate-reason`, audit, metrics).
     pub fn reason(&self) -> &'static str {
@@ -99,6 +112,7 @@ impl GatewayError {
             }
             Self::InvalidJsonRpc { .. } => "request.invalid_jsonrpc",
             Self::InvalidJson => "request.invalid_json",
+            Self::DuplicateKey => "request.duplicate_key",
             Self::UnexpectedBody => "request.unexpected_body",
             Self::CrossOrigin(_) => "request.cross_origin",
             Self::UpstreamUnresolved(_) | Self::UpstreamUnavailable => "upstream.unavailable",
@@ -107,6 +121,8 @@ impl GatewayError {
             Self::UpstreamTls => "upstream.tls",
             Self::UpstreamFailed => "upstream.error",
             Self::UpstreamEncoded => "upstream.encoded_answer",
+            Self::ClientTimeout => "request.timeout",
+            Self::MalformedRequest => "request.malformed",
             Self::ClientGone => "client.disconnected",
             Self::Internal => "gateway.error",
         }
@@ -119,9 +135,12 @@ impl GatewayError {
             Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidJsonRpc { .. } | Self::InvalidJson | Self::UnexpectedBody => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidJsonRpc { .. }
+            | Self::InvalidJson
+            | Self::DuplicateKey
+            | Self::MalformedRequest
+            | Self::UnexpectedBody => StatusCode::BAD_REQUEST,
+            Self::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::CrossOrigin(_) => StatusCode::FORBIDDEN,
             Self::UpstreamConnectTimeout | Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnresolved(_)
@@ -144,6 +163,9 @@ impl GatewayError {
             | Self::TooLarge { .. }
             | Self::InvalidJsonRpc { .. }
             | Self::InvalidJson
+            | Self::DuplicateKey
+            | Self::MalformedRequest
+            | Self::ClientTimeout
             | Self::UnexpectedBody => RejectKind::InvalidRequest,
             Self::CrossOrigin(_) => RejectKind::Permission,
             _ => RejectKind::Api,
@@ -162,6 +184,9 @@ impl GatewayError {
 
     /// What a Pingora error of a failed exchange means for the client.
     pub fn from_pingora(e: &pingora::Error) -> Self {
+        if e.esource() == &ErrorSource::Downstream {
+            return Self::from_client(e);
+        }
         match e.etype() {
             ErrorType::HTTPStatus(413) => Self::TooLarge { limit: None },
             ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
@@ -176,10 +201,22 @@ impl GatewayError {
                 Self::UpstreamTls
             }
             _ => match e.esource() {
-                ErrorSource::Downstream => Self::ClientGone,
                 ErrorSource::Upstream => Self::UpstreamFailed,
                 _ => Self::Internal,
             },
+        }
+    }
+
+    /// What an error on the client's side of the exchange means: a slow or malformed request
+    /// is the client's to hear about (408, 400), not a gateway fault (500) or an upstream's
+    /// (504).
+    fn from_client(e: &pingora::Error) -> Self {
+        match e.etype() {
+            ErrorType::HTTPStatus(413) => Self::TooLarge { limit: None },
+            ErrorType::ReadTimedout => Self::ClientTimeout,
+            ErrorType::InvalidHTTPHeader => Self::MalformedRequest,
+            ErrorType::Custom(name) if MALFORMED_BODY.contains(name) => Self::MalformedRequest,
+            _ => Self::ClientGone,
         }
     }
 }
@@ -210,6 +247,18 @@ mod tests {
         gone.esource = ErrorSource::Downstream;
         assert_eq!(GatewayError::from_pingora(&gone), GatewayError::ClientGone);
         assert_eq!(GatewayError::ClientGone.rejection().map(|r| r.status), None);
+        for (etype, reason, status) in [
+            (ErrorType::ReadTimedout, "request.timeout", 408),
+            (ErrorType::new("InvalidChunk"), "request.malformed", 400),
+            (ErrorType::InvalidHTTPHeader, "request.malformed", 400),
+            (ErrorType::HTTPStatus(413), "request.too_large", 413),
+        ] {
+            let mut client = pingora::Error::new(etype.clone());
+            client.esource = ErrorSource::Downstream;
+            let error = GatewayError::from_pingora(&client);
+            assert_eq!(error.reason(), reason, "{etype:?} from the client");
+            assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
+        }
         let mut upstream = pingora::Error::new(ErrorType::ReadError);
         upstream.esource = ErrorSource::Upstream;
         assert_eq!(

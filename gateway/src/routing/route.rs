@@ -28,6 +28,8 @@ pub struct Route {
     pub chain: Vec<Arc<dyn Plugin>>,
     /// Request body limit in bytes.
     pub max_body: usize,
+    /// Longest wait for a whole body the gateway reads (MCP and LLM routes).
+    pub body_timeout: std::time::Duration,
     /// The route's metric series, looked up at its first exchange (one `Metrics` per process).
     pub series: OnceLock<RouteSeries>,
 }

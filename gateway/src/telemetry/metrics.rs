@@ -120,7 +120,10 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        for collector in crate::federation::stdio::metrics::collectors() {
+        for collector in crate::federation::stdio::metrics::collectors()
+            .into_iter()
+            .chain(crate::connections::metrics::collectors())
+        {
             registry.register(collector)?;
         }
         Ok(Self {

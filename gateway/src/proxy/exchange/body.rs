@@ -9,21 +9,39 @@ use serde_json::Value;
 use tollgate_plugin_api::host::facts_mut;
 use tollgate_plugin_api::{RequestBody, RequestCtx, RouteKind};
 
-use crate::protocol::{anthropic, mcp, mcp_headers};
+use crate::protocol::{anthropic, mcp, mcp_headers, strict_json};
 use crate::proxy::context::ProxyCtx;
 use crate::proxy::error::GatewayError;
 use crate::proxy::{chain, respond};
 use crate::routing::Route;
 use crate::telemetry::audit;
 
-/// Reads the body whole, bounded by the route's limit; `None` when a 413 was sent.
+/// Reads the body whole, bounded by the route's limit and `body_timeout`; `None` when a 413 or
+/// a 408 was sent.
 pub(super) async fn read(
     session: &mut Session,
     ctx: &mut ProxyCtx,
     route: &Route,
 ) -> Result<Option<Bytes>> {
     let mut buffer = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await? {
+    let deadline = tokio::time::Instant::now() + route.body_timeout;
+    loop {
+        // The client's errors are marked as the client's: a broken body is a 400, not a
+        // gateway (500) or upstream (504) failure.
+        let next = session.read_request_body();
+        let chunk = match tokio::time::timeout_at(deadline, next).await {
+            Ok(read) => read.map_err(|e| e.into_down())?,
+            Err(_) => {
+                // A body trickled in slowly holds a connection and a buffer: it gets a time
+                // limit of its own, whatever the pace of each read.
+                session.set_keepalive(None);
+                respond::refuse(session, ctx, &GatewayError::ClientTimeout).await?;
+                return Ok(None);
+            }
+        };
+        let Some(chunk) = chunk else {
+            break;
+        };
         if buffer.len() + chunk.len() > route.max_body {
             respond::refuse_too_large(session, ctx, route.max_body).await?;
             return Ok(None);
@@ -103,12 +121,14 @@ fn parse(
                 Some(anthropic::describe_raw(raw).ok_or(GatewayError::InvalidJson)?);
             Ok(None)
         }
-        RouteKind::Llm => match serde_json::from_slice::<Value>(raw) {
+        RouteKind::Llm => match strict_json::from_slice(raw) {
             Ok(json) if json.is_object() => {
                 facts_mut(cx).llm = Some(anthropic::describe_request(&json));
                 Ok(Some(json))
             }
-            Ok(_) | Err(_) => Err(GatewayError::InvalidJson),
+            Ok(_) => Err(GatewayError::InvalidJson),
+            Err(error) if error.is_data() => Err(GatewayError::DuplicateKey),
+            Err(_) => Err(GatewayError::InvalidJson),
         },
         RouteKind::Http => Ok(None),
     }

@@ -1,0 +1,187 @@
+//! Client connections: caps on how many are open (in all, and from one address) and a deadline
+//! on request heads, around the proxy's HTTP application. Without them a client that opens
+//! connections and trickles its headers (slowloris) holds memory for as long as it likes.
+
+mod head_deadline;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+
+use crate::config::ConnectionLimits;
+use head_deadline::HeadDeadline;
+
+/// The proxy's application `A`, behind the connection caps and the head deadline.
+pub struct ConnectionGuard<A> {
+    app: Arc<A>,
+    limits: ConnectionLimits,
+    counts: Arc<Counts>,
+}
+
+impl<A> ConnectionGuard<A> {
+    /// `app` behind `limits`.
+    pub fn new(app: A, limits: ConnectionLimits) -> Self {
+        Self {
+            app: Arc::new(app),
+            limits,
+            counts: Arc::new(Counts::default()),
+        }
+    }
+}
+
+/// The open connections, in all and by client address (kept only when that is capped).
+#[derive(Debug, Default)]
+struct Counts {
+    live: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Why a connection was refused (the metric's `cause`).
+const OVER_MAX: &str = "max_connections";
+const OVER_PER_CLIENT: &str = "max_connections_per_client";
+
+impl Counts {
+    /// A place for a connection from `client`, or the cap it would pass.
+    fn admit(
+        self: &Arc<Self>,
+        limits: &ConnectionLimits,
+        client: Option<IpAddr>,
+    ) -> Result<Permit, &'static str> {
+        if self.live.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            return Err(OVER_MAX);
+        }
+        let counted = match (limits.max_per_client, client) {
+            (Some(cap), Some(ip)) => {
+                let mut per_client = self
+                    .per_client
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let open = per_client.entry(ip).or_insert(0);
+                if *open >= cap {
+                    drop(per_client);
+                    self.live.fetch_sub(1, Ordering::AcqRel);
+                    return Err(OVER_PER_CLIENT);
+                }
+                *open += 1;
+                Some(ip)
+            }
+            _ => None,
+        };
+        metrics::live(true);
+        Ok(Permit {
+            counts: self.clone(),
+            client: counted,
+        })
+    }
+}
+
+/// A connection's place in the counts, given back when the connection ends.
+#[derive(Debug)]
+pub struct Permit {
+    counts: Arc<Counts>,
+    /// The address counted per client, if it was.
+    client: Option<IpAddr>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.counts.live.fetch_sub(1, Ordering::AcqRel);
+        metrics::live(false);
+        if let Some(ip) = self.client {
+            let mut per_client = self
+                .counts
+                .per_client
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(open) = per_client.get_mut(&ip) {
+                *open -= 1;
+                if *open == 0 {
+                    per_client.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<A> ServerApp for ConnectionGuard<A>
+where
+    A: ServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let client = stream
+            .get_socket_digest()
+            .and_then(|digest| digest.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let permit = match self.counts.admit(&self.limits, client) {
+            Ok(permit) => permit,
+            Err(cause) => {
+                metrics::refused(cause);
+                tracing::debug!(?client, cause, "connection refused: cap reached");
+                return None;
+            }
+        };
+        let guarded: Stream = Box::new(HeadDeadline::new(
+            stream,
+            self.limits.header_timeout,
+            permit,
+        ));
+        self.app.process_new(guarded, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(max: usize, per_client: Option<usize>) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(1),
+            max_connections: max,
+            max_per_client: per_client,
+        }
+    }
+
+    #[test]
+    fn caps_hold_and_places_come_back() {
+        let counts = Arc::new(Counts::default());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let limits = limits(3, Some(2));
+        let first = counts.admit(&limits, Some(a)).unwrap();
+        let _second = counts.admit(&limits, Some(a)).unwrap();
+        assert_eq!(counts.admit(&limits, Some(a)).unwrap_err(), OVER_PER_CLIENT);
+        let _third = counts.admit(&limits, Some(b)).unwrap();
+        assert_eq!(counts.admit(&limits, Some(b)).unwrap_err(), OVER_MAX);
+        drop(first);
+        let _again = counts.admit(&limits, Some(a)).expect("a place came back");
+        assert_eq!(counts.live.load(Ordering::Acquire), 3);
+    }
+
+    #[test]
+    fn without_a_per_client_cap_no_address_is_kept() {
+        let counts = Arc::new(Counts::default());
+        let permit = counts
+            .admit(&limits(10, None), Some("10.0.0.1".parse().unwrap()))
+            .unwrap();
+        assert!(counts.per_client.lock().unwrap().is_empty());
+        drop(permit);
+        assert_eq!(counts.live.load(Ordering::Acquire), 0);
+    }
+}
