@@ -186,21 +186,34 @@ fn token(args: TokenArgs) -> ExitCode {
 }
 
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn")
     });
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let format = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    // Pingora logs through the `log` crate; `try_init` installs the bridge too.
-    let _ = if std::env::var("TOLLGATE_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().try_init()
+    let format = if std::env::var("TOLLGATE_LOG_FORMAT").as_deref() == Ok("json") {
+        format.json().boxed()
     } else {
-        builder.try_init()
+        format.boxed()
     };
+    // Pingora's debug and trace lines print whole request and response heads (the provider
+    // key that `secret-injection` adds, clients' tokens): never written, whatever `RUST_LOG`
+    // asks for.
+    let no_pingora_heads = tracing_subscriber::filter::filter_fn(|meta| {
+        !meta.target().starts_with("pingora") || *meta.level() <= tracing::Level::INFO
+    });
+    // Pingora logs through the `log` crate; `try_init` installs the bridge too.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(format.with_filter(no_pingora_heads))
+        .try_init();
 }
 
 fn check(gateway: &Gateway, path: &Path) -> ExitCode {

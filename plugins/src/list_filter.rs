@@ -155,6 +155,12 @@ impl<T: Copy> ListFilter<T> {
         self.mode != BodyKind::Other
     }
 
+    /// Whether the answer was stopped (too long or unreadable to filter): nothing more of it is
+    /// sent.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// The reasons of the answers replaced since the last call (the owner's `too_long` and
     /// `unreadable`), for the request's warnings.
     pub fn take_warnings(&mut self) -> Vec<&'static str> {

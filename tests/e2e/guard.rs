@@ -789,3 +789,47 @@ async fn every_string_the_model_reads_is_guarded_and_structure_is_left_alone() {
         assert!(raw.contains("citations"), "stream {stream}: {raw}");
     }
 }
+
+/// A JSON answer too long to check is replaced by an error; its upstream body may never end,
+/// and the client's response used to stay open as long as it did. It now ends with the error,
+/// and the gateway stops reading the upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_stopped_for_its_length_ends_even_if_the_upstream_never_does() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(&up, r#"[{ builtin = "email", action = "mask" }]"#);
+    let gw = gateway(&config).start().await;
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-endless", "1")
+        .json(
+            &json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "q"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(std::time::Duration::from_secs(30), resp.bytes())
+        .await
+        .expect("the response ends")
+        .expect("and ends cleanly");
+    let error: Value = serde_json::from_slice(&body).expect("an Anthropic error body");
+    assert_eq!(error["type"], "error", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too long"),
+        "{error}"
+    );
+    tollgate_testkit::eventually(
+        "the gateway stops reading the upstream",
+        std::time::Duration::from_secs(5),
+        async || {
+            up.recorder
+                .abandoned_streams
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 1
+        },
+    )
+    .await;
+}

@@ -790,3 +790,64 @@ async fn an_h2c_connection_outlives_the_head_deadline() {
         "one connection served both: {scrape}"
     );
 }
+
+/// At `RUST_LOG=trace` Pingora printed whole request heads: the provider key that
+/// `secret-injection` adds and the client's own key reached the log. Its debug and trace lines
+/// are now never written, whatever `RUST_LOG` says; the gateway's own still are.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_the_log_at_trace_level() {
+    const PROVIDER_KEY: &str = "sk-ant-provider-held-9f8e7d6c5b4a";
+    const CLIENT_KEY: &str = "sk-ant-client-laptop-1a2b3c4d5e6f";
+    let up = TestUpstream::start().await;
+    let config = format!(
+        "[plugin.provider-key]\ntype = \"secret-injection\"\nheader = \"x-api-key\"\n\
+         value = {{ env = \"E2E_PROVIDER_KEY\" }}\n\n\
+         [[route]]\nname = \"llm\"\nmatch = {{ path_prefix = \"/anthropic\" }}\n\
+         upstream = {{ url = \"{}\", kind = \"llm\", strip_prefix = true }}\n\
+         plugins = [\"provider-key\"]\n\n\
+         [[route]]\nname = \"open\"\nmatch = {{ path_prefix = \"/open\" }}\n\
+         upstream = {{ url = \"{}\" }}\nplugins = [\"provider-key\"]\n",
+        up.url(),
+        up.url()
+    );
+    let gw = gateway(&config)
+        .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
+        .log_filter("trace")
+        .start()
+        .await;
+    let client = tollgate_testkit::client();
+    for stream in [false, true] {
+        let resp = client
+            .post(gw.url("/anthropic/v1/messages"))
+            .header("x-api-key", CLIENT_KEY)
+            .json(
+                &serde_json::json!({"model": "m", "max_tokens": 8, "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    let resp = client
+        .get(gw.url("/open/page"))
+        .header("x-api-key", CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = up.recorder.requests();
+    assert!(
+        seen.iter().all(|r| r.headers["x-api-key"] == PROVIDER_KEY),
+        "the upstream got the gateway's key"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = gw.log();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace was on: {log}"
+    );
+    assert!(!log.contains(PROVIDER_KEY), "the provider key was logged");
+    assert!(!log.contains(CLIENT_KEY), "the client's key was logged");
+}

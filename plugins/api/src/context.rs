@@ -70,6 +70,8 @@ pub struct RequestCtx {
     pub notes: Vec<String>,
     /// Plugins' own per-request state.
     pub extensions: Extensions,
+    /// A plugin ended the answer (see [`RequestCtx::end_answer`]).
+    answer_ended: bool,
 }
 
 impl RequestCtx {
@@ -96,7 +98,21 @@ impl RequestCtx {
             warnings: Vec::new(),
             notes: Vec::new(),
             extensions: Extensions::default(),
+            answer_ended: false,
         }
+    }
+
+    /// Ends the answer with the chunk in hand: a plugin that stopped an answer (too long to
+    /// check) and sent its last bytes calls it, and the gateway then reads nothing more of the
+    /// upstream's body and ends the response, instead of reading an upstream that may never end.
+    /// Applies to the answers the gateway relays itself (`mcp` and `llm` routes).
+    pub fn end_answer(&mut self) {
+        self.answer_ended = true;
+    }
+
+    /// Whether a plugin ended the answer.
+    pub fn answer_ended(&self) -> bool {
+        self.answer_ended
     }
 
     /// The matched route.

@@ -180,7 +180,11 @@ impl Plugin for McpRbac {
         if let Some(filter) = cx.extensions.get_mut::<ListFilter>() {
             let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &mut judge);
             chunk.set_data(sent);
+            let stopped = filter.stopped();
             cx.warnings.extend(filter.take_warnings());
+            if stopped {
+                cx.end_answer();
+            }
         }
     }
 }

@@ -330,8 +330,12 @@ impl Plugin for ToolPin {
         if let Some(PinFilter(filter)) = cx.extensions.get_mut::<PinFilter>() {
             let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &mut judge);
             chunk.set_data(sent);
+            let stopped = filter.stopped();
             let replaced = filter.take_warnings();
             cx.warnings.extend(replaced);
+            if stopped {
+                cx.end_answer();
+            }
         }
         cx.warnings.extend(judge.take_warnings());
         cx.notes.extend(judge.take_notes());

@@ -315,10 +315,14 @@ impl Plugin for PromptGuard {
             };
             let sent = filter.chunk(chunk.data(), chunk.end_of_stream(), &mut judge);
             chunk.set_data(sent);
+            let stopped = filter.stopped();
             let replaced = filter.take_warnings();
             cx.warnings.extend(replaced);
             cx.warnings.extend(judge.warnings);
             cx.notes.extend(judge.notes);
+            if stopped {
+                cx.end_answer();
+            }
             return;
         }
         if let Some(masker) = cx.extensions.get_mut::<ResponseMasker>() {
@@ -335,6 +339,7 @@ impl Plugin for PromptGuard {
             chunk.set_data(masked);
             if let Some(reason) = masker.stopped().filter(|_| !was_stopped) {
                 cx.warnings.push(reason);
+                cx.end_answer();
             }
         }
     }

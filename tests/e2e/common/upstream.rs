@@ -349,6 +349,11 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         .get("x-test-delta-bytes")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    // `x-test-endless: 1`: a JSON answer whose body never ends (64 KiB of text every 10 ms);
+    // `Recorder::abandoned_streams` counts it once the gateway stops reading.
+    if headers.contains_key("x-test-endless") {
+        return endless_json(rec);
+    }
     // `x-test-cite: TEXT`: the text block cites a document, quoting TEXT (in a stream, as a
     // `citations_delta` after the text).
     let cited = headers
@@ -446,6 +451,30 @@ impl Drop for StreamGuard {
             self.rec.abandoned_streams.fetch_add(1, Ordering::SeqCst);
         }
     }
+}
+
+/// A JSON answer that never ends: the start of a text block, then `x`s forever.
+fn endless_json(rec: Arc<Recorder>) -> Response {
+    let guard = StreamGuard {
+        rec,
+        finished: false,
+    };
+    let stream = futures::stream::unfold((0usize, guard), |(sent, guard)| async move {
+        if sent > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let chunk = if sent == 0 {
+            Bytes::from_static(b"{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"")
+        } else {
+            Bytes::from(vec![b'x'; 64 << 10])
+        };
+        Some((Ok::<_, Infallible>(chunk), (sent + 1, guard)))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().expect("header"));
+    response
 }
 
 /// An SSE response sending `events` with `gap` between them, each flushed as it is produced.

@@ -39,10 +39,22 @@ struct Batch {
     /// Set once a second chunk joins `data` (most writes carry one chunk: no copy then).
     joined: Option<BytesMut>,
     ended: bool,
+    /// A plugin ended the answer before the upstream did: the rest is not read.
+    cut: bool,
     failure: Option<Box<Error>>,
 }
 
 impl Batch {
+    /// Ends the batch, and the answer, when a plugin ended it (an answer too long to check
+    /// whose replacement went out): an upstream that never ends its body must not hold the
+    /// client's response open.
+    fn cut_if_a_plugin_ended(&mut self, ctx: &ProxyCtx) {
+        if ctx.cx.as_ref().is_some_and(|cx| cx.answer_ended()) {
+            self.ended = true;
+            self.cut = true;
+        }
+    }
+
     fn push(&mut self, more: Bytes) {
         if self.data.is_empty() && self.joined.is_none() {
             self.data = more;
@@ -88,7 +100,10 @@ pub(super) async fn stream_response<A: AnswerSource>(
                 return Ok(client_gone(ctx));
             };
             match next {
-                Ok(Some(chunk)) => batch.push(observe_and_filter(ctx, route, chunk)),
+                Ok(Some(chunk)) => {
+                    batch.push(observe_and_filter(ctx, route, chunk));
+                    batch.cut_if_a_plugin_ended(ctx);
+                }
                 Ok(None) => batch.ended = true,
                 Err(e) => return Err(failed_mid_response(ctx, route, e.into_up())),
             }
@@ -113,7 +128,7 @@ pub(super) async fn stream_response<A: AnswerSource>(
                 return Ok(client_gone(ctx));
             }
         }
-        let (ended, failure) = (batch.ended, batch.failure.take());
+        let (ended, cut, failure) = (batch.ended, batch.cut, batch.failure.take());
         let data = batch.into_bytes();
         if !data.is_empty() || ended {
             if let Err(e) = session.write_response_body(Some(data), ended).await {
@@ -125,7 +140,8 @@ pub(super) async fn stream_response<A: AnswerSource>(
             return Err(failed_mid_response(ctx, route, e));
         }
         if ended {
-            return Ok(upstream.reusable());
+            // An answer cut short leaves the rest of the upstream's body unread.
+            return Ok(upstream.reusable() && !cut);
         }
     }
 }
@@ -170,7 +186,10 @@ fn take_arrived<A: AnswerSource>(
 ) {
     while !batch.ended && batch.len() < COALESCE_LIMIT {
         match upstream.arrived_chunk() {
-            Some(Ok(Some(more))) => batch.push(observe_and_filter(ctx, route, more)),
+            Some(Ok(Some(more))) => {
+                batch.push(observe_and_filter(ctx, route, more));
+                batch.cut_if_a_plugin_ended(ctx);
+            }
             Some(Ok(None)) => batch.ended = true,
             Some(Err(e)) => {
                 // Whatever went wrong reading the body (framing, a reset) is the upstream's.
