@@ -851,3 +851,40 @@ async fn no_secret_reaches_the_log_at_trace_level() {
     assert!(!log.contains(PROVIDER_KEY), "the provider key was logged");
     assert!(!log.contains(CLIENT_KEY), "the client's key was logged");
 }
+
+/// Two requests written at once (HTTP/1.1 pipelining): the second was dropped silently with
+/// the connection. Both are answered now, in order, on one connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_are_answered_in_order() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&plain_routes(&up.url())).start().await;
+    let request = |id: u32, close: bool| {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        )
+    };
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let both = format!("{}{}", request(1, false), request(2, true));
+    stream.write_all(both.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_string(&mut answer),
+    )
+    .await
+    .expect("both answered")
+    .unwrap();
+    let statuses: Vec<&str> = answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &answer[at + 9..at + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "200"], "{answer}");
+    let first = answer.find("\"id\":1").expect("the first answer");
+    let second = answer.find("\"id\":2").expect("the second answer");
+    assert!(first < second, "in order: {answer}");
+    assert_eq!(up.recorder.requests().len(), 2);
+}

@@ -85,6 +85,10 @@ impl ProxyHttp for TollgateProxy {
         if self.lifecycle.is_draining() {
             // Send keep-alive clients to another replica for their next request.
             session.set_keepalive(None);
+        } else {
+            // A request the client sent before reading this answer (HTTP/1.1 pipelining) is
+            // served next, in order (RFC 9112 §9.3.2), instead of dropped with the connection.
+            session.downstream_session.set_pipelining_enabled(true);
         }
         if let Some(tracing) = &self.tracing {
             let req = session.req_header();
