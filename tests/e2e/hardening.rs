@@ -888,3 +888,49 @@ async fn pipelined_requests_are_answered_in_order() {
     assert!(first < second, "in order: {answer}");
     assert_eq!(up.recorder.requests().len(), 2);
 }
+
+/// On a plain `mcp` route too, a 2026-07-28 list answer `mcp-rbac` filtered goes out with
+/// `cacheScope: "private"`: a public scope would let a shared cache give one caller's list to
+/// the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_mcp_rbac_filtered_on_a_plain_route_is_private() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\n\
+         [plugin.tool-access]\ntype = \"mcp-rbac\"\n\
+         rules = [{{ tools = [\"add\"], claim = \"sub\", any_of = [\"alice\"] }}]\n\n\
+         [[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\nplugins = [\"auth\", \"tool-access\"]\n",
+        up.url()
+    );
+    let gw = gateway(&config)
+        .env("E2E_HARDENING_SECRET", SECRET)
+        .start()
+        .await;
+    let listed = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {
+        "tools": [{"name": "add", "inputSchema": {"type": "object"}},
+                  {"name": "delete_all", "inputSchema": {"type": "object"}}],
+        "ttlMs": 60000, "cacheScope": "public", "resultType": "complete"}});
+    let request = tollgate_testkit::mcp::modern_request(1, "tools/list", None);
+    let resp = tollgate_testkit::client()
+        .post(gw.url("/mcp"))
+        .bearer_auth(hs256_token(SECRET, "alice", "staff"))
+        .header("accept", "application/json, text/event-stream")
+        .headers(tollgate_testkit::mcp::modern_headers(&request))
+        .header("x-test-raw-answer", listed.to_string())
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    let names: Vec<&str> = answer["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["add"], "{answer}");
+    assert_eq!(answer["result"]["cacheScope"], "private", "{answer}");
+    assert_eq!(answer["result"]["ttlMs"], 60000, "{answer}");
+}
