@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`, `token`, `mcp lock`. Shared by the stock binary and operators' own
+//! The command line: `run`, `check`, `demo`, `token`, `mcp lock`, `keys`. Shared by the stock binary and operators' own
 //! binaries, so a custom build keeps the same interface.
 
 use std::path::{Path, PathBuf};
@@ -47,6 +47,10 @@ enum Command {
     /// MCP tools: `tollgate mcp lock` writes the lock file of `mcp-tool-pin` mode "lock".
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Keys of the `api-key` plugin: create, list and revoke them through the admin API of the
+    /// configured gateway, or generate one for a read-only key file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the gateway with a built-in configuration and in-process demo upstreams.
     #[cfg(feature = "demo")]
     Demo {
@@ -76,6 +80,104 @@ enum McpCommand {
     },
 }
 
+/// Which `api-key` instance of which gateway a `keys` command talks to.
+#[derive(Debug, clap::Args)]
+struct KeysTarget {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The `api-key` plugin instance (its `[plugin.<name>]`).
+    #[arg(long, default_value = "keys")]
+    plugin: String,
+}
+
+/// The identity and lifetime of a new key.
+#[derive(Debug, clap::Args)]
+struct KeyIdentity {
+    /// The identity's subject (who calls with the key).
+    #[arg(long)]
+    subject: String,
+    /// A claim of the identity, `name=value` (repeatable): `--claim team=eng`.
+    #[arg(long = "claim")]
+    claims: Vec<String>,
+    /// A label for people.
+    #[arg(long)]
+    name: Option<String>,
+    /// The key stops working this long after its creation (`90d`, `12h`).
+    #[arg(long)]
+    expires_in: Option<String>,
+}
+
+impl From<KeyIdentity> for crate::keys_cli::KeySpec {
+    fn from(identity: KeyIdentity) -> Self {
+        Self {
+            subject: identity.subject,
+            claims: identity.claims,
+            name: identity.name,
+            expires_in: identity.expires_in,
+        }
+    }
+}
+
+/// `tollgate keys ...`.
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key (printed once, with its record, as JSON).
+    Create {
+        #[command(flatten)]
+        target: KeysTarget,
+        #[command(flatten)]
+        identity: KeyIdentity,
+    },
+    /// List the keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        target: KeysTarget,
+        /// Only this subject's keys.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Revoke a key, at once on every replica that shares the store.
+    Revoke {
+        #[command(flatten)]
+        target: KeysTarget,
+        /// The key's id (`key_...`, from `list`).
+        id: String,
+    },
+    /// Generate a key offline for a read-only key file (`store = { file = ... }`): the key on
+    /// standard error, its `[[key]]` entry (hash only) on standard output.
+    Generate(KeyIdentity),
+}
+
+fn keys(gateway: &Gateway, command: KeysCommand) -> ExitCode {
+    use crate::keys_cli::{call_admin, generate, KeysAction};
+    let (target, action) = match command {
+        KeysCommand::Generate(identity) => {
+            return match generate(&identity.into()) {
+                Ok((key, entry)) => {
+                    eprintln!("key (shown once, hand it over now): {key}");
+                    print!("{entry}");
+                    std::io::Write::flush(&mut std::io::stdout()).ok();
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(error),
+            };
+        }
+        KeysCommand::Create { target, identity } => (target, KeysAction::Create(identity.into())),
+        KeysCommand::List { target, subject } => (target, KeysAction::List { subject }),
+        KeysCommand::Revoke { target, id } => (target, KeysAction::Revoke { id }),
+    };
+    match call_admin(gateway, &target.config.config, &target.plugin, action) {
+        Ok(answer) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer).unwrap_or_else(|_| answer.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
 /// Parses the command line and runs the command with `gateway`.
 pub fn main(gateway: Gateway) -> ExitCode {
     let cli = Cli::parse();
@@ -86,6 +188,7 @@ pub fn main(gateway: Gateway) -> ExitCode {
         #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => crate::demo::command::run(&gateway, &listen, &admin),
         Command::Token(args) => token(args),
+        Command::Keys(command) => keys(&gateway, command),
         Command::Mcp(McpCommand::Lock {
             config,
             route,
@@ -98,10 +201,7 @@ pub fn main(gateway: Gateway) -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
+            Err(error) => fail(error),
         },
     }
 }
@@ -138,11 +238,13 @@ struct TokenArgs {
     claims: Vec<String>,
 }
 
+/// Prints `message` as an error; the failure exit code.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
 fn token(args: TokenArgs) -> ExitCode {
-    let fail = |message: String| {
-        eprintln!("error: {message}");
-        ExitCode::FAILURE
-    };
     let Ok(alg) = args.alg.parse::<jsonwebtoken::Algorithm>() else {
         return fail(format!("unknown algorithm `{}`", args.alg));
     };
@@ -155,7 +257,7 @@ fn token(args: TokenArgs) -> ExitCode {
             Ok(secret) => secret.into_bytes(),
             Err(_) => return fail(format!("environment variable `{var}` is not set")),
         },
-        (None, None) => return fail("give --key FILE or --secret-env VAR".into()),
+        (None, None) => return fail("give --key FILE or --secret-env VAR"),
     };
     let ttl = match crate::config::units::parse_duration(&args.ttl) {
         Ok(ttl) => ttl.as_secs(),
@@ -181,7 +283,7 @@ fn token(args: TokenArgs) -> ExitCode {
             println!("{token}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e.to_string()),
+        Err(e) => fail(e),
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) mod federation;
 pub mod gateway;
 pub mod internals;
 pub(crate) mod ip_text;
+pub(crate) mod keys_cli;
 pub(crate) mod lifecycle;
 pub(crate) mod mcp_lock;
 pub(crate) mod protocol;

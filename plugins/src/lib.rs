@@ -4,6 +4,7 @@
 //! own plugin is: nothing here reaches past its public API. [`builtins`] gives a registry holding
 //! all of them, under the type names configurations use.
 
+pub mod api_key;
 pub mod jwt;
 pub mod list_filter;
 pub mod mcp_rbac;
@@ -24,6 +25,7 @@ pub fn builtins() -> PluginRegistry {
 /// Registers every built-in plugin type in `registry` (replacing types of the same names).
 pub fn register_builtins(registry: &mut PluginRegistry) {
     registry.register("secret-injection", secret_injection::SecretInjectionFactory);
+    registry.register("api-key", api_key::ApiKeyFactory);
     registry.register("jwt", jwt::JwtFactory);
     registry.register("mcp-rbac", mcp_rbac::McpRbacFactory);
     registry.register("mcp-tool-pin", mcp_tool_pin::ToolPinFactory);

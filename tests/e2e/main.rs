@@ -5,6 +5,7 @@ mod common;
 mod admin_and_routing;
 mod admin_api;
 mod anthropic;
+mod api_key;
 mod audit;
 mod bad_input;
 mod body_phase;

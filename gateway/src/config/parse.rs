@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(
             parse_error(&source),
             "error: t.toml:12:52: route[2].upstream.timeout: `10 parsecs` has no known unit \
-             (use ms, s, m or h)"
+             (use ms, s, m, h or d)"
         );
     }
 

@@ -23,19 +23,25 @@ fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     Some((number.parse().ok()?, unit.trim()))
 }
 
-/// Parses "250ms", "60s", "5m", "1h".
+/// Parses "250ms", "60s", "5m", "1h", "90d".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (value, unit) = number_and_unit(text)
         .ok_or_else(|| format!("`{text}` is not a duration like \"250ms\", \"60s\" or \"5m\""))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(value),
-        "s" => Duration::from_secs(value),
-        "m" => Duration::from_secs(value * 60),
-        "h" => Duration::from_secs(value * 3600),
-        _ => return Err(format!("`{text}` has no known unit (use ms, s, m or h)")),
+    let seconds = |per: u64| {
+        value
+            .checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long"))
     };
-    Ok(duration)
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => Err(format!("`{text}` has no known unit (use ms, s, m, h or d)")),
+    }
 }
 
 /// Parses "512KiB", "10MiB", "1GiB", "100KB", "1048576".
@@ -104,6 +110,12 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(
+            parse_duration("999999999999999999h").is_err(),
+            "no overflow panic"
+        );
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("fast").is_err());
     }
