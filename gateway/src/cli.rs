@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`, `token`, `mcp lock`, `keys`. Shared by the stock binary and operators' own
+//! The command line: `run`, `check`, `demo`, `token`, `mcp lock`, `keys`, `spend`. Shared by the stock binary and operators' own
 //! binaries, so a custom build keeps the same interface.
 
 use std::path::{Path, PathBuf};
@@ -51,6 +51,10 @@ enum Command {
     /// configured gateway, or generate one for a read-only key file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Spending of a `budget` plugin: read it, and set or clear a key's own limit, through the
+    /// admin API of the configured gateway.
+    #[command(subcommand)]
+    Spend(SpendCommand),
     /// Run the gateway with a built-in configuration and in-process demo upstreams.
     #[cfg(feature = "demo")]
     Demo {
@@ -166,7 +170,17 @@ fn keys(gateway: &Gateway, command: KeysCommand) -> ExitCode {
         KeysCommand::List { target, subject } => (target, KeysAction::List { subject }),
         KeysCommand::Revoke { target, id } => (target, KeysAction::Revoke { id }),
     };
-    match call_admin(gateway, &target.config.config, &target.plugin, action) {
+    print_answer(call_admin(
+        gateway,
+        &target.config.config,
+        &target.plugin,
+        action,
+    ))
+}
+
+/// Prints an admin API answer as pretty JSON, or its error.
+fn print_answer<E: std::fmt::Display>(answer: Result<serde_json::Value, E>) -> ExitCode {
+    match answer {
         Ok(answer) => {
             println!(
                 "{}",
@@ -176,6 +190,80 @@ fn keys(gateway: &Gateway, command: KeysCommand) -> ExitCode {
         }
         Err(error) => fail(error),
     }
+}
+
+/// Which `budget` instance of which gateway a `spend` command talks to.
+#[derive(Debug, clap::Args)]
+struct SpendTarget {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The `budget` plugin instance (its `[plugin.<name>]`).
+    #[arg(long, default_value = "spend")]
+    plugin: String,
+}
+
+/// `tollgate spend ...`.
+#[derive(Debug, Subcommand)]
+enum SpendCommand {
+    /// Each budget key's spending in the current period, its limit and what is left.
+    Show {
+        #[command(flatten)]
+        target: SpendTarget,
+        /// Only this budget key (`eng` for `key = "jwt.team"`).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Give a budget key its own limit (at once, on every replica sharing the store).
+    Override {
+        #[command(flatten)]
+        target: SpendTarget,
+        /// The budget key.
+        #[arg(long)]
+        key: String,
+        /// Its limit in USD for each period.
+        #[arg(long)]
+        limit_usd: f64,
+    },
+    /// Give a budget key the configured limit again.
+    Clear {
+        #[command(flatten)]
+        target: SpendTarget,
+        /// The budget key.
+        #[arg(long)]
+        key: String,
+    },
+}
+
+fn spend(gateway: &Gateway, command: SpendCommand) -> ExitCode {
+    use crate::keys_cli::{admin_request, query_value};
+    use reqwest::Method;
+    let (target, method, path, body) = match command {
+        SpendCommand::Show { target, key } => {
+            let query = key.map_or_else(String::new, |k| format!("?key={}", query_value(&k)));
+            let path = format!("{}/spend{query}", target.plugin);
+            (target, Method::GET, path, None)
+        }
+        SpendCommand::Override {
+            target,
+            key,
+            limit_usd,
+        } => {
+            let path = format!("{}/overrides", target.plugin);
+            let body = serde_json::json!({"key": key, "limit_usd": limit_usd});
+            (target, Method::POST, path, Some(body))
+        }
+        SpendCommand::Clear { target, key } => {
+            let path = format!("{}/overrides?key={}", target.plugin, query_value(&key));
+            (target, Method::DELETE, path, None)
+        }
+    };
+    print_answer(admin_request(
+        gateway,
+        &target.config.config,
+        method,
+        &path,
+        body,
+    ))
 }
 
 /// Parses the command line and runs the command with `gateway`.
@@ -189,6 +277,7 @@ pub fn main(gateway: Gateway) -> ExitCode {
         Command::Demo { listen, admin } => crate::demo::command::run(&gateway, &listen, &admin),
         Command::Token(args) => token(args),
         Command::Keys(command) => keys(&gateway, command),
+        Command::Spend(command) => spend(&gateway, command),
         Command::Mcp(McpCommand::Lock {
             config,
             route,

@@ -1,6 +1,7 @@
-//! `tollgate keys ...`: the `api-key` plugin's keys from the command line. `create`, `list` and
-//! `revoke` call the admin API of the gateway the configuration describes (its `[server] admin`
-//! listener, with its `admin_token`); `generate` makes a key offline for a read-only key file.
+//! `tollgate keys ...` and `tollgate spend ...`: the `api-key` plugin's keys and the `budget`
+//! plugin's spending from the command line. They call the admin API of the gateway the
+//! configuration describes (its `[server] admin` listener, with its `admin_token`); `keys
+//! generate` makes a key offline for a read-only key file.
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,15 +74,8 @@ pub fn call_admin(
     plugin: &str,
     action: KeysAction,
 ) -> Result<Value, KeysError> {
-    let loaded = gateway.load(config).map_err(failed)?;
-    let admin = loaded.server.admin.clone().ok_or_else(|| {
-        failed("the configuration has no admin listener (`[server] admin = \"\"`)")
-    })?;
-    let token = loaded.server.admin_token.clone().ok_or_else(|| {
-        failed("the admin API is off: set `[server] admin_token` in the configuration")
-    })?;
-    let base = format!("http://{admin}/admin/v1/plugins/{plugin}/keys");
-    let (method, url, body) = match action {
+    let base = format!("{plugin}/keys");
+    let (method, path, body) = match action {
         KeysAction::Create(spec) => {
             let mut body = json!({"subject": spec.subject, "claims": spec.claims()?});
             if let Some(name) = &spec.name {
@@ -93,25 +87,52 @@ pub fn call_admin(
             (Method::POST, base, Some(body))
         }
         KeysAction::List { subject } => {
-            let url = match subject {
-                Some(subject) => reqwest::Url::parse_with_params(&base, [("subject", subject)])
-                    .map_err(failed)?
-                    .to_string(),
+            let path = match subject {
+                Some(subject) => format!("{base}?subject={}", query_value(&subject)),
                 None => base,
             };
-            (Method::GET, url, None)
+            (Method::GET, path, None)
         }
         KeysAction::Revoke { id } => (Method::DELETE, format!("{base}/{id}"), None),
     };
+    admin_request(gateway, config, method, &path, body).map_err(KeysError)
+}
+
+/// `text` encoded for a query string.
+pub fn query_value(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Calls `/admin/v1/plugins/<path>` of the gateway configured by `config` (its admin listener,
+/// with its `admin_token`); the JSON answer of a success, the error's message otherwise.
+pub fn admin_request(
+    gateway: &Gateway,
+    config: &Path,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let loaded = gateway.load(config).map_err(|e| e.to_string())?;
+    let admin = loaded
+        .server
+        .admin
+        .clone()
+        .ok_or("the configuration has no admin listener (`[server] admin = \"\"`)")?;
+    let token = loaded
+        .server
+        .admin_token
+        .clone()
+        .ok_or("the admin API is off: set `[server] admin_token` in the configuration")?;
+    let url = format!("http://{admin}/admin/v1/plugins/{path}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| failed(format!("cannot start a runtime: {e}")))?;
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
     runtime.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(failed)?;
+            .map_err(|e| e.to_string())?;
         let mut request = client
             .request(method, &url)
             .bearer_auth(token.expose_secret());
@@ -121,7 +142,7 @@ pub fn call_admin(
         let response = request
             .send()
             .await
-            .map_err(|e| failed(format!("the admin API at {admin} did not answer: {e}")))?;
+            .map_err(|e| format!("the admin API at {admin} did not answer: {e}"))?;
         let status = response.status();
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -130,7 +151,7 @@ pub fn call_admin(
             let message = answer["error"]["message"]
                 .as_str()
                 .map_or_else(|| answer.to_string(), str::to_string);
-            Err(failed(format!("{status}: {message}")))
+            Err(format!("{status}: {message}"))
         }
     })
 }

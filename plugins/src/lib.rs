@@ -5,6 +5,8 @@
 //! all of them, under the type names configurations use.
 
 pub mod api_key;
+pub mod budget;
+pub mod caller_key;
 pub mod jwt;
 pub mod list_filter;
 pub mod mcp_rbac;
@@ -26,6 +28,7 @@ pub fn builtins() -> PluginRegistry {
 pub fn register_builtins(registry: &mut PluginRegistry) {
     registry.register("secret-injection", secret_injection::SecretInjectionFactory);
     registry.register("api-key", api_key::ApiKeyFactory);
+    registry.register("budget", budget::BudgetFactory);
     registry.register("jwt", jwt::JwtFactory);
     registry.register("mcp-rbac", mcp_rbac::McpRbacFactory);
     registry.register("mcp-tool-pin", mcp_tool_pin::ToolPinFactory);

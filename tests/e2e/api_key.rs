@@ -243,8 +243,12 @@ async fn without_the_store_keys_are_refused_and_nothing_passes() {
 
 /// Runs `tollgate keys ARGS` with `env`; its exit status, standard output and standard error.
 fn keys_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    tollgate_cli(&[&["keys"], args].concat(), env)
+}
+
+/// Runs `tollgate ARGS` with `env`; its exit status, standard output and standard error.
+pub fn tollgate_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let output = std::process::Command::new(crate::common::tollgate_bin())
-        .arg("keys")
         .args(args)
         .envs(env.iter().copied())
         .output()

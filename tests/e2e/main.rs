@@ -9,6 +9,7 @@ mod api_key;
 mod audit;
 mod bad_input;
 mod body_phase;
+mod budget;
 mod check;
 mod demo;
 mod federation;

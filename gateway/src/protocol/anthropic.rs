@@ -235,6 +235,8 @@ fn apply_usage(usage: &Value, cx: &mut RequestCtx) {
     ];
     if input.iter().any(Option::is_some) {
         seen.input_tokens = input.iter().flatten().sum();
+        seen.cache_write_tokens = input[1].unwrap_or(0);
+        seen.cache_read_tokens = input[2].unwrap_or(0);
         seen.reported = true;
     }
     if let Some(output) = field("output_tokens") {
@@ -283,6 +285,8 @@ mod tests {
             r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
         );
         assert_eq!(cx.usage().input_tokens, 30);
+        assert_eq!(cx.usage().cache_read_tokens, 5);
+        assert_eq!(cx.usage().cache_write_tokens, 0);
         assert_eq!(cx.usage().output_tokens, 15);
         assert_eq!(cx.response_model(), Some("claude-x"));
     }

@@ -46,6 +46,10 @@ pub struct LlmRequest {
 pub struct Usage {
     /// Prompt tokens, including cache reads and writes when the provider reports them.
     pub input_tokens: u64,
+    /// Of `input_tokens`, those read from the provider's prompt cache.
+    pub cache_read_tokens: u64,
+    /// Of `input_tokens`, those written to the provider's prompt cache.
+    pub cache_write_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
     /// Whether any usage figure was seen at all.

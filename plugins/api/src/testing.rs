@@ -256,6 +256,7 @@ impl TestRequest {
             input_tokens,
             output_tokens,
             reported: true,
+            ..Usage::default()
         };
         self
     }
@@ -367,6 +368,7 @@ impl TestExchange {
             input_tokens,
             output_tokens,
             reported: true,
+            ..Usage::default()
         };
     }
 

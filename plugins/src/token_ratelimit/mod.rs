@@ -15,6 +15,8 @@ use tollgate_plugin_api::trace::{IoSpan, TraceCtx};
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::caller_key::KeySource;
 use serde::Deserialize;
 
 use bucket::{Admission, Limits, LocalBuckets};
@@ -111,68 +113,15 @@ pub enum Unit {
     Tokens,
 }
 
-/// Whose bucket a request draws from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KeySource {
-    Claim(String),
-    Header(HeaderName),
-    Ip,
-    Route,
-}
-
-impl KeySource {
-    fn parse(text: &str) -> Result<Self, String> {
-        if let Some(claim) = text.strip_prefix("jwt.") {
-            return Ok(KeySource::Claim(claim.to_string()));
-        }
-        if let Some(header) = text.strip_prefix("header:") {
-            return HeaderName::from_bytes(header.trim().as_bytes())
-                .map(KeySource::Header)
-                .map_err(|_| format!("`{header}` is not a header name"));
-        }
-        match text {
-            "ip" => Ok(KeySource::Ip),
-            "route" => Ok(KeySource::Route),
-            _ => Err(format!(
-                "unknown key `{text}` (use jwt.<claim>, header:<name>, ip or route)"
-            )),
-        }
-    }
-
-    /// The bucket key for a request; callers without the claim or header share `anonymous`.
-    fn key(&self, cx: &RequestCtx) -> String {
-        let value = match self {
-            KeySource::Claim(claim) => {
-                cx.identity
-                    .as_ref()
-                    .and_then(|i| match i.claims.get(claim) {
-                        Some(serde_json::Value::String(s)) => Some(s.clone()),
-                        Some(serde_json::Value::Array(items)) => Some(
-                            items
-                                .iter()
-                                .filter_map(|v| v.as_str())
-                                .collect::<Vec<_>>()
-                                .join(","),
-                        ),
-                        Some(other) => Some(other.to_string()),
-                        None => (claim == "sub").then(|| i.subject.clone()),
-                    })
-            }
-            KeySource::Header(name) => cx
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            KeySource::Ip => cx.client_addr().map(|a| a.ip().to_string()),
-            KeySource::Route => Some(cx.route().name.to_string()),
-        };
-        // Bucket keys are per route so that one instance can serve several routes separately.
-        format!(
-            "{}\u{0}{}",
-            cx.route().name,
-            value.unwrap_or_else(|| "anonymous".into())
-        )
-    }
+/// The bucket key of a request: per route, so that one instance can serve several routes
+/// separately; callers without the claim or header share `anonymous`.
+fn bucket_key(source: &KeySource, cx: &RequestCtx) -> String {
+    let value = source.value(cx);
+    format!(
+        "{}\u{0}{}",
+        cx.route().name,
+        value.as_deref().unwrap_or("anonymous")
+    )
 }
 
 /// A reservation waiting to be settled.
@@ -258,7 +207,7 @@ impl PluginFactory for TokenRateLimitFactory {
 
 impl TokenRateLimit {
     async fn admit(&self, cx: &mut RequestCtx, want: f64) -> Verdict {
-        let key = self.key.key(cx);
+        let key = bucket_key(&self.key, cx);
         let mut span = self.store.span(cx.trace(), "redis reserve");
         let reserved = self.store.reserve(&key, want).await;
         if reserved.is_err() {
