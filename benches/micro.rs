@@ -1,7 +1,8 @@
 //! Criterion micro-benchmarks of the hot path's pieces, each through its public API exactly as
 //! the proxy calls it: route match, JWT verification (HS256, RS256, ES256), an RBAC decision,
 //! the guard's scan of 1 KB and 100 KB prompts, a local limiter reserve + settle, and SSE usage
-//! parsing per event and of one long event arriving in small pieces; and tool integrity (group
+//! parsing per event and of one long event arriving in small pieces; `budget` reserve + settle
+//! in the process and in Redis; and tool integrity (group
 //! `tool_pin`): `mcp-tool-pin` on a 200-tool `tools/list` answer and on a `tools/call`, and
 //! `prompt-guard` on a `tools/call` result, driven phase by phase through
 //! `tollgate_plugin_api::testing`.
@@ -22,13 +23,15 @@ use tollgate::internals::SseFramer;
 use tollgate::internals::{anthropic, mcp};
 use tollgate::token::{mint, TokenRequest};
 use tollgate_plugin_api::host::facts_mut;
-use tollgate_plugin_api::testing::{Emitted, TestExchange, TestRequest};
+use tollgate_plugin_api::testing::{build_plugin, identity, Emitted, TestExchange, TestRequest};
 use tollgate_plugin_api::{
     Decision, Identity, McpRequest, Outcome, Plugin, RequestBody, RequestCtx, RouteInfo, RouteKind,
 };
+use tollgate_plugins::budget::BudgetFactory;
 use tollgate_plugins::mcp_tool_pin::definition;
 use tollgate_plugins::mcp_tool_pin::scan::{Scanner, ToolNames};
 use tollgate_testkit::keys::KeyFiles;
+use tollgate_testkit::RedisServer;
 
 const HMAC_SECRET: &str = "micro-benchmark-hmac-secret-0123456789";
 
@@ -279,6 +282,62 @@ fn limiter(c: &mut Criterion, config: &RuntimeConfig) {
             black_box(admitted)
         })
     });
+}
+
+/// `budget` on an LLM request, reserve (body phase) and settle (completion), with its spending
+/// in the process and in Redis (when `redis-server` is on the PATH: one script round trip and
+/// one `HINCRBY` per request).
+fn budget(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let redis = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+        .then(|| runtime.block_on(RedisServer::start()));
+    let mut stores = vec![("local", String::new())];
+    if let Some(redis) = &redis {
+        stores.push((
+            "redis",
+            format!("store = {{ redis = \"{}\" }}", redis.url()),
+        ));
+    }
+    let json = prompt(256);
+    let body =
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": json["messages"]});
+    let llm = anthropic::describe_request(&body);
+    let mut group = c.benchmark_group("budget reserve + settle");
+    for (store, table) in stores {
+        let plugin = build_plugin(
+            &BudgetFactory,
+            &format!("bench-{store}"),
+            &format!("key = \"jwt.team\"\nlimit_usd = 1000000000\nperiod = \"month\"\n{table}"),
+        )
+        .expect("a budget");
+        let outcome = Outcome {
+            status: 200,
+            decision: Decision::Allowed,
+            error: None,
+        };
+        group.bench_function(store, |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let request = TestRequest::llm("/v1/messages")
+                        .identity(identity("u", json!({"team": "eng"})))
+                        .llm_request(llm.clone());
+                    let mut exchange = TestExchange::new(plugin.clone(), request);
+                    let mut request_body = RequestBody::new(Bytes::new(), Some(body.clone()));
+                    let verdict = exchange.on_request_body(&mut request_body).await;
+                    exchange.set_usage(120, 16);
+                    exchange.on_complete(&outcome).await;
+                    black_box(verdict.is_ok())
+                })
+            })
+        });
+    }
+    group.finish();
 }
 
 fn sse_usage(c: &mut Criterion) {
@@ -724,6 +783,7 @@ fn all(c: &mut Criterion) {
     rbac_decision(c, &config);
     guard_scan(c, &config);
     limiter(c, &config);
+    budget(c);
     sse_usage(c);
     tool_pin_list(c, &config);
     tool_pin_call(c, &config);

@@ -133,6 +133,9 @@ impl Gateway {
             .map(|tls| CertSlot::new(tls.certified.clone()));
         let watch_interval = config.server.watch_interval;
         let shared = Arc::new(ArcSwap::from_pointee(config));
+        metrics
+            .report_plugin_gauges(shared.clone())
+            .map_err(|e| StartError::Metrics(e.to_string()))?;
         if let Some(path) = &options.watch {
             let reloader = Reloader::new(
                 path.clone(),

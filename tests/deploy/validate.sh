@@ -287,11 +287,14 @@ step "kustomize ConfigMaps hold the checked files" rendered_config_matches
 
 # --- grafana
 dashboard_check() {
-  "$PY" - deploy/grafana/tollgate-dashboard.json gateway/src/telemetry/metrics.rs "$tmp/dash-rules.yaml" <<'PY'
+  "$PY" - deploy/grafana/tollgate-dashboard.json gateway/src/telemetry/metrics.rs "$tmp/dash-rules.yaml" plugins/src/budget/gauges.rs <<'PY'
 import json, re, sys, yaml
 dash = json.load(open(sys.argv[1]))
 src = open(sys.argv[2]).read()
 known = {"tollgate_" + m for m in re.findall(r'"([a-z][a-z0-9_]*_(?:total|seconds|info))"', src)}
+# Plugins' gauges (Plugin::gauges), named where each is made.
+for gauges in sys.argv[4:]:
+    known |= {"tollgate_" + m for m in re.findall(r'name: "([a-z][a-z0-9_]*)"', open(gauges).read())}
 errors = []
 if dash.get("schemaVersion", 0) < 36:
     errors.append(f"schemaVersion {dash.get('schemaVersion')} < 36")

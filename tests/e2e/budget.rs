@@ -183,6 +183,15 @@ async fn a_team_spends_its_budget_across_replicas_and_is_refused_past_it() {
     assert_eq!(code, 0, "{log}\n{out}");
     assert!(close(spent(&b, "spend", "eng").await, 0.126));
 
+    // Each replica reports what it last saw of eng's spending.
+    let scrape = b.metrics().await;
+    assert!(
+        scrape.contains("tollgate_budget_spent_usd{budget=\"spend\",key=\"eng\"}")
+            && scrape.contains("tollgate_budget_remaining_usd{budget=\"spend\",key=\"eng\"}"),
+        "{scrape}"
+    );
+    tollgate_testkit::prometheus::assert_promtool_accepts(&scrape);
+
     // Past $0.10: refused on both replicas, JSON and stream alike, before the upstream.
     let before = up.recorder.requests().len();
     for (gw, stream) in [(&a, false), (&b, true)] {

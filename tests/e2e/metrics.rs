@@ -1,8 +1,6 @@
 //! Prometheus metrics after real MCP and LLM traffic: `promtool check metrics` accepts the scrape
 //! and the counters hold the expected values.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -174,24 +172,5 @@ upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
     );
     assert!(!scrape.contains(&alice), "no token in metrics");
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; tests/run and .ci/run install it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(scrape.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tollgate_testkit::prometheus::assert_promtool_accepts(&scrape);
 }

@@ -354,6 +354,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Adds the gauges of the plugins of `config` to every scrape.
+    pub fn report_plugin_gauges(
+        &self,
+        config: crate::config::SharedConfig,
+    ) -> Result<(), MetricsError> {
+        self.registry
+            .register(Box::new(super::plugin_gauges::PluginGauges::new(config)))
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod labels;
 pub mod metrics;
+pub mod plugin_gauges;
 pub mod semconv;
 pub mod series_cache;
 pub mod traces;

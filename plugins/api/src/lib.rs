@@ -14,6 +14,7 @@ pub mod config;
 mod context;
 mod extensions;
 pub mod files;
+pub mod gauges;
 mod header_edits;
 #[doc(hidden)]
 pub mod host;
@@ -37,6 +38,7 @@ pub use admin::{AdminRequest, AdminResponse};
 pub use config::PluginConfigError;
 pub use context::{Identity, RequestCtx, RouteInfo, RouteKind};
 pub use extensions::Extensions;
+pub use gauges::Gauge;
 pub use header_edits::HeaderEdits;
 pub use json_answer::JsonAnswer;
 pub use mcp_method::McpMethod;

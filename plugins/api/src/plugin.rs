@@ -91,6 +91,12 @@ pub trait Plugin: Send + Sync + 'static {
     async fn admin(&self, _request: &AdminRequest) -> AdminResponse {
         AdminResponse::not_found()
     }
+
+    /// The gauges this instance reports at each scrape of `/metrics` (none by default).
+    /// Synchronous and called on the scrape: return what the instance already knows.
+    fn gauges(&self) -> Vec<crate::gauges::Gauge> {
+        Vec::new()
+    }
 }
 
 // Plugins may hold secrets: show only the instance name.

@@ -6,6 +6,7 @@
 //! reservation are one script, exact across replicas. See docs/spend.md.
 
 pub mod admin;
+mod gauges;
 pub mod period;
 pub mod prices;
 pub mod store;
@@ -93,6 +94,8 @@ pub struct Budget {
     default_reservation: u64,
     store: SpendStore,
     failure_mode: FailureMode,
+    /// What this replica last saw of each key's spending, for `/metrics`.
+    seen: gauges::SeenSpend,
 }
 
 impl std::fmt::Debug for Budget {
@@ -190,6 +193,7 @@ impl PluginFactory for BudgetFactory {
             default_reservation: cfg.default_reservation.unwrap_or(4096),
             store,
             failure_mode: cfg.failure_mode,
+            seen: gauges::SeenSpend::default(),
         }))
     }
 }
@@ -373,6 +377,8 @@ impl Plugin for Budget {
         if self.shadow && spent >= limit {
             cx.warnings.push("budget.exceeded_shadow");
         }
+        self.seen
+            .saw(&window.id, &key, spent.saturating_add(estimate), limit);
         self.alert(cx, &key, spent, limit, &window).await;
         let reservation = Reservation {
             plugin: self.name.clone(),
@@ -415,7 +421,15 @@ impl Plugin for Budget {
         {
             span.fail("budget.unavailable");
             tracing::warn!(plugin = %self.name, %error, "could not settle a budget reservation");
+            return;
         }
+        self.seen
+            .settled(&reservation.window, &reservation.key, delta);
+    }
+
+    fn gauges(&self) -> Vec<tollgate_plugin_api::Gauge> {
+        let window = self.period.window(unix_now());
+        self.seen.gauges(&self.name, &window.id)
     }
 
     async fn admin(&self, request: &AdminRequest) -> AdminResponse {
