@@ -340,3 +340,121 @@ async fn a_team_spends_its_budget_across_replicas_and_is_refused_past_it() {
         "shadow overruns are counted: {scrape}"
     );
 }
+
+/// The store down: `failure_mode = "closed"` refuses (503, in the caller's protocol), `"open"`
+/// lets the request through and counts it. A model no price table names is charged at the
+/// fallback price, never free, and warned about. Bad admin input is a 400 that says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn outages_unknown_models_and_bad_admin_input() {
+    let up = TestUpstream::start().await;
+    let config = format!(
+        r#"
+[plugin.closed]
+type = "budget"
+key = "header:x-team"
+limit_usd = 10
+period = "day"
+store = {{ redis = "redis://127.0.0.1:9" }}
+store_timeout = "100ms"
+
+[plugin.open]
+type = "budget"
+key = "header:x-team"
+limit_usd = 10
+period = "day"
+store = {{ redis = "redis://127.0.0.1:9" }}
+store_timeout = "100ms"
+failure_mode = "open"
+
+[plugin.local]
+type = "budget"
+key = "header:x-team"
+limit_usd = 10
+period = "week"
+fallback_price = {{ input = 15.0, output = 75.0, cache_read = 1.5, cache_write = 18.75 }}
+
+[[route]]
+name = "closed"
+match = {{ path_prefix = "/closed" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["closed"]
+
+[[route]]
+name = "open"
+match = {{ path_prefix = "/open" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["open"]
+
+[[route]]
+name = "local"
+match = {{ path_prefix = "/local" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true }}
+plugins = ["local"]
+"#,
+        u = up.url()
+    );
+    let gw = gateway(&config)
+        .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
+        .server_line("admin_token = { env = \"TOLLGATE_ADMIN_TOKEN\" }")
+        .start()
+        .await;
+    let ask = |path: &str, model: &str| {
+        client()
+            .post(gw.url(&format!("{path}/v1/messages")))
+            .header("x-team", "eng")
+            .json(&json!({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    let resp = ask("/closed", "claude-sonnet-4-5").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error: Value = resp.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "api_error", "{error}");
+    let resp = ask("/open", "claude-sonnet-4-5").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        up.recorder.requests().len() == 1,
+        "only the open route reached the upstream"
+    );
+
+    // 12 input and 3 output tokens at $15/$75 per million: $0.000405.
+    let resp = ask("/local", "mystery-model-1").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let spent = spent(&gw, "local", "eng").await;
+    assert!(
+        close(spent, 0.000405),
+        "charged at the fallback price: {spent}"
+    );
+    let scrape = gw.metrics().await;
+    for reason in ["budget.store_unavailable", "budget.unknown_model"] {
+        assert!(
+            scrape.contains(&format!("reason=\"{reason}\"")),
+            "{reason} counted: {scrape}"
+        );
+    }
+
+    for body in [
+        json!({"key": "eng", "limit_usd": -1}),
+        json!({"key": "", "limit_usd": 1}),
+        json!({"key": "eng", "limit": 1}),
+    ] {
+        let (status, answer) = admin_call(
+            &gw,
+            Method::POST,
+            "/admin/v1/plugins/local/overrides",
+            Some(TOKEN),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    let (status, answer) = admin_call(
+        &gw,
+        Method::GET,
+        "/admin/v1/plugins/closed/spend",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+}
