@@ -11,7 +11,9 @@ pub mod jwt;
 pub mod list_filter;
 pub mod mcp_rbac;
 pub mod mcp_tool_pin;
+pub mod per_instance;
 pub mod prompt_guard;
+pub mod redis_link;
 pub mod secret_injection;
 pub mod token_ratelimit;
 

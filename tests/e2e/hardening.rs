@@ -393,18 +393,7 @@ async fn a_huge_max_tokens_reserves_the_bucket_and_breaks_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_tool_names_take_no_metric_label_slot() {
     let up = TestUpstream::start().await;
-    let config = format!(
-        "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\n\
-         [plugin.tool-access]\ntype = \"mcp-rbac\"\n\
-         rules = [{{ tools = [\"add\"], claim = \"sub\", any_of = [\"alice\"] }}]\n\n\
-         [[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
-         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\nplugins = [\"auth\", \"tool-access\"]\n",
-        up.url()
-    );
-    let gw = gateway(&config)
-        .env("E2E_HARDENING_SECRET", SECRET)
-        .start()
-        .await;
+    let gw = rbac_gateway(&up).await;
     let token = hs256_token(SECRET, "alice", "staff");
     let head = format!(
         "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n\
@@ -895,18 +884,7 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_mcp_rbac_filtered_on_a_plain_route_is_private() {
     let up = TestUpstream::start().await;
-    let config = format!(
-        "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\n\
-         [plugin.tool-access]\ntype = \"mcp-rbac\"\n\
-         rules = [{{ tools = [\"add\"], claim = \"sub\", any_of = [\"alice\"] }}]\n\n\
-         [[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
-         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\nplugins = [\"auth\", \"tool-access\"]\n",
-        up.url()
-    );
-    let gw = gateway(&config)
-        .env("E2E_HARDENING_SECRET", SECRET)
-        .start()
-        .await;
+    let gw = rbac_gateway(&up).await;
     let listed = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {
         "tools": [{"name": "add", "inputSchema": {"type": "object"}},
                   {"name": "delete_all", "inputSchema": {"type": "object"}}],
@@ -933,4 +911,21 @@ async fn a_list_mcp_rbac_filtered_on_a_plain_route_is_private() {
     assert_eq!(names, ["add"], "{answer}");
     assert_eq!(answer["result"]["cacheScope"], "private", "{answer}");
     assert_eq!(answer["result"]["ttlMs"], 60000, "{answer}");
+}
+
+/// A gateway with one `mcp` route to `up`, behind `jwt` and an `mcp-rbac` rule that lets only
+/// alice call `add`.
+async fn rbac_gateway(up: &TestUpstream) -> tollgate_testkit::RunningGateway {
+    let config = format!(
+        "[plugin.auth]\ntype = \"jwt\"\nsecret = {{ env = \"E2E_HARDENING_SECRET\" }}\n\n\
+         [plugin.tool-access]\ntype = \"mcp-rbac\"\n\
+         rules = [{{ tools = [\"add\"], claim = \"sub\", any_of = [\"alice\"] }}]\n\n\
+         [[route]]\nname = \"mcp\"\nmatch = {{ path_prefix = \"/mcp\" }}\n\
+         upstream = {{ url = \"{}/mcp\", kind = \"mcp\" }}\nplugins = [\"auth\", \"tool-access\"]\n",
+        up.url()
+    );
+    gateway(&config)
+        .env("E2E_HARDENING_SECRET", SECRET)
+        .start()
+        .await
 }

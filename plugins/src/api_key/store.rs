@@ -9,13 +9,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 use tollgate_plugin_api::files::{read_limited_string, MAX_CONFIG_FILE};
 
 use super::record::KeyRecord;
+use crate::redis_link::RedisLink;
 
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -96,46 +95,35 @@ impl KeyStore {
 
 /// The Redis keys of one plugin instance.
 pub struct RedisKeys {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: RedisLink,
     records: String,
     ids: String,
-    timeout: Duration,
 }
 
 impl RedisKeys {
     /// The keys of instance `plugin` at `url`; each call gives up after `timeout`.
     pub fn new(url: &str, plugin: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            link: RedisLink::new(url, timeout)?,
             records: format!("tollgate:keys:{plugin}"),
             ids: format!("tollgate:keys:{plugin}:ids"),
-            timeout,
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        self.link
+            .connection()
             .await
-            .cloned()
-            .map_err(unavailable)
+            .map_err(StoreError::Unavailable)
     }
 
-    /// `work` within twice the timeout (a connection attempt, then the command).
+    /// `work` within the link's time bound.
     async fn within<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.timeout * 2, work)
-            .await
-            .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?
+        let bounded = self.link.within(async { Ok(work.await) }).await;
+        bounded.map_err(StoreError::Unavailable)?
     }
 
     async fn lookup(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {

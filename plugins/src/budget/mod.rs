@@ -22,6 +22,7 @@ use serde_json::json;
 
 use crate::api_key::record::unix_now;
 use crate::caller_key::KeySource;
+use crate::per_instance;
 use period::{rfc3339, Period, Window};
 use prices::{Price, PriceBook, DEFAULT_FALLBACK};
 use store::{Admission, SpendStore};
@@ -201,14 +202,10 @@ impl PluginFactory for BudgetFactory {
 /// A reservation waiting to be settled (one per budget instance of the chain).
 #[derive(Debug, Clone)]
 struct Reservation {
-    plugin: String,
     window: String,
     key: String,
     reserved: u64,
 }
-
-#[derive(Debug, Default)]
-struct Reservations(Vec<Reservation>);
 
 impl Budget {
     /// The budget key of a request: callers without the claim or header share `anonymous`.
@@ -318,11 +315,7 @@ impl Budget {
     }
 
     fn mine<'a>(&self, cx: &'a RequestCtx) -> Option<&'a Reservation> {
-        cx.extensions
-            .get::<Reservations>()?
-            .0
-            .iter()
-            .find(|r| r.plugin == self.name)
+        per_instance::kept(cx, &self.name)
     }
 }
 
@@ -381,17 +374,11 @@ impl Plugin for Budget {
             .saw(&window.id, &key, spent.saturating_add(estimate), limit);
         self.alert(cx, &key, spent, limit, &window).await;
         let reservation = Reservation {
-            plugin: self.name.clone(),
             window: window.id,
             key,
             reserved: estimate,
         };
-        match cx.extensions.get_mut::<Reservations>() {
-            Some(list) => list.0.push(reservation),
-            None => {
-                cx.extensions.insert(Reservations(vec![reservation]));
-            }
-        }
+        per_instance::keep(cx, &self.name, reservation);
         Ok(Verdict::Continue)
     }
 

@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
-use tokio::sync::OnceCell;
+
+use crate::redis_link::RedisLink;
 
 /// What the store decided about a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,46 +228,19 @@ return {1, tostring(spent), tostring(limit)}
 
 /// The Redis spending of one plugin instance.
 pub struct RedisSpend {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: RedisLink,
     prefix: String,
-    timeout: Duration,
     reserve: redis::Script,
 }
 
 impl RedisSpend {
     /// The spending of instance `plugin` at `url`; each call gives up after `timeout`.
     pub fn new(url: &str, plugin: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            link: RedisLink::new(url, timeout)?,
             prefix: format!("tollgate:budget:{plugin}"),
-            timeout,
             reserve: redis::Script::new(RESERVE),
         })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, String> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
-            .map_err(|e| e.to_string())
-    }
-
-    /// `work` within twice the timeout (a connection attempt, then the command).
-    async fn within<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
-        tokio::time::timeout(self.timeout * 2, work)
-            .await
-            .map_err(|_| "Redis did not answer in time".to_string())?
     }
 
     fn spend_key(&self, period: &str) -> String {
@@ -287,105 +260,111 @@ impl RedisSpend {
         shadow: bool,
         expires_in: u64,
     ) -> Result<Admission, String> {
-        self.within(async {
-            let mut connection = self.connection().await?;
-            let (admitted, spent, limit): (i64, String, String) = self
-                .reserve
-                .key(self.spend_key(period))
-                .key(self.overrides_key())
-                .arg(key)
-                .arg(limit)
-                .arg(estimate)
-                .arg(if shadow { "1" } else { "0" })
-                .arg(expires_in.max(1))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| e.to_string())?;
-            let number = |text: &str| text.parse::<f64>().map_or(0, |n| n.max(0.0) as u64);
-            let (spent, limit) = (number(&spent), number(&limit));
-            Ok(if admitted == 1 {
-                Admission::Admitted { spent, limit }
-            } else {
-                Admission::Refused { spent, limit }
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                let (admitted, spent, limit): (i64, String, String) = self
+                    .reserve
+                    .key(self.spend_key(period))
+                    .key(self.overrides_key())
+                    .arg(key)
+                    .arg(limit)
+                    .arg(estimate)
+                    .arg(if shadow { "1" } else { "0" })
+                    .arg(expires_in.max(1))
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let number = |text: &str| text.parse::<f64>().map_or(0, |n| n.max(0.0) as u64);
+                let (spent, limit) = (number(&spent), number(&limit));
+                Ok(if admitted == 1 {
+                    Admission::Admitted { spent, limit }
+                } else {
+                    Admission::Refused { spent, limit }
+                })
             })
-        })
-        .await
+            .await
     }
 
     async fn settle(&self, period: &str, key: &str, delta: i64) -> Result<(), String> {
         if delta == 0 {
             return Ok(());
         }
-        self.within(async {
-            let mut connection = self.connection().await?;
-            connection
-                .hincr::<_, _, _, ()>(self.spend_key(period), key, delta)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                connection
+                    .hincr::<_, _, _, ()>(self.spend_key(period), key, delta)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
     }
 
     async fn first_alert(&self, period: &str, key: &str, share: &str) -> Result<bool, String> {
-        self.within(async {
-            let mut connection = self.connection().await?;
-            let alerts = format!("{}:alerts:{period}", self.prefix);
-            let added: i64 = connection
-                .sadd(&alerts, format!("{key}\u{0}{share}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            connection
-                .expire::<_, ()>(&alerts, 40 * 86_400)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(added == 1)
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                let alerts = format!("{}:alerts:{period}", self.prefix);
+                let added: i64 = connection
+                    .sadd(&alerts, format!("{key}\u{0}{share}"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                connection
+                    .expire::<_, ()>(&alerts, 40 * 86_400)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(added == 1)
+            })
+            .await
     }
 
     async fn spending(&self, period: &str) -> Result<Vec<KeySpend>, String> {
-        self.within(async {
-            let mut connection = self.connection().await?;
-            let all: HashMap<String, i64> = connection
-                .hgetall(self.spend_key(period))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(all
-                .into_iter()
-                .map(|(key, spent)| KeySpend {
-                    key,
-                    spent: u64::try_from(spent).unwrap_or(0),
-                })
-                .collect())
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                let all: HashMap<String, i64> = connection
+                    .hgetall(self.spend_key(period))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(all
+                    .into_iter()
+                    .map(|(key, spent)| KeySpend {
+                        key,
+                        spent: u64::try_from(spent).unwrap_or(0),
+                    })
+                    .collect())
+            })
+            .await
     }
 
     async fn overrides(&self) -> Result<HashMap<String, u64>, String> {
-        self.within(async {
-            let mut connection = self.connection().await?;
-            connection
-                .hgetall(self.overrides_key())
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                connection
+                    .hgetall(self.overrides_key())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
     }
 
     async fn set_override(&self, key: &str, limit: Option<u64>) -> Result<(), String> {
-        self.within(async {
-            let mut connection = self.connection().await?;
-            match limit {
-                Some(limit) => {
-                    connection
-                        .hset::<_, _, _, ()>(self.overrides_key(), key, limit)
-                        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                match limit {
+                    Some(limit) => {
+                        connection
+                            .hset::<_, _, _, ()>(self.overrides_key(), key, limit)
+                            .await
+                    }
+                    None => connection.hdel::<_, _, ()>(self.overrides_key(), key).await,
                 }
-                None => connection.hdel::<_, _, ()>(self.overrides_key(), key).await,
-            }
-            .map_err(|e| e.to_string())
-        })
-        .await
+                .map_err(|e| e.to_string())
+            })
+            .await
     }
 }
 

@@ -6,18 +6,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
-use tokio::sync::OnceCell;
+
+use crate::redis_link::RedisLink;
 
 use super::store::Pin;
 
 /// The Redis pins of one plugin instance.
 pub struct RedisPins {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: RedisLink,
     prefix: String,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisPins {
@@ -32,77 +30,55 @@ impl std::fmt::Debug for RedisPins {
 impl RedisPins {
     /// The pins at `url` of the instance `plugin`; each call gives up after `timeout`.
     pub fn new(url: &str, plugin: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            link: RedisLink::new(url, timeout)?,
             prefix: format!("tollgate:pins:{plugin}:"),
-            timeout,
         })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, String> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
-            .map_err(|e| e.to_string())
-    }
-
-    /// `work` within twice the timeout (a connection attempt, then the command).
-    async fn within<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
-        tokio::time::timeout(self.timeout * 2, work)
-            .await
-            .map_err(|_| "Redis did not answer in time".to_string())?
     }
 
     /// Every pin of `route`.
     pub async fn load(&self, route: &str) -> Result<BTreeMap<String, Pin>, String> {
-        self.within(async {
-            let mut connection = self.connection().await?;
-            let fields: BTreeMap<String, String> = connection
-                .hgetall(format!("{}{route}", self.prefix))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(fields
-                .into_iter()
-                .filter_map(|(tool, json)| Some((tool, serde_json::from_str(&json).ok()?)))
-                .collect())
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                let fields: BTreeMap<String, String> = connection
+                    .hgetall(format!("{}{route}", self.prefix))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(fields
+                    .into_iter()
+                    .filter_map(|(tool, json)| Some((tool, serde_json::from_str(&json).ok()?)))
+                    .collect())
+            })
+            .await
     }
 
     /// Pins `pin` for `tool` unless a pin is there; whether it was written.
     pub async fn put_new(&self, route: &str, tool: &str, pin: &Pin) -> Result<bool, String> {
         let json = serde_json::to_string(pin).map_err(|e| e.to_string())?;
-        self.within(async {
-            let mut connection = self.connection().await?;
-            connection
-                .hset_nx(format!("{}{route}", self.prefix), tool, json)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                connection
+                    .hset_nx(format!("{}{route}", self.prefix), tool, json)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
     }
 
     /// Writes `pin` for `tool` (its last differing listing changed, or an operator approved it).
     pub async fn put(&self, route: &str, tool: &str, pin: &Pin) -> Result<(), String> {
         let json = serde_json::to_string(pin).map_err(|e| e.to_string())?;
-        self.within(async {
-            let mut connection = self.connection().await?;
-            let _: i64 = connection
-                .hset(format!("{}{route}", self.prefix), tool, json)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        })
-        .await
+        self.link
+            .within(async {
+                let mut connection = self.link.connection().await?;
+                let _: i64 = connection
+                    .hset(format!("{}{route}", self.prefix), tool, json)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
     }
 }

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::caller_key::KeySource;
+use crate::per_instance;
 use serde::Deserialize;
 
 use bucket::{Admission, Limits, LocalBuckets};
@@ -127,15 +128,10 @@ fn bucket_key(source: &KeySource, cx: &RequestCtx) -> String {
 /// A reservation waiting to be settled.
 #[derive(Debug, Clone)]
 struct Reservation {
-    plugin: String,
     key: String,
     reserved: f64,
     remaining: f64,
 }
-
-/// Reservations of this request (several instances may stack on one route).
-#[derive(Debug, Default)]
-struct Reservations(Vec<Reservation>);
 
 /// The `token-ratelimit` plugin instance.
 #[derive(Debug)]
@@ -229,17 +225,11 @@ impl TokenRateLimit {
                 remaining,
             } => {
                 let reservation = Reservation {
-                    plugin: self.name.clone(),
                     key,
                     reserved,
                     remaining,
                 };
-                match cx.extensions.get_mut::<Reservations>() {
-                    Some(list) => list.0.push(reservation),
-                    None => {
-                        cx.extensions.insert(Reservations(vec![reservation]));
-                    }
-                }
+                per_instance::keep(cx, &self.name, reservation);
                 Verdict::Continue
             }
             Admission::Refused { retry_after } => {
@@ -293,11 +283,7 @@ impl TokenRateLimit {
     }
 
     fn mine<'a>(&self, cx: &'a RequestCtx) -> Option<&'a Reservation> {
-        cx.extensions
-            .get::<Reservations>()?
-            .0
-            .iter()
-            .find(|r| r.plugin == self.name)
+        per_instance::kept(cx, &self.name)
     }
 }
 

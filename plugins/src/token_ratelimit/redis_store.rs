@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
-use tokio::sync::OnceCell;
 
 use super::bucket::{Admission, Limits};
+use crate::redis_link::RedisLink;
 
 /// Refill, then take `min(want, level)` if the bucket is positive. Returns {admitted, reserved,
 /// level} as strings (Lua numbers would be truncated to integers on the way out).
@@ -47,11 +46,9 @@ return tostring(level)
 
 /// The Redis store of one plugin instance.
 pub struct RedisBuckets {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: RedisLink,
     limits: Limits,
     prefix: String,
-    timeout: Duration,
     reserve: Script,
     settle: Script,
 }
@@ -68,13 +65,10 @@ impl std::fmt::Debug for RedisBuckets {
 impl RedisBuckets {
     /// A store at `url` for the instance `plugin`; each call gives up after `timeout`.
     pub fn new(url: &str, plugin: &str, limits: Limits, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            link: RedisLink::new(url, timeout)?,
             limits,
             prefix: format!("tollgate:ratelimit:{plugin}:"),
-            timeout,
             reserve: Script::new(RESERVE),
             settle: Script::new(SETTLE),
         })
@@ -89,22 +83,10 @@ impl RedisBuckets {
         self.limits.rate / 1000.0
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, String> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
-            .map_err(|e| e.to_string())
-    }
-
     /// Reserves `want` units for `key`.
     pub async fn reserve(&self, key: &str, want: f64) -> Result<Admission, String> {
         let work = async {
-            let mut connection = self.connection().await?;
+            let mut connection = self.link.connection().await?;
             let reply: Vec<String> = self
                 .reserve
                 .key(format!("{}{key}", self.prefix))
@@ -133,15 +115,13 @@ impl RedisBuckets {
                 }
             })
         };
-        tokio::time::timeout(self.timeout * 2, work)
-            .await
-            .map_err(|_| "Redis did not answer in time".to_string())?
+        self.link.within(work).await
     }
 
     /// Settles a reservation for `key` with the real cost.
     pub async fn settle(&self, key: &str, reserved: f64, actual: f64) -> Result<(), String> {
         let work = async {
-            let mut connection = self.connection().await?;
+            let mut connection = self.link.connection().await?;
             let _: String = self
                 .settle
                 .key(format!("{}{key}", self.prefix))
@@ -155,8 +135,6 @@ impl RedisBuckets {
                 .map_err(|e| e.to_string())?;
             Ok(())
         };
-        tokio::time::timeout(self.timeout * 2, work)
-            .await
-            .map_err(|_| "Redis did not answer in time".to_string())?
+        self.link.within(work).await
     }
 }
