@@ -110,6 +110,7 @@ async fn keys_made_on_one_replica_work_on_all_and_are_revoked_at_once() {
             .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
             .env("TOLLGATE_ADMIN_TOKEN", TOKEN)
             .server_line("admin_token = { env = \"TOLLGATE_ADMIN_TOKEN\" }")
+            .audit_log()
             .start()
     };
     let (a, b) = (replica().await, replica().await);
@@ -211,7 +212,20 @@ async fn keys_made_on_one_replica_work_on_all_and_are_revoked_at_once() {
     let (status, _) = llm(&a, &bob_key).await;
     assert_eq!(status, StatusCode::OK, "the other key still works");
 
+    // The admin calls are audited with the key's id and subject, never the key.
+    let audit = std::fs::read_to_string(a.dir().join("audit.jsonl")).unwrap_or_default();
+    let created = audit
+        .lines()
+        .find(|l| l.contains("created key"))
+        .expect("the creation is audited");
+    assert!(created.contains(alice["id"].as_str().unwrap()), "{created}");
+    assert!(audit.lines().any(|l| l.contains("revoked key")), "{audit}");
     for gw in [&a, &b] {
+        let audit = std::fs::read_to_string(gw.dir().join("audit.jsonl")).unwrap_or_default();
+        assert!(
+            !audit.contains(&alice_key) && !audit.contains(&bob_key),
+            "no key in the audit log"
+        );
         let log = gw.log();
         assert!(
             !log.contains(&alice_key) && !log.contains(&bob_key) && !log.contains(TOKEN),

@@ -262,6 +262,15 @@ async fn a_team_spends_its_budget_across_replicas_and_is_refused_past_it() {
         "the override applies on the other replica"
     );
 
+    // The override is in the audit log, as an admin call with what it changed.
+    let admin_records = std::fs::read_to_string(b.dir().join("audit.jsonl")).unwrap_or_default();
+    assert!(
+        admin_records
+            .lines()
+            .any(|l| l.contains("\"kind\":\"admin\"") && l.contains("limit of `eng` set to $1.00")),
+        "{admin_records}"
+    );
+
     // Prices reload: output now free, so the next answer costs only its input ($0.012).
     std::fs::write(&prices, PRICES.replace("output = 10000.0", "output = 0.0")).unwrap();
     let mut last = spent(&a, "spend", "eng").await;
