@@ -30,7 +30,12 @@ async fn raw(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
         .read_to_end(&mut answer)
         .await
         .expect("read the answer");
-    let text = String::from_utf8_lossy(&answer).into_owned();
+    status_and_body(&answer)
+}
+
+/// The status and the body of a raw HTTP/1.1 answer (0 and empty when there is none).
+fn status_and_body(answer: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(answer).into_owned();
     let status = text
         .split(' ')
         .nth(1)
@@ -585,16 +590,7 @@ async fn stalled_request(
     )
     .await;
     assert!(read.is_ok(), "the gateway never answered nor closed");
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (status, body) = status_and_body(&answer);
     (status, body, started.elapsed())
 }
 
