@@ -46,6 +46,12 @@ impl RunningGateway {
         self.status_kib("VmHWM:")
     }
 
+    /// How many file descriptors the process has open (entries of `/proc/<pid>/fd`; 0 where
+    /// there is none): sockets, pipes and files.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, Iterator::count)
+    }
+
     /// The CPU time (user and system) the process has used so far, in `/proc/<pid>/stat`'s
     /// clock ticks (10 ms on Linux): compare over many requests.
     pub fn cpu_time(&self) -> Duration {
