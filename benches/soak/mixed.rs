@@ -11,7 +11,8 @@
 //! result `prompt-guard` masks), and one each of the refusals: a tool `mcp-rbac` denies, a
 //! prompt `prompt-guard` rejects, a request without a token. Each worker is one caller of 32
 //! (JWT subjects, so 32 limiter buckets), takes a new connection every 250 requests and a new
-//! pair of sessions every 1,000 (the old ones closed with `DELETE`).
+//! pair of sessions every 1,000 (the old ones closed with `DELETE`; TOLLGATE_SOAK_CONNECTION_EVERY
+//! and TOLLGATE_SOAK_SESSIONS_EVERY).
 
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +30,6 @@ use crate::setup::{self, mib, Outcome, Verdict};
 
 /// Callers (JWT subjects) the workers take turns being.
 const USERS: usize = 32;
-/// Requests a worker sends on one connection before it takes a new one.
-const NEW_CONNECTION_EVERY: u64 = 250;
-/// Requests a worker sends within its MCP sessions before it closes them and opens new ones.
-const NEW_SESSIONS_EVERY: u64 = 1000;
 /// Open file descriptors the gateway may gain under the same load (pooled connections).
 const FD_SLACK: usize = 8;
 /// Most RSS growth after the warm-up that passes.
@@ -127,6 +124,10 @@ pub struct SoakSettings {
     /// Requests per second, over all workers.
     rate: usize,
     workers: usize,
+    /// Requests a worker sends on one connection before it takes a new one.
+    connection_every: u64,
+    /// Requests a worker sends within its MCP sessions before it closes them and opens new ones.
+    sessions_every: u64,
 }
 
 impl SoakSettings {
@@ -139,6 +140,8 @@ impl SoakSettings {
                 rest: Duration::from_millis(500),
                 rate: 100,
                 workers: 8,
+                connection_every: 25,
+                sessions_every: 50,
             };
         }
         let minutes = std::env::var("TOLLGATE_SOAK_MINUTES")
@@ -156,6 +159,8 @@ impl SoakSettings {
             rest: Duration::from_secs(3),
             rate: load::env_number("TOLLGATE_SOAK_RATE", 200).max(1),
             workers: load::env_number("TOLLGATE_SOAK_WORKERS", 16).max(1),
+            connection_every: load::env_number("TOLLGATE_SOAK_CONNECTION_EVERY", 250).max(1) as u64,
+            sessions_every: load::env_number("TOLLGATE_SOAK_SESSIONS_EVERY", 1000).max(1) as u64,
         }
     }
 }
@@ -342,15 +347,17 @@ struct Worker {
     mcp: Option<Session>,
     fed: Option<Session>,
     tally: Arc<Tally>,
+    connection_every: u64,
+    sessions_every: u64,
 }
 
 impl Worker {
     /// Before the `sent`th request: a new connection, new sessions when their time has come.
     async fn maintain(&mut self, sent: u64) {
-        if sent > 0 && sent % NEW_SESSIONS_EVERY == 0 {
+        if sent > 0 && sent % self.sessions_every == 0 {
             self.close_sessions().await;
         }
-        if sent > 0 && sent % NEW_CONNECTION_EVERY == 0 {
+        if sent > 0 && sent % self.connection_every == 0 {
             self.clients = Clients::new(&self.token, &self.sales_token);
         }
     }
@@ -658,6 +665,8 @@ pub async fn run(routes: &str, threads: usize, quick: bool) -> Outcome {
                 mcp: None,
                 fed: None,
                 tally: tally.clone(),
+                connection_every: settings.connection_every,
+                sessions_every: settings.sessions_every,
             };
             tokio::spawn(work(worker, id, settings.workers, period, stopped.clone()))
         })
