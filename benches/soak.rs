@@ -3,8 +3,9 @@
 //! docs/benchmarks.md):
 //!
 //! 1. `soak`: mixed MCP and LLM traffic (JSON and SSE) through the full plugin chain for
-//!    TOLLGATE_SOAK_MINUTES, the gateway's RSS and open fds sampled every 10 s. Pass: RSS grows
-//!    less than 5 % after the 2-minute warm-up, no fd growth, no unexpected answer.
+//!    TOLLGATE_SOAK_MINUTES after an 11-minute warm-up, the gateway's RSS and open fds sampled
+//!    every 10 s. Pass: RSS grows less than 5 % after the warm-up, no fd growth, no unexpected
+//!    answer.
 //! 2. `idle`: 10,000 client connections that send nothing or their head a byte a second, while a
 //!    normal client must be served with normal latency. Reports peak RSS, the normal client's
 //!    latency before and during, the connections `header_timeout` cut.
@@ -14,7 +15,7 @@
 //!
 //! `cargo bench -p tollgate --bench soak`; knobs: TOLLGATE_SOAK_SCENARIOS
 //! (`stall,idle,streams,soak`: any of them, in that order), TOLLGATE_SOAK_MINUTES (30),
-//! TOLLGATE_SOAK_WARMUP_SECONDS (120), TOLLGATE_SOAK_SAMPLE_SECONDS (10), TOLLGATE_SOAK_RATE
+//! TOLLGATE_SOAK_WARMUP_SECONDS (660), TOLLGATE_SOAK_SAMPLE_SECONDS (10), TOLLGATE_SOAK_RATE
 //! (requests/s, 200), TOLLGATE_SOAK_WORKERS (16), TOLLGATE_SOAK_IDLE_CONNECTIONS (10000),
 //! TOLLGATE_SOAK_IDLE_SECONDS (40), TOLLGATE_SOAK_IDLE_AFTER_SECONDS (30),
 //! TOLLGATE_SOAK_STREAMS (10000), TOLLGATE_SOAK_STALLS (200 per route),

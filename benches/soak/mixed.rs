@@ -4,6 +4,12 @@
 //! an unexpected error. Pass: RSS grows less than 5 % after the warm-up, the fd count does not
 //! grow, no unexpected error.
 //!
+//! The traffic runs for the warm-up, then TOLLGATE_SOAK_MINUTES measured. The warm-up outlasts
+//! the longest upstream read timeout in force (the `llm` routes' default, 600 s) by a minute:
+//! Pingora's fast timers are not cancelled when a read ends early but kept, in 10 ms buckets,
+//! until their deadline, so the gateway's memory rises for that long before it levels off
+//! (measured: docs/benchmarks.md, "Soak and overload").
+//!
 //! The mix, in each cycle of 20 requests: 4 LLM JSON requests and 4 streamed ones (an e-mail
 //! address and a card number masked by `prompt-guard`), 4 `tools/call` and 1 `tools/list` on the
 //! plain MCP route (within a 2025-era session), 1 `tools/call` and 1 `tools/list` on the
@@ -32,6 +38,9 @@ use crate::setup::{self, mib, Outcome, Verdict};
 const USERS: usize = 32;
 /// Open file descriptors the gateway may gain under the same load (pooled connections).
 const FD_SLACK: usize = 8;
+/// The default warm-up: the `llm` routes' default read timeout (600 s), the life of the longest
+/// Pingora timer a request leaves behind, and a minute.
+const WARMUP_SECONDS: usize = 660;
 /// Most RSS growth after the warm-up that passes.
 const RSS_GROWTH_LIMIT: f64 = 0.05;
 
@@ -149,10 +158,15 @@ impl SoakSettings {
             .and_then(|m| m.parse::<f64>().ok())
             .unwrap_or(30.0);
         Self {
-            duration: Duration::from_secs_f64(minutes * 60.0),
-            warmup: Duration::from_secs(
-                load::env_number("TOLLGATE_SOAK_WARMUP_SECONDS", 120) as u64
-            ),
+            duration: Duration::from_secs_f64(minutes * 60.0)
+                + Duration::from_secs(load::env_number(
+                    "TOLLGATE_SOAK_WARMUP_SECONDS",
+                    WARMUP_SECONDS,
+                ) as u64),
+            warmup: Duration::from_secs(load::env_number(
+                "TOLLGATE_SOAK_WARMUP_SECONDS",
+                WARMUP_SECONDS,
+            ) as u64),
             sample_every: Duration::from_secs(
                 load::env_number("TOLLGATE_SOAK_SAMPLE_SECONDS", 10) as u64
             ),
