@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::answer::Answer;
 use super::client::Client;
 use super::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND};
-use super::{handshake, listen, lists, relay, Federation, Inbound};
+use super::{handshake, listen, lists, relay, Federation, Inbound, SessionSealer};
 use crate::protocol::mcp_headers::{
     self, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, MODERN_VERSION,
 };
@@ -115,7 +115,10 @@ pub(super) fn session_client(
         .get(mcp_headers::SESSION_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !federation.ended.contains_key(session) {
+    if !federation
+        .ended
+        .contains_key(&SessionSealer::fingerprint(session))
+    {
         if let Some(state) = federation.sealer.open(session) {
             return Ok(Client::Legacy {
                 id: Arc::from(session),

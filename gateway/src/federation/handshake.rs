@@ -12,7 +12,7 @@ use super::client::Client;
 use super::jsonrpc::{self, INTERNAL_ERROR};
 use super::link::{gateway_info, Era, Probed, HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION};
 use super::seal::{ServerSession, SessionState};
-use super::{dispatch, Federation};
+use super::{dispatch, Federation, SessionSealer};
 use crate::protocol::mcp_headers::MODERN_VERSION;
 
 /// `_meta` key of the server's name and version in a 2026-07-28 result.
@@ -143,7 +143,7 @@ pub(super) async fn end(federation: &Federation, headers: &http::HeaderMap) -> A
         }
     });
     join_all(ends).await;
-    federation.ended.insert(id, ());
+    federation.ended.insert(SessionSealer::fingerprint(&id), ());
     Answer::empty(StatusCode::OK)
 }
 

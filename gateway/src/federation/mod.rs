@@ -65,8 +65,9 @@ pub struct Federation {
     /// Server sessions opened again after the ones sealed in a client's id expired (or were
     /// never opened): keyed by the client's session id and the server's index.
     reopened: moka::sync::Cache<(Arc<str>, usize), Arc<link::SessionRef>>,
-    /// Session ids their clients ended (DELETE) on this replica: refused from then on.
-    ended: moka::sync::Cache<Arc<str>, ()>,
+    /// Sessions their clients ended (DELETE) on this replica, by their ids' fingerprints:
+    /// refused from then on.
+    ended: moka::sync::Cache<seal::Fingerprint, ()>,
     /// Which server listed a resource URI (index into `servers`).
     resource_owners: moka::sync::Cache<String, usize>,
     /// Servers' list parts they declared public and cacheable (`ttlMs`), until they expire or

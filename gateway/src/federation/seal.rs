@@ -78,6 +78,12 @@ impl std::fmt::Debug for SessionSealer {
 #[error("cannot derive the session key")]
 pub struct KeyError;
 
+/// Characters of a sealed id's nonce (12 bytes, base64 without padding).
+const NONCE_CHARS: usize = NONCE_LEN.div_ceil(3) * 4;
+
+/// A sealed id's identity, [`SessionSealer::fingerprint`].
+pub type Fingerprint = [u8; NONCE_CHARS];
+
 impl SessionSealer {
     /// A sealer keyed by `secret` (any length; a key is derived from it).
     pub fn new(secret: &[u8]) -> Result<Self, KeyError> {
@@ -116,6 +122,18 @@ impl SessionSealer {
     /// tampered with, or sealed by another key).
     pub fn open(&self, id: &str) -> Option<SessionState> {
         self.open_as(FORMAT, id)
+    }
+
+    /// What identifies the sealed `id` among all others: its random nonce (the 16 characters
+    /// after the format's), unique per seal. A replica remembers ended sessions by it, 16 bytes
+    /// instead of the whole id (a few hundred); an id that is not one of this key's opens to
+    /// nothing whatever its fingerprint.
+    pub fn fingerprint(id: &str) -> Fingerprint {
+        let mut print = [0u8; NONCE_CHARS];
+        let nonce = id.as_bytes().get(1..).unwrap_or_default();
+        let len = nonce.len().min(NONCE_CHARS);
+        print[..len].copy_from_slice(&nonce[..len]);
+        print
     }
 
     /// `value` sealed as the gateway's own `requestState` (told apart from session ids: one
@@ -182,6 +200,22 @@ mod tests {
                 protocol_version: "2025-11-25".into(),
             }],
         }
+    }
+
+    #[test]
+    fn each_seal_has_its_own_fingerprint_the_nonce() {
+        let sealer = SessionSealer::new(b"key one").unwrap();
+        let (one, two) = (
+            sealer.seal(&state()).unwrap(),
+            sealer.seal(&state()).unwrap(),
+        );
+        let print = SessionSealer::fingerprint(&one);
+        assert_eq!(&print[..], &one.as_bytes()[1..1 + NONCE_CHARS]);
+        assert_eq!(print, SessionSealer::fingerprint(&one.clone()));
+        assert_ne!(print, SessionSealer::fingerprint(&two));
+        // Ids too short to be sealed have one too (and open to nothing).
+        assert_eq!(SessionSealer::fingerprint(""), [0; NONCE_CHARS]);
+        assert_eq!(&SessionSealer::fingerprint("xab")[..2], b"ab");
     }
 
     #[test]
