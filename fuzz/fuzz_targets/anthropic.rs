@@ -56,8 +56,8 @@ const LIMIT: &str = r#"
 unit = "tokens"
 key = "route"
 max_tokens = 1000000
-refill_tokens = 1000
-refill_interval = "1s"
+refill_tokens = 1
+refill_interval = "1h"
 "#;
 
 fuzz_target!(|data: &[u8]| {
@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(facts) = raw {
         request = request.llm_request(facts);
     }
-    let mut exchange = TestExchange::new(plugin, request);
+    let mut exchange = TestExchange::new(plugin.clone(), request.clone());
     let mut body = RequestBody::new(Bytes::copy_from_slice(input.request), None);
     let admitted = block_on(exchange.on_request_body(&mut body)).unwrap();
 
@@ -105,6 +105,13 @@ fuzz_target!(|data: &[u8]| {
         block_on(exchange.on_response(http::StatusCode::OK, &[("content-type", content_type)]))
             .unwrap();
         block_on(exchange.on_complete(&allowed(200)));
+        // The same caller's next request meets the bucket as the usage left it.
+        let mut next = TestExchange::new(plugin, request);
+        let mut body = RequestBody::new(Bytes::copy_from_slice(input.request), None);
+        if block_on(next.on_request_body(&mut body)).unwrap().is_continue() {
+            block_on(next.on_response(http::StatusCode::OK, &[("content-type", content_type)]))
+                .unwrap();
+        }
     }
 });
 

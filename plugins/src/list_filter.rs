@@ -446,17 +446,21 @@ fn filter_message<T: Copy>(
             let Some(pending) = pending_lists.get(at) else {
                 return false;
             };
+            // A message with a `method` is a request or a notification to the client, whatever
+            // else it carries: judged all the same, but the request stays awaited (else its
+            // real answer, coming later in the stream, would pass unread).
+            let answers = by_id.is_some() && !object.contains_key("method");
             let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) else {
                 // Not an answer a client takes (a result that is not an object): the request
                 // stays awaited, and the next answer to it is judged.
-                if object.contains_key("error") && by_id.is_some() {
+                if object.contains_key("error") && answers {
                     if let Some(seen) = answered.get_mut(at) {
                         *seen = true;
                     }
                 }
                 return false;
             };
-            if by_id.is_some() {
+            if answers {
                 if let Some(seen) = answered.get_mut(at) {
                     *seen = true;
                 }
@@ -559,6 +563,35 @@ mod tests {
             assert!(!out.contains("delete_all"), "{content_type}: {out}");
             assert!(out.contains("\"tools\":[]"), "{content_type}: {out}");
         }
+    }
+
+    #[test]
+    fn a_server_request_carrying_a_result_does_not_answer_a_list_request() {
+        // Found by the `list_filter` fuzz target: a message with the list request's id, a
+        // `method` and a `result` marked the request answered, so the real answer in a later
+        // chunk passed unread; a client takes the first for a request to it, the second for
+        // its answer.
+        let deny_all = Policy {
+            rules: Vec::new(),
+            default_allow: false,
+        };
+        let mut judge = CallerJudge {
+            policy: &deny_all,
+            identity: None,
+        };
+        let mut filter = ListFilter::new(tools_list(&[1]), false, OWNER);
+        filter.start("text/event-stream");
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "sampling/createMessage",
+            "result": {"tools": [{"name": "delete_all"}]}});
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "delete_all"}]}});
+        let mut sent = Vec::new();
+        for message in [request, answer] {
+            let event = format!("event: message\ndata: {message}\n\n");
+            sent.extend_from_slice(&filter.chunk(&Bytes::from(event), false, &mut judge));
+        }
+        let sent = String::from_utf8(sent).unwrap();
+        assert!(!sent.contains("delete_all"), "{sent}");
+        assert_eq!(sent.matches("\"tools\":[]").count(), 2, "{sent}");
     }
 
     fn tools_list(ids: &[i64]) -> Vec<PendingList> {
