@@ -583,7 +583,8 @@ mod tests {
         filter.start("text/event-stream");
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": "sampling/createMessage",
             "result": {"tools": [{"name": "delete_all"}]}});
-        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "delete_all"}]}});
+        let answer =
+            json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "delete_all"}]}});
         let mut sent = Vec::new();
         for message in [request, answer] {
             let event = format!("event: message\ndata: {message}\n\n");
