@@ -16,7 +16,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
 use crate::config::ConnectionLimits;
-use head_deadline::HeadDeadline;
+use head_deadline::{FirstHead, HeadDeadline};
 
 /// The proxy's application `A`, behind the connection caps and the head deadline.
 pub struct ConnectionGuard<A> {
@@ -132,12 +132,28 @@ where
                 return None;
             }
         };
-        let guarded: Stream = Box::new(HeadDeadline::new(
-            stream,
-            self.limits.header_timeout,
-            permit,
-        ));
-        self.app.process_new(guarded, shutdown).await
+        let mut guarded = HeadDeadline::new(stream, self.limits.header_timeout, permit);
+        // Pingora logs each connection whose head fails as an ERROR; these are the client's
+        // doing (and counted: `tollgate_client_header_timeouts_total`), so they end here.
+        match guarded.first_head().await {
+            FirstHead::Arrived => {}
+            FirstHead::Closed => {
+                tracing::trace!(?client, "connection closed before a request head");
+                return None;
+            }
+            FirstHead::TimedOut => {
+                tracing::debug!(
+                    ?client,
+                    "request head did not arrive in time: connection closed"
+                );
+                return None;
+            }
+            FirstHead::Failed(error) => {
+                tracing::debug!(?client, %error, "reading the request head failed");
+                return None;
+            }
+        }
+        self.app.process_new(Box::new(guarded), shutdown).await
     }
 
     async fn cleanup(&self) {
