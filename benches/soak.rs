@@ -19,7 +19,8 @@
 //! (requests/s, 200), TOLLGATE_SOAK_WORKERS (16), TOLLGATE_SOAK_IDLE_CONNECTIONS (10000),
 //! TOLLGATE_SOAK_IDLE_SECONDS (40), TOLLGATE_SOAK_IDLE_AFTER_SECONDS (30),
 //! TOLLGATE_SOAK_STREAMS (10000), TOLLGATE_SOAK_STALLS (200 per route),
-//! TOLLGATE_SOAK_STALL_TIMEOUT_MS (2000), TOLLGATE_BENCH_THREADS (gateway threads, 2);
+//! TOLLGATE_SOAK_STALL_TIMEOUT_MS (2000), TOLLGATE_BENCH_THREADS (gateway threads, 2),
+//! TOLLGATE_SOAK_SERVER (extra `[server]` lines, `;` between them, e.g. `read_buffer = 0`);
 //! TOLLGATE_BENCH_QUICK=1 or `--test` runs all four at a tiny scale in about 30 s.
 //!
 //! The process raises its open-file limit (the hard one too, when it may) for itself and the

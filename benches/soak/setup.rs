@@ -233,8 +233,9 @@ plugins = ["provider-key"]
     )
 }
 
-/// Starts the release gateway with `routes`, `threads` workers and the extra `[server]` lines;
-/// it logs at `warn` and writes its audit log to a file of its directory.
+/// Starts the release gateway with `routes`, `threads` workers and the extra `[server]` lines,
+/// then those of TOLLGATE_SOAK_SERVER (`;` between lines: `read_buffer = 0;h2c = true`), for
+/// comparing settings; it logs at `warn` and writes its audit log to a file of its directory.
 pub async fn start_gateway(
     routes: &str,
     threads: usize,
@@ -247,6 +248,10 @@ pub async fn start_gateway(
         .log_filter("warn")
         .audit_log();
     for line in server_lines {
+        builder = builder.server_line(line);
+    }
+    let extra = std::env::var("TOLLGATE_SOAK_SERVER").unwrap_or_default();
+    for line in extra.split(';').map(str::trim).filter(|l| !l.is_empty()) {
         builder = builder.server_line(line);
     }
     builder.start().await

@@ -377,6 +377,7 @@ fn token(args: TokenArgs) -> ExitCode {
 }
 
 fn init_logging() {
+    use tracing_subscriber::filter::FilterExt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
@@ -403,8 +404,79 @@ fn init_logging() {
     // Pingora logs through the `log` crate; `try_init` installs the bridge too.
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(format.with_filter(no_pingora_heads))
+        .with(format.with_filter(no_pingora_heads.and(NoClientHeadFailures)))
         .try_init();
+}
+
+/// Leaves out Pingora's ERROR for a request head that failed on the client's side (it did not
+/// arrive within `header_timeout`, or the client closed the connection in the middle of it):
+/// one line per connection, so as many as an attacker opens. The timeouts are counted
+/// (`tollgate_client_header_timeouts_total`); a connection's first head never gets this far
+/// (`connections` reads it before Pingora does), later heads on a kept-alive connection do.
+struct NoClientHeadFailures;
+
+impl<S> tracing_subscriber::layer::Filter<S> for NoClientHeadFailures {
+    fn enabled(
+        &self,
+        _: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        if *event.metadata().level() != tracing::Level::ERROR {
+            return true;
+        }
+        let mut fields = LogFields::default();
+        event.record(&mut fields);
+        // Pingora's lines come through the `log` bridge: their target is a field.
+        let target = fields
+            .target
+            .as_deref()
+            .unwrap_or(event.metadata().target());
+        !(target.starts_with("pingora_proxy")
+            && fields
+                .message
+                .as_deref()
+                .is_some_and(is_client_head_failure))
+    }
+}
+
+/// Whether Pingora's log `message` is a request head lost to the client (see
+/// [`NoClientHeadFailures`]).
+fn is_client_head_failure(message: &str) -> bool {
+    message.starts_with("Fail to proxy: Downstream")
+        && message.contains("while reading request headers")
+}
+
+/// The message of an event, and the target of one from the `log` bridge.
+#[derive(Default)]
+struct LogFields {
+    message: Option<String>,
+    target: Option<String>,
+}
+
+impl tracing::field::Visit for LogFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = Some(format!("{value:?}")),
+            "log.target" => self.target = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "message" => self.message = Some(value.to_owned()),
+            "log.target" => self.target = Some(value.to_owned()),
+            _ => {}
+        }
+    }
 }
 
 fn check(gateway: &Gateway, path: &Path) -> ExitCode {
@@ -466,5 +538,64 @@ fn run(gateway: &Gateway, path: &Path, upgrade: bool) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+
+    /// Log lines written by a subscriber under test.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn pingoras_errors_for_heads_lost_to_the_client_are_left_out() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .with_filter(NoClientHeadFailures),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "pingora_proxy", "Fail to proxy: Downstream ReadError context: while reading request headers cause: the request head did not arrive in time, downstream session type: h1");
+            // As the `log` bridge hands Pingora's lines over.
+            tracing::event!(target: "log", tracing::Level::ERROR, log.target = "pingora_proxy", "Fail to proxy: Downstream ConnectionClosed context: while reading request headers, bytes already read: 7, downstream session type: h1");
+            tracing::error!(target: "pingora_proxy", "Fail to proxy: Upstream ConnectTimedout, status: 502");
+            tracing::error!(target: "tollgate", "Fail to proxy: Downstream ReadError context: while reading request headers");
+        });
+        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logged.lines().count(), 2, "{logged}");
+        assert!(logged.contains("Upstream ConnectTimedout"), "{logged}");
+        assert!(!logged.contains("did not arrive in time"), "{logged}");
+    }
+
+    #[test]
+    fn a_client_head_failure_is_told_by_its_message() {
+        assert!(is_client_head_failure(
+            "Fail to proxy: Downstream ReadError context: while reading request headers"
+        ));
+        assert!(!is_client_head_failure(
+            "Fail to proxy: Downstream WriteError context: while writing the response"
+        ));
+        assert!(!is_client_head_failure(
+            "Fail to proxy: Upstream ReadError context: while reading request headers"
+        ));
     }
 }

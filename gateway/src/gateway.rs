@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::HttpProxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -168,17 +169,18 @@ impl Gateway {
             "tollgate proxy".into(),
             ConnectionGuard::new(http_proxy, settings.connections),
         );
-        match (&settings.tls, cert_slot) {
-            (Some(tls), Some(slot)) => {
-                let tls_settings =
-                    listener_settings(tls, slot).map_err(|e| StartError::Listener {
-                        addr: settings.listen.clone(),
-                        message: e.to_string(),
-                    })?;
-                service.add_tls_with_settings(&settings.listen, None, tls_settings);
-            }
-            _ => service.add_tcp(&settings.listen),
+        // Each client connection's read buffer: allocated at accept, its pages resident once
+        // bytes pass through it; `0` reads straight into Pingora's head and body buffers.
+        let buffers = L4BufferSettings::default().read(settings.read_buffer);
+        let mut listener = ListenerConfig::tcp(settings.listen.clone()).l4_buffer(buffers);
+        if let (Some(tls), Some(slot)) = (&settings.tls, cert_slot) {
+            let tls_settings = listener_settings(tls, slot).map_err(|e| StartError::Listener {
+                addr: settings.listen.clone(),
+                message: e.to_string(),
+            })?;
+            listener = listener.tls(tls_settings);
         }
+        service.add_listener(listener);
         server.add_service(service);
 
         if let Some(admin) = &settings.admin {

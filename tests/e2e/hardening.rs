@@ -722,6 +722,72 @@ async fn slow_heads_are_cut_off_and_connections_are_capped() {
     drop(idle);
 }
 
+/// A head lost to the client (cut off at `header_timeout`, or left in the middle) is counted,
+/// not logged as an error: Pingora wrote an ERROR line for each, as many as an attacker opens
+/// connections. On a new connection and on a kept-alive one.
+#[tokio::test(flavor = "multi_thread")]
+async fn heads_lost_to_the_client_are_counted_not_logged_as_errors() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&plain_routes(&up.url()))
+        .server_line("header_timeout = \"1s\"")
+        .start()
+        .await;
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"GET /mcp HTTP/1.1\r\nHost: gw.test\r\n")
+        .await
+        .unwrap();
+    let mut left = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    left.write_all(b"GET /mcp HT").await.unwrap();
+    drop(left);
+    // Answered once, then a second head that never ends.
+    let mut kept = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    kept.write_all(b"GET /nowhere HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_one_answer(&mut kept).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    kept.write_all(b"GET /mcp HTTP/1.1\r\nHost: gw.test\r\n")
+        .await
+        .unwrap();
+    for (name, stream) in [("new", &mut slow), ("kept-alive", &mut kept)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "the {name} connection was cut off");
+    }
+    let scrape = gw.metrics().await;
+    assert!(
+        scrape.contains("tollgate_client_header_timeouts_total 2"),
+        "{scrape}"
+    );
+    let log = gw.log();
+    assert!(!log.contains(" ERROR "), "{log}");
+    assert!(!log.contains("Fail to proxy"), "{log}");
+}
+
+/// Reads one answer with a `Content-Length` body from a kept-alive connection.
+async fn read_one_answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.expect("an answer head");
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Content-Length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.expect("the answer body");
+    answer.extend_from_slice(&body);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Whether a request on a new connection is closed (or reset) without any answer.
 async fn closed_unanswered(addr: SocketAddr) -> bool {
     let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {

@@ -164,6 +164,10 @@ pub struct ServerSection {
     pub max_connections: Option<Spanned<usize>>,
     /// Client connections open at once from one address (no limit when absent).
     pub max_connections_per_client: Option<Spanned<usize>>,
+    /// The read buffer in front of each client connection's socket (default
+    /// [`defaults::TLS_READ_BUFFER`] with `tls`, else [`defaults::READ_BUFFER`]); `0` reads
+    /// straight from the socket.
+    pub read_buffer: Option<Spanned<ByteSize>>,
 }
 
 impl Default for ServerSection {
@@ -187,6 +191,7 @@ impl Default for ServerSection {
             body_timeout: None,
             max_connections: None,
             max_connections_per_client: None,
+            read_buffer: None,
         }
     }
 }

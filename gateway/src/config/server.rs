@@ -11,6 +11,7 @@ use super::defaults;
 use super::report::Report;
 use super::schema::ServerSection;
 use super::trusted_proxies::{trusted_proxies, TrustedProxies};
+use super::units::ByteSize;
 
 /// Process-level settings from `[server]`.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct ServerSettings {
     pub trusted_proxies: TrustedProxies,
     /// Deadlines and caps of client connections.
     pub connections: ConnectionLimits,
+    /// Bytes of the read buffer in front of each client connection's socket (0: none).
+    pub read_buffer: usize,
 }
 
 /// Deadlines and caps of client connections (`[server]`; a restart applies a change).
@@ -92,7 +95,34 @@ pub(super) fn server_settings(section: &ServerSection, report: &mut Report<'_>) 
                 report,
             ),
         },
+        read_buffer: read_buffer(s.read_buffer.as_ref(), s.tls.is_some(), report),
     }
+}
+
+/// The most a client connection's read buffer may be: past this it only costs memory.
+const MAX_READ_BUFFER: u64 = 1 << 20;
+
+/// `[server] read_buffer` (its default depends on `tls`), reported where it is written when
+/// over [`MAX_READ_BUFFER`].
+fn read_buffer(value: Option<&Spanned<ByteSize>>, tls: bool, report: &mut Report<'_>) -> usize {
+    let default = if tls {
+        defaults::TLS_READ_BUFFER
+    } else {
+        defaults::READ_BUFFER
+    };
+    let Some(value) = value else {
+        return default as usize;
+    };
+    let bytes = value.get_ref().0;
+    if bytes > MAX_READ_BUFFER {
+        report.error(
+            value.span(),
+            format!("read_buffer must be at most 1MiB, not {bytes} bytes"),
+            None,
+        );
+        return default as usize;
+    }
+    bytes as usize
 }
 
 /// `value`, or `default` when absent or zero (a zero deadline would refuse every client).
@@ -146,6 +176,14 @@ fn threads(threads: Option<&Spanned<usize>>, report: &mut Report<'_>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::errors;
+
+    #[test]
+    fn the_read_buffer_defaults_to_none_without_tls_and_to_pingoras_with_it() {
+        let path = std::path::Path::new("t.toml");
+        let mut report = super::Report::new(path, "");
+        assert_eq!(super::read_buffer(None, false, &mut report), 0);
+        assert_eq!(super::read_buffer(None, true, &mut report), 64 << 10);
+    }
 
     #[test]
     fn a_problem_in_server_points_at_its_value() {

@@ -63,6 +63,7 @@ max_body = "2MiB"
     assert_eq!(config.server.threads, 2);
     assert_eq!(config.server.grace_period, Duration::from_secs(30));
     assert_eq!(config.server.watch_interval, Some(Duration::from_secs(2)));
+    assert_eq!(config.server.read_buffer, 0, "none without TLS");
     assert_eq!(config.plugins.len(), 1);
 
     let mcp = config.routes.find(None, &Method::GET, "/mcp").unwrap();
@@ -90,6 +91,20 @@ name = "a"
 match = { path_prefix = "/a" }
 upstream = { url = "http://127.0.0.1:9"
 "#
+    );
+}
+
+#[test]
+fn the_client_read_buffer_can_be_set_or_turned_off_but_not_made_huge() {
+    let with = |value: &str| format!("[server]\nread_buffer = {value}\n");
+    let off = load(&with("0")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(off.server.read_buffer, 0);
+    let small = load(&with("\"16KiB\"")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(small.server.read_buffer, 16 << 10);
+    let huge = errors(&with("\"2MiB\""));
+    assert!(
+        huge.contains("tollgate.toml:2:15: read_buffer must be at most 1MiB"),
+        "{huge}"
     );
 }
 

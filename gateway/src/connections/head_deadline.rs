@@ -3,6 +3,13 @@
 //! connection and its buffers for as long as it likes. This stream counts from the start of a
 //! head (the connection's start, or the first byte of a later request) and fails the read once
 //! `header_timeout` has passed without the blank line that ends the head.
+//!
+//! The first head is read here, before Pingora sees the connection ([`HeadDeadline::first_head`]),
+//! and handed to it afterwards: Pingora's HTTP task for a connection (its request state machine,
+//! about 16 KiB) and its head buffer exist only for clients that sent a head. A connection that
+//! never does costs the accept task and a small buffer, is closed here when its time is up, and
+//! never reaches Pingora's error log (one ERROR line per such connection, which an attacker
+//! would control).
 
 use std::future::Future;
 use std::io;
@@ -12,13 +19,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::Permit;
@@ -67,10 +75,39 @@ fn new_head() -> Phase {
     }
 }
 
+/// Most bytes of the first head read before the connection goes to Pingora anyway (a head
+/// this long is rare; Pingora reads the rest, under the same deadline).
+const FIRST_HEAD_LIMIT: usize = 8 * 1024;
+/// Room made in the read-ahead buffer before each read: a typical head fits in one.
+const READ_AHEAD: usize = 1024;
+
+/// How the first head of a connection went ([`HeadDeadline::first_head`]).
+#[derive(Debug)]
+pub enum FirstHead {
+    /// It arrived (or HTTP/2 frames did, or a head longer than the read-ahead): the connection
+    /// goes to Pingora, these bytes first.
+    Arrived,
+    /// The client closed the connection before a whole head.
+    Closed,
+    /// `header_timeout` passed without a whole head (counted in the metric).
+    TimedOut,
+    /// Reading failed.
+    Failed(io::Error),
+}
+
+/// What one read ahead brought.
+enum ReadAhead {
+    Bytes,
+    Closed,
+    TimedOut,
+}
+
 /// A client connection with a deadline on its request heads, holding its connection permit.
 pub struct HeadDeadline {
     inner: Stream,
     phase: Phase,
+    /// Bytes read ahead of Pingora (the first head, a peek), handed out before `inner`'s.
+    read_ahead: BytesMut,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
     /// Returned when the connection ends.
@@ -98,10 +135,54 @@ impl HeadDeadline {
         Self {
             inner,
             phase,
+            read_ahead: BytesMut::new(),
             timeout,
             timer: Box::pin(tokio::time::sleep(timeout)),
             _permit: permit,
         }
+    }
+
+    /// Reads the connection's first request head (up to [`FIRST_HEAD_LIMIT`] bytes of it)
+    /// before the connection goes to Pingora; the bytes are read again from this stream.
+    pub async fn first_head(&mut self) -> FirstHead {
+        while matches!(self.phase, Phase::Head { .. }) && self.read_ahead.len() < FIRST_HEAD_LIMIT {
+            match self.read_ahead_once().await {
+                Ok(ReadAhead::Bytes) => {}
+                Ok(ReadAhead::Closed) => return FirstHead::Closed,
+                Ok(ReadAhead::TimedOut) => return FirstHead::TimedOut,
+                Err(e) => return FirstHead::Failed(e),
+            }
+        }
+        FirstHead::Arrived
+    }
+
+    /// Reads once from the client into the read-ahead buffer, under the deadline while a head
+    /// is due, following the phase through the bytes.
+    async fn read_ahead_once(&mut self) -> io::Result<ReadAhead> {
+        if self.read_ahead.capacity() - self.read_ahead.len() < READ_AHEAD {
+            self.read_ahead.reserve(READ_AHEAD);
+        }
+        let before = self.read_ahead.len();
+        let read = if matches!(self.phase, Phase::Head { .. }) {
+            tokio::select! {
+                biased;
+                read = self.inner.read_buf(&mut self.read_ahead) => read?,
+                () = self.timer.as_mut() => {
+                    super::metrics::header_timeout();
+                    return Ok(ReadAhead::TimedOut);
+                }
+            }
+        } else {
+            self.inner.read_buf(&mut self.read_ahead).await?
+        };
+        if read == 0 {
+            return Ok(ReadAhead::Closed);
+        }
+        // `saw` borrows `self` whole: the buffer steps out meanwhile (a move, no copy).
+        let read_ahead = std::mem::take(&mut self.read_ahead);
+        self.saw(&read_ahead[before..]);
+        self.read_ahead = read_ahead;
+        Ok(ReadAhead::Bytes)
     }
 
     /// Follows the phase through `read`, the bytes a read just returned.
@@ -151,12 +232,30 @@ fn ends_head(tail: &mut [u8; 3], read: &[u8]) -> bool {
     false
 }
 
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the request head did not arrive in time",
+    )
+}
+
 impl AsyncRead for HeadDeadline {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.read_ahead.is_empty() {
+            // Already seen by `saw` when read ahead.
+            let n = self.read_ahead.len().min(buf.remaining());
+            buf.put_slice(&self.read_ahead[..n]);
+            self.read_ahead.advance(n);
+            if self.read_ahead.is_empty() {
+                // Its memory goes back now, not with the connection.
+                self.read_ahead = BytesMut::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -169,10 +268,7 @@ impl AsyncRead for HeadDeadline {
                     && self.timer.as_mut().poll(cx).is_ready()
                 {
                     super::metrics::header_timeout();
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the request head did not arrive in time",
-                    )));
+                    return Poll::Ready(Err(timed_out()));
                 }
                 Poll::Pending
             }
@@ -286,8 +382,18 @@ impl GetSocketDigest for HeadDeadline {
 
 #[async_trait]
 impl Peek for HeadDeadline {
+    /// Pingora peeks for the h2c preface: the bytes come from (and stay in) the read-ahead
+    /// buffer, so the bytes already read ahead are part of what it sees.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        while self.read_ahead.len() < buf.len() {
+            match self.read_ahead_once().await? {
+                ReadAhead::Bytes => {}
+                ReadAhead::Closed => return Err(io::ErrorKind::UnexpectedEof.into()),
+                ReadAhead::TimedOut => return Err(timed_out()),
+            }
+        }
+        buf.copy_from_slice(&self.read_ahead[..buf.len()]);
+        Ok(true)
     }
 }
 
@@ -309,6 +415,93 @@ mod tests {
         assert!(!ends_head(&mut tail, b"X-A: 1\r\n"));
         assert!(ends_head(&mut tail, b"\r\n"));
         assert!(ends_head(&mut [0; 3], b"GET / HTTP/1.0\n\n"));
+    }
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A guarded server end and the client end of a loopback connection.
+    async fn connection(timeout: Duration) -> (HeadDeadline, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let counts = std::sync::Arc::new(super::super::Counts::default());
+        let limits = crate::config::ConnectionLimits {
+            header_timeout: timeout,
+            max_connections: 10,
+            max_per_client: None,
+        };
+        let permit = counts.admit(&limits, None).unwrap();
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
+        (HeadDeadline::new(stream, timeout, permit), client)
+    }
+
+    #[tokio::test]
+    async fn the_first_head_is_read_ahead_and_read_again() {
+        let (mut guarded, mut client) = connection(Duration::from_secs(5)).await;
+        let sender = tokio::spawn(async move {
+            client
+                .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            client
+                .write_all(b"Content-Length: 2\r\n\r\nhi")
+                .await
+                .unwrap();
+            client
+        });
+        assert!(matches!(guarded.first_head().await, FirstHead::Arrived));
+        assert!(matches!(guarded.phase, Phase::Exchange));
+        let mut client = sender.await.unwrap();
+        client.write_all(b"!").await.unwrap();
+        let expected = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi!";
+        let mut seen = Vec::new();
+        while seen.len() < expected.len() {
+            let mut buf = [0; 64];
+            let n = guarded.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(seen, expected);
+        assert_eq!(guarded.read_ahead.capacity(), 0, "its memory went back");
+    }
+
+    #[tokio::test]
+    async fn a_head_that_does_not_end_in_time_ends_the_connection() {
+        let (mut guarded, mut client) = connection(Duration::from_millis(200)).await;
+        client
+            .write_all(b"GET / HTTP/1.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(guarded.first_head().await, FirstHead::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_client_closing_before_a_head_is_told_apart() {
+        let (mut guarded, mut client) = connection(Duration::from_secs(5)).await;
+        client.write_all(b"GET / HT").await.unwrap();
+        drop(client);
+        assert!(matches!(guarded.first_head().await, FirstHead::Closed));
+    }
+
+    #[tokio::test]
+    async fn the_h2c_preface_is_frames_and_can_be_peeked() {
+        let (mut guarded, mut client) = connection(Duration::from_secs(5)).await;
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        client.write_all(&preface[..20]).await.unwrap();
+        assert!(matches!(guarded.first_head().await, FirstHead::Arrived));
+        assert!(matches!(guarded.phase, Phase::Frames));
+        client.write_all(&preface[20..]).await.unwrap();
+        let mut peeked = [0; 24];
+        assert!(guarded.try_peek(&mut peeked).await.unwrap());
+        assert_eq!(&peeked, preface);
+        let mut read = [0; 24];
+        guarded.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, preface, "a peek leaves the bytes to read");
     }
 
     #[test]

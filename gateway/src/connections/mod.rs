@@ -16,7 +16,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
 use crate::config::ConnectionLimits;
-use head_deadline::HeadDeadline;
+use head_deadline::{FirstHead, HeadDeadline};
 
 /// The proxy's application `A`, behind the connection caps and the head deadline.
 pub struct ConnectionGuard<A> {
@@ -132,16 +132,48 @@ where
                 return None;
             }
         };
-        let guarded: Stream = Box::new(HeadDeadline::new(
-            stream,
-            self.limits.header_timeout,
-            permit,
-        ));
-        self.app.process_new(guarded, shutdown).await
+        let mut guarded = HeadDeadline::new(stream, self.limits.header_timeout, permit);
+        // Pingora logs each connection whose head fails as an ERROR; these are the client's
+        // doing (and counted: `tollgate_client_header_timeouts_total`), so they end here. Like
+        // Pingora, a connection still waiting for its head is dropped when the service shuts
+        // down, rather than holding the shutdown until `header_timeout`.
+        let head = tokio::select! {
+            head = guarded.first_head() => head,
+            () = shutting_down(shutdown.clone()) => {
+                tracing::trace!(?client, "shutting down: connection closed before a request head");
+                return None;
+            }
+        };
+        match head {
+            FirstHead::Arrived => {}
+            FirstHead::Closed => {
+                tracing::trace!(?client, "connection closed before a request head");
+                return None;
+            }
+            FirstHead::TimedOut => {
+                tracing::debug!(
+                    ?client,
+                    "request head did not arrive in time: connection closed"
+                );
+                return None;
+            }
+            FirstHead::Failed(error) => {
+                tracing::debug!(?client, %error, "reading the request head failed");
+                return None;
+            }
+        }
+        self.app.process_new(Box::new(guarded), shutdown).await
     }
 
     async fn cleanup(&self) {
         self.app.cleanup().await
+    }
+}
+
+/// Resolves when the service starts shutting down (never, once nothing can tell it to).
+async fn shutting_down(mut watch: ShutdownWatch) {
+    if watch.wait_for(|down| *down).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -172,6 +204,21 @@ mod tests {
         drop(first);
         let _again = counts.admit(&limits, Some(a)).expect("a place came back");
         assert_eq!(counts.live.load(Ordering::Acquire), 3);
+    }
+
+    #[tokio::test]
+    async fn shutting_down_resolves_on_shutdown_only() {
+        let (tell, watch) = tokio::sync::watch::channel(false);
+        let waiting = tokio::spawn(shutting_down(watch.clone()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        tell.send(true).unwrap();
+        waiting.await.unwrap();
+        let (tell, watch) = tokio::sync::watch::channel(false);
+        drop(tell);
+        let orphaned = shutting_down(watch);
+        let outcome = tokio::time::timeout(Duration::from_millis(50), orphaned).await;
+        assert!(outcome.is_err(), "a dropped watch is not a shutdown");
     }
 
     #[test]

@@ -75,13 +75,18 @@ impl TollgateProxy {
 
 #[async_trait]
 impl ProxyHttp for TollgateProxy {
-    type CTX = ProxyCtx;
+    /// Boxed: Pingora keeps the context inline in its per-request future (one allocation of
+    /// about 16 KiB per request, alive as long as a stream is). Without the context's 960
+    /// bytes that future shrinks below 16 KiB, and each open SSE stream costs about 5 KiB less
+    /// (soak benchmark, 3,000 streams: 67.9 -> 62.9 KiB over HTTP/1.1, 46.6 -> 41.7 over h2c),
+    /// more than the bytes moved: jemalloc serves 16 KiB and up from whole pages.
+    type CTX = Box<ProxyCtx>;
 
-    fn new_ctx(&self) -> ProxyCtx {
-        ProxyCtx::new(self.lifecycle.track(), self.tracing.clone())
+    fn new_ctx(&self) -> Box<ProxyCtx> {
+        Box::new(ProxyCtx::new(self.lifecycle.track(), self.tracing.clone()))
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Box<ProxyCtx>) -> Result<bool> {
         if self.lifecycle.is_draining() {
             // Send keep-alive clients to another replica for their next request.
             session.set_keepalive(None);
@@ -130,7 +135,7 @@ impl ProxyHttp for TollgateProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        ctx: &mut ProxyCtx,
+        ctx: &mut Box<ProxyCtx>,
     ) -> Result<Box<HttpPeer>> {
         let route = ctx
             .route
@@ -148,7 +153,7 @@ impl ProxyHttp for TollgateProxy {
         &self,
         _session: &mut Session,
         req: &mut RequestHeader,
-        ctx: &mut ProxyCtx,
+        ctx: &mut Box<ProxyCtx>,
     ) -> Result<()> {
         match (&ctx.route, &ctx.cx) {
             (Some(route), Some(cx)) => headers::rewrite_request(req, route, cx)?,
@@ -165,7 +170,7 @@ impl ProxyHttp for TollgateProxy {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
-        ctx: &mut ProxyCtx,
+        ctx: &mut Box<ProxyCtx>,
     ) -> Result<()> {
         ctx.request_body_bytes += body.as_ref().map_or(0, Bytes::len);
         let limit = ctx.route.as_ref().map_or(usize::MAX, |r| r.max_body);
@@ -185,7 +190,7 @@ impl ProxyHttp for TollgateProxy {
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut ProxyCtx,
+        ctx: &mut Box<ProxyCtx>,
     ) -> Result<()> {
         headers::clean_response(resp);
         ctx.status = resp.status.as_u16();
@@ -203,7 +208,7 @@ impl ProxyHttp for TollgateProxy {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut ProxyCtx,
+        ctx: &mut Box<ProxyCtx>,
     ) -> Result<Option<Duration>> {
         if let (Some(route), Some(cx)) = (&ctx.route, ctx.cx.as_mut()) {
             if let Some(data) = body.take() {
@@ -222,7 +227,7 @@ impl ProxyHttp for TollgateProxy {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut ProxyCtx,
+        ctx: &mut Box<ProxyCtx>,
     ) -> FailToProxy {
         let error = GatewayError::from_pingora(e);
         if ctx.error.is_none() {
@@ -246,7 +251,7 @@ impl ProxyHttp for TollgateProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut ProxyCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<ProxyCtx>) {
         let (Some(route), Some(cx)) = (&ctx.route, &ctx.cx) else {
             self.metrics.unrouted(ctx.status);
             self.audit_unrouted(session, ctx);
@@ -360,5 +365,19 @@ impl TollgateProxy {
         if !self.audit.submit(record.to_string()) {
             self.metrics.audit_dropped();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_context_stays_out_of_pingoras_request_future() {
+        assert_eq!(
+            std::mem::size_of::<<TollgateProxy as ProxyHttp>::CTX>(),
+            std::mem::size_of::<usize>(),
+            "a pointer, not the context"
+        );
     }
 }
