@@ -509,17 +509,23 @@ impl Worker {
         }
     }
 
-    async fn llm_json(&self, n: u64) -> Result<(), String> {
-        let prompt = format!("reach me at user{n}@example.com about order {n}");
+    /// The user's LLM request with `prompt`, answered 200.
+    async fn post_llm(&self, prompt: &str, stream: bool) -> Result<Answer, String> {
         let request = self
             .clients
             .user
             .post(&self.urls.llm)
-            .json(&llm_body(&prompt, false));
+            .json(&llm_body(prompt, stream));
         let answer = read(request).await?;
         if answer.status != 200 {
             return Err(format!("HTTP {}: {}", answer.status, snippet(&answer.text)));
         }
+        Ok(answer)
+    }
+
+    async fn llm_json(&self, n: u64) -> Result<(), String> {
+        let prompt = format!("reach me at user{n}@example.com about order {n}");
+        let answer = self.post_llm(&prompt, false).await?;
         let body: Value =
             serde_json::from_str(&answer.text).map_err(|e| format!("not JSON: {e}"))?;
         let text = body
@@ -534,15 +540,7 @@ impl Worker {
 
     async fn llm_stream(&self, n: u64) -> Result<(), String> {
         let prompt = format!("my card is 4111 1111 1111 1111 and mail user{n}@example.com");
-        let request = self
-            .clients
-            .user
-            .post(&self.urls.llm)
-            .json(&llm_body(&prompt, true));
-        let answer = read(request).await?;
-        if answer.status != 200 {
-            return Err(format!("HTTP {}: {}", answer.status, snippet(&answer.text)));
-        }
+        let answer = self.post_llm(&prompt, true).await?;
         let text: String = answer
             .text
             .lines()
