@@ -44,6 +44,10 @@ pub const ANSWER_UNREADABLE: &str = "guard.answer_unreadable";
 /// Warning reason of a stream stopped at an event too long to check.
 pub const EVENT_TOO_LONG: &str = "guard.event_too_long";
 
+/// Warning reason of a stream stopped at a delta that is not JSON the guard can decode (a lone
+/// surrogate escape, say): a lenient client could still read the text in it.
+pub const EVENT_UNREADABLE: &str = "guard.event_unreadable";
+
 pub use tollgate_plugin_api::limits::{MAX_HELD_ANSWER, MAX_HELD_EVENT};
 
 /// The Anthropic error `type` of the answers the guard stops: the API's own failure type, the
@@ -82,6 +86,25 @@ fn oversized_event() -> String {
     )
 }
 
+/// The Anthropic error event that ends a stream stopped at a delta the guard cannot decode.
+fn unreadable_event() -> String {
+    protocol_error::anthropic_error_event(
+        stopped_type(),
+        "prompt-guard stopped the answer: one of its events is not JSON it can read to check",
+    )
+}
+
+/// What became of a delta event read as a JSON tree.
+#[derive(Debug, PartialEq, Eq)]
+enum TreeDelta {
+    /// Checked and written.
+    Sent,
+    /// Not the kind of delta the reader masks; nothing written.
+    Other,
+    /// Not JSON that decodes; nothing written.
+    Unreadable,
+}
+
 /// Applies every detector's mask to `text`.
 fn mask_all(text: &str, detectors: &[Detector]) -> String {
     detectors
@@ -97,32 +120,32 @@ fn quotes(body: &[u8]) -> bool {
     memchr::memmem::find(body, CITED_TEXT.as_bytes()).is_some()
 }
 
-/// Masks the quoted text of a `citations_delta` event; `false` (nothing written) when the
+/// Masks the quoted text of a `citations_delta` event; `Other` (nothing written) when the
 /// event is not one or nothing in it matched.
 fn citation_delta(
     name: Option<&str>,
     data: &str,
     detectors: &[Detector],
     out: &mut String,
-) -> bool {
+) -> TreeDelta {
     if !quotes(data.as_bytes()) {
-        return false;
+        return TreeDelta::Other;
     }
     let Ok(mut json) = serde_json::from_str::<Value>(data) else {
-        return false;
+        return TreeDelta::Unreadable;
     };
     let Some(cited) = json
         .get_mut("delta")
         .and_then(|d| d.get_mut("citation"))
         .and_then(|c| c.get_mut("cited_text"))
     else {
-        return false;
+        return TreeDelta::Other;
     };
     if !mask_string(cited, detectors) {
-        return false;
+        return TreeDelta::Other;
     }
     push_event(out, name, &json.to_string());
-    true
+    TreeDelta::Sent
 }
 
 /// Masks `value` if it is a string; whether it changed.
@@ -244,7 +267,7 @@ impl ResponseMasker {
     }
 
     /// Why the answer was stopped ([`ANSWER_TOO_LONG`], [`ANSWER_UNREADABLE`],
-    /// [`EVENT_TOO_LONG`]), if it was.
+    /// [`EVENT_TOO_LONG`], [`EVENT_UNREADABLE`]), if it was.
     pub fn stopped(&self) -> Option<&'static str> {
         self.stopped
     }
@@ -330,6 +353,9 @@ impl ResponseMasker {
                     // (sending them as they came would let them carry text past the guard).
                     Err(_) => self.events(&String::from_utf8_lossy(&events), detectors, &mut out),
                 }
+                if self.stopped.is_some() {
+                    return Bytes::from(out);
+                }
                 if self.buffer.len() > MAX_HELD_EVENT {
                     // What was checked goes out, then a clear error in the stream's protocol;
                     // the unchecked event and the rest of the stream never do.
@@ -381,6 +407,9 @@ impl ResponseMasker {
             return;
         }
         for fact in known {
+            if self.stopped.is_some() {
+                return;
+            }
             let Some(event) = text.get(fact.range.clone()) else {
                 continue;
             };
@@ -411,6 +440,9 @@ impl ResponseMasker {
     /// The events of `text`, read here.
     fn events(&mut self, text: &str, detectors: &[Detector], out: &mut String) {
         for event in split_events(text) {
+            if self.stopped.is_some() {
+                return;
+            }
             self.event(event, detectors, out);
         }
     }
@@ -432,22 +464,27 @@ impl ResponseMasker {
     ) {
         match name {
             Some("content_block_delta") => {
-                if let Some((_, None)) = known {
+                let read = if let Some((_, None)) = known {
                     // Read already: a delta without text (a tool call's JSON, thinking, a
                     // citation).
-                    if !citation_delta(name, &data, detectors, out) {
-                        out.push_str(event);
+                    citation_delta(name, &data, detectors, out)
+                } else {
+                    // The typed, splicing path; an event it cannot read (duplicate keys, an odd
+                    // index) still goes through the detectors, in order, via the JSON tree.
+                    let single_line = matches!(data, Cow::Borrowed(_));
+                    if self.text_delta(name, &data, single_line, known, detectors, out) {
+                        TreeDelta::Sent
+                    } else {
+                        match self.text_delta_tree(name, &data, detectors, out) {
+                            TreeDelta::Other => citation_delta(name, &data, detectors, out),
+                            read => read,
+                        }
                     }
-                    return;
-                }
-                // The typed, splicing path; an event it cannot read (duplicate keys, an odd
-                // index) still goes through the detectors, in order, via the JSON tree.
-                let single_line = matches!(data, Cow::Borrowed(_));
-                if !self.text_delta(name, &data, single_line, known, detectors, out)
-                    && !self.text_delta_tree(name, &data, detectors, out)
-                    && !citation_delta(name, &data, detectors, out)
-                {
-                    out.push_str(event);
+                };
+                match read {
+                    TreeDelta::Sent => {}
+                    TreeDelta::Other => out.push_str(event),
+                    TreeDelta::Unreadable => self.stop_unreadable(detectors, out),
                 }
             }
             Some("content_block_stop") => {
@@ -560,19 +597,32 @@ impl ResponseMasker {
         data: &str,
         detectors: &[Detector],
         out: &mut String,
-    ) -> bool {
+    ) -> TreeDelta {
         let Ok(mut json) = serde_json::from_str::<Value>(data) else {
-            return false;
+            return TreeDelta::Unreadable;
         };
         let index = json.get("index").and_then(Value::as_u64).unwrap_or(0);
         let Some(Value::String(text)) = json.get_mut("delta").and_then(|d| d.get_mut("text"))
         else {
-            return false;
+            return TreeDelta::Other;
         };
         let released = self.release(index, text, detectors);
         *text = released;
         push_event(out, name, &json.to_string());
-        true
+        TreeDelta::Sent
+    }
+
+    /// Ends the stream at a delta that does not decode: what was checked goes out, then a
+    /// clear error; the delta and the rest of the stream never do.
+    fn stop_unreadable(&mut self, detectors: &[Detector], out: &mut String) {
+        while let Some(&(index, _)) = self.pending.first() {
+            self.flush(index, detectors, out);
+        }
+        out.push_str(&unreadable_event());
+        self.buffer = BytesMut::new();
+        self.scanner = EventScanner::new();
+        self.stopped = Some(EVENT_UNREADABLE);
+        tracing::warn!("prompt-guard stopped a stream: a delta that is not JSON it can decode");
     }
 
     /// Sends the held-back text of block `index` as one more delta.
@@ -1084,6 +1134,39 @@ mod tests {
         assert!(masker
             .chunk(&Bytes::new(), true, None, None, &email())
             .is_empty());
+    }
+
+    #[test]
+    fn what_the_guard_cannot_decode_it_does_not_send() {
+        // `\ud800` is a lone surrogate: JSON no decoder here reads, which a lenient client
+        // (Python's) would still show with the address in it.
+        let lone = r"mail ops@example.com \ud800";
+        let text_delta = format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{lone}\"}}}}\n\n"
+        );
+        let citation = format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"citations_delta\",\"citation\":{{\"cited_text\":\"{lone}\"}}}}}}\n\n"
+        );
+        for event in [text_delta, citation] {
+            for with_facts in [false, true] {
+                let out = mask_in_chunks(&event, &[], with_facts);
+                assert!(!out.contains("ops@example.com"), "{out}");
+                assert!(out.ends_with(&unreadable_event()), "{out}");
+            }
+            let mut masker = ResponseMasker::default();
+            masker.start("text/event-stream");
+            masker.chunk(&Bytes::from(event), false, None, None, &email());
+            assert_eq!(masker.stopped(), Some(EVENT_UNREADABLE));
+            let later = Bytes::from(delta_event("more"));
+            assert!(masker.chunk(&later, true, None, None, &email()).is_empty());
+        }
+
+        let answer = format!("{{\"content\":[{{\"type\":\"text\",\"text\":\"{lone}\"}}]}}");
+        let mut masker = ResponseMasker::default();
+        masker.start("application/json");
+        let out = masker.chunk(&Bytes::from(answer), true, None, None, &email());
+        let out = String::from_utf8_lossy(&out);
+        assert!(!out.contains("ops@example.com"), "{out}");
     }
 
     fn delta_event(text: &str) -> String {
