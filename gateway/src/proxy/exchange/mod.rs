@@ -58,3 +58,50 @@ pub async fn serve(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use pingora::protocols::http::client::HttpSession;
+    use pingora::protocols::http::v1::client::HttpSession as Http1Session;
+
+    use super::*;
+    use crate::lifecycle::Lifecycle;
+
+    /// Pingora holds the exchange's future for as long as an answer streams: it must be little
+    /// more than the streaming stage and the upstream connection it streams from (10,000 open
+    /// streams are 10,000 of these).
+    #[tokio::test]
+    async fn an_open_stream_holds_little_more_than_its_streaming_stage() {
+        let source = r#"
+[[route]]
+name = "llm"
+match = { path_prefix = "/" }
+upstream = { url = "http://127.0.0.1:9", kind = "llm" }
+"#;
+        let config =
+            crate::config::load_str(Path::new("t.toml"), source, &tollgate_plugins::builtins())
+                .expect("config");
+        let route = config.routes.routes()[0].clone();
+        let (client, _) = tokio::io::duplex(64);
+        let mut session = Session::new_h1(Box::new(client));
+        let mut ctx = ProxyCtx::new(Lifecycle::new().track(), None);
+        let connector = UpstreamConnector::new();
+
+        let exchange = std::mem::size_of_val(&serve(&connector, &mut session, &mut ctx, &route));
+        let (upstream, _) = tokio::io::duplex(64);
+        let mut upstream = HttpSession::H1(Http1Session::new(Box::new(upstream)));
+        let streaming = std::mem::size_of_val(&stream::stream_response(
+            &mut session,
+            &mut ctx,
+            &route,
+            &mut upstream,
+        ));
+        let held = streaming + std::mem::size_of::<send::Upstream>();
+        assert!(
+            exchange <= held + 512,
+            "the exchange's future is {exchange} bytes; streaming needs {held}"
+        );
+    }
+}
