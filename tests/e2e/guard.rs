@@ -437,6 +437,33 @@ async fn an_oversized_answer_event_ends_the_stream_with_an_error_event() {
     assert_warnings(&gw, "llm", &[&["guard.event_too_long"], &[]]).await;
 }
 
+/// A streamed delta whose JSON does not decode (a lone surrogate escape, which Python's `json`
+/// still reads) is not sent unchecked: the stream ends there with an Anthropic error event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delta_that_does_not_decode_ends_the_stream_with_an_error_event() {
+    let up = TestUpstream::start().await;
+    let config = masking_route(&up, EMAIL_MASK);
+    let gw = gateway(&config).audit_log().start().await;
+    let request = json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "who?"}]});
+    let resp = client()
+        .post(gw.url("/anthropic/v1/messages"))
+        .header("x-test-say", "mail dana.smith@example.com now")
+        .header("x-test-lone-surrogate", "1")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (raw, _) = read_stream(resp).await;
+    assert!(!raw.contains("dana.smith"), "{raw}");
+    assert!(
+        raw.ends_with("not JSON it can read to check\"}}\n\n") && raw.contains("event: error"),
+        "{raw}"
+    );
+    assert!(!raw.contains("message_stop"), "nothing after the error");
+    assert_warnings(&gw, "llm", &[&["guard.event_unreadable"]]).await;
+}
+
 /// A JSON answer the guard cannot read in place is sent as it checked it; one it cannot read at
 /// all is replaced by an Anthropic error body. No unchecked text gets through either way.
 #[tokio::test(flavor = "multi_thread")]

@@ -216,6 +216,38 @@ async fn a_list_answer_too_long_to_filter_becomes_a_jsonrpc_error() {
     assert_warnings(&gw, "mcp", &[stopped, stopped, &[]]).await;
 }
 
+/// A streamed message that reuses a pending list's id but carries a `method` is a request to
+/// the client, not the list's answer: the real answer after it is filtered all the same (found
+/// by the `list_filter` fuzz target; before, it passed whole).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_reusing_the_lists_id_does_not_let_the_answer_pass_unfiltered() {
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up).await;
+    let alice = token("alice@example.com", "math-users");
+    let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
+    let request = mcp::post(&client(), &gw.url("/mcp"), &list)
+        .bearer_auth(&alice)
+        .header("x-test-answer", "sse-impostor");
+    let answer = mcp::Answer::read(request.send().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let messages = mcp::messages(&answer.text);
+    assert_eq!(messages.len(), 2, "{}", answer.text);
+    let real = messages
+        .iter()
+        .find(|m| m.get("method").is_none())
+        .expect("the list's answer");
+    let names: Vec<&str> = real["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["add", "multiply"], "{}", answer.text);
+    assert!(!answer.text.contains("delete_all"), "{}", answer.text);
+}
+
 /// A list answer the filter cannot read (a lone UTF-16 surrogate, which serde refuses and a
 /// JavaScript client reads) becomes a JSON-RPC error; no tool of it reaches the caller.
 #[tokio::test(flavor = "multi_thread")]

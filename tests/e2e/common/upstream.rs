@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
@@ -24,6 +24,8 @@ pub struct Recorded {
     pub method: Method,
     /// Path and query.
     pub uri: String,
+    /// HTTP version (HTTP/2 from an upstream with `http2 = true`: this server speaks h2c too).
+    pub version: Version,
     /// Headers.
     pub headers: HeaderMap,
     /// Body.
@@ -82,6 +84,7 @@ impl TestUpstream {
 async fn handle(
     State(rec): State<Arc<Recorder>>,
     method: Method,
+    version: Version,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -89,6 +92,7 @@ async fn handle(
     rec.requests.lock().expect("lock").push(Recorded {
         method: method.clone(),
         uri: uri.to_string(),
+        version,
         headers: headers.clone(),
         body: body.clone(),
     });
@@ -276,6 +280,19 @@ fn mcp_post(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response {
             return sse(rec, events, EVENT_GAP, &[]);
         }
     }
+    if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse-impostor") {
+        if let Some(result) = answer(&json) {
+            // First a message to the client that reuses the request's id, with a `method` and an
+            // empty `result` (an answer to nothing, which must not pass for the answer), then the
+            // real answer, EVENT_GAP apart.
+            let impostor = json!({"jsonrpc": "2.0", "id": result["id"], "method": "roots/list", "result": {"tools": []}});
+            let events = [impostor, result]
+                .iter()
+                .map(|message| format!("event: message\ndata: {message}\n\n"))
+                .collect();
+            return sse(rec, events, EVENT_GAP, &[]);
+        }
+    }
     if headers.get("x-test-answer").and_then(|v| v.to_str().ok()) == Some("sse-batch") {
         if let Value::Array(items) = &json {
             // Each answer of a batch as its own event, 100 ms apart.
@@ -349,6 +366,9 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         .get("x-test-delta-bytes")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    // `x-test-lone-surrogate: 1`: in a stream, the text comes as one delta whose JSON string
+    // ends with a lone surrogate escape (`\ud800`), which strict JSON decoders refuse.
+    let lone_surrogate = headers.contains_key("x-test-lone-surrogate");
     // `x-test-endless: 1`: a JSON answer whose body never ends (64 KiB of text every 10 ms);
     // `Recorder::abandoned_streams` counts it once the gateway stops reading.
     if headers.contains_key("x-test-endless") {
@@ -391,6 +411,7 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
     ];
     let words: Vec<String> = match (&said, one_delta) {
         (_, Some(bytes)) => vec!["x".repeat(bytes)],
+        (Some(text), None) if lone_surrogate => vec![text.clone()],
         (said, None) => match said {
             Some(text) => text
                 .chars()
@@ -405,9 +426,12 @@ fn anthropic(rec: Arc<Recorder>, headers: &HeaderMap, body: &Bytes) -> Response 
         },
     };
     for word in &words {
+        let mut text = Value::from(word.as_str()).to_string();
+        if lone_surrogate {
+            text.insert_str(text.len() - 1, "\\ud800");
+        }
         events.push(format!(
-            "event: content_block_delta\ndata: {}\n\n",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{text}}}}}\n\n"
         ));
     }
     if let Some(citation) = cited {
