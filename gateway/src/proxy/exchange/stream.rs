@@ -115,9 +115,10 @@ pub(super) async fn stream_response<A: AnswerSource>(
         if let Some(head) = pending.take() {
             if let Some(e) = batch.failure.take() {
                 // The body failed before anything was sent (bad framing, a reset with the
-                // head): a clear error in the route's protocol, not an answer cut off.
+                // head): a clear error in the route's protocol, not an answer cut off. Boxed:
+                // inline, this rare stage would size the future every open stream holds.
                 finish_observation(ctx);
-                if let Err(write) = answer_failure(session, ctx, route, &e).await {
+                if let Err(write) = Box::pin(answer_failure(session, ctx, route, &e)).await {
                     ctx.error = Some(Cow::Borrowed(GatewayError::ClientGone.reason()));
                     tracing::debug!(error = %write, "client went away before the error answer");
                 }
