@@ -127,7 +127,8 @@ pub fn serve_slow_model_if_asked() {
 /// - `/tools`: math and text federated (`math__add`, `text__upper`, ...), same plugins;
 /// - `/anthropic`: the echo model (`jwt`, `prompt-guard`, `token-ratelimit`,
 ///   `secret-injection`);
-/// - `/slow`, `/slow-plain`: the slow echo model;
+/// - `/slow`, `/slow-plain`: the slow echo model; `/slow-h2`, `/slow-h2-plain`: the same over h2c
+///   (one upstream connection per 100 streams);
 /// - `/stall`, `/stall-plain`: the stalling upstream, with `upstream.timeout = stall_timeout`.
 pub fn routes(upstreams: &Upstreams, stall_timeout: Duration) -> String {
     let mcp = upstreams.demo.mcp_addr();
@@ -216,6 +217,18 @@ plugins = ["auth", "guard", "budget", "provider-key"]
 name = "slow-plain"
 match = {{ path_prefix = "/slow-plain" }}
 upstream = {{ url = "http://{slow}", kind = "llm", strip_prefix = true }}
+plugins = ["provider-key"]
+
+[[route]]
+name = "slow-h2"
+match = {{ path_prefix = "/slow-h2" }}
+upstream = {{ url = "http://{slow}", kind = "llm", strip_prefix = true, http2 = true }}
+plugins = ["auth", "guard", "budget", "provider-key"]
+
+[[route]]
+name = "slow-h2-plain"
+match = {{ path_prefix = "/slow-h2-plain" }}
+upstream = {{ url = "http://{slow}", kind = "llm", strip_prefix = true, http2 = true }}
 plugins = ["provider-key"]
 
 [[route]]

@@ -14,6 +14,9 @@ use tollgate_testkit::load;
 
 use crate::setup::{self, mib, Outcome, Verdict};
 
+/// Streams the gateway opens on one h2 connection to an upstream (`max_h2_streams`).
+const UPSTREAM_H2_STREAMS_PER_CONNECTION: usize = 100;
+
 /// The target for the gateway's resident set with the streams open.
 const TARGET_MIB: f64 = 300.0;
 /// Streams opened per batch, one batch every [`BATCH_PAUSE`].
@@ -57,6 +60,9 @@ pub struct StreamSettings {
     pub settle: Duration,
     /// A pause for the gateway to finish what it was doing (closing connections, freeing).
     pub rest: Duration,
+    /// Only the runs on these routes (`TOLLGATE_SOAK_STREAM_ROUTES`, comma-separated); all if
+    /// empty.
+    pub routes: Vec<String>,
 }
 
 impl StreamSettings {
@@ -71,7 +77,19 @@ impl StreamSettings {
             words: if quick { 30 } else { 100 },
             settle: Duration::from_millis(if quick { 500 } else { 5000 }),
             rest: Duration::from_millis(if quick { 200 } else { 1000 }),
+            routes: std::env::var("TOLLGATE_SOAK_STREAM_ROUTES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|route| !route.is_empty())
+                .map(String::from)
+                .collect(),
         }
+    }
+
+    /// Whether the runs on `route` are wanted.
+    fn runs_route(&self, route: &str) -> bool {
+        self.routes.is_empty() || self.routes.iter().any(|r| r == route)
     }
 }
 
@@ -196,7 +214,7 @@ async fn run_route(
     }
     let gateway = setup::start_gateway(routes, threads, &server_lines).await;
     let url = gateway.url(&format!("/{route}/v1/messages"));
-    let token = (route == "slow")
+    let token = (!route.ends_with("-plain"))
         .then(|| setup::token("stream-user", "math-users", Duration::from_secs(3600)));
     let words: Vec<String> = (0..settings.words).map(|i| format!("word{i}")).collect();
     let body = json!({"model": "tollgate-echo-1", "max_tokens": settings.words + 1,
@@ -240,8 +258,14 @@ async fn run_route(
         let _ = task.await;
     }
     drop(clients);
+    // h2 upstream connections outlive their streams in the pool, until its idle timeout (60 s).
+    let pooled = if route.starts_with("slow-h2") {
+        streams.div_ceil(UPSTREAM_H2_STREAMS_PER_CONNECTION)
+    } else {
+        0
+    };
     let closed_cleanly = setup::settles(Duration::from_secs(30), || {
-        gateway.open_fds() <= idle_fds + 8
+        gateway.open_fds() <= idle_fds + 8 + pooled
     })
     .await;
     tokio::time::sleep(settings.rest).await;
@@ -323,7 +347,13 @@ pub async fn run(routes: &str, threads: usize, quick: bool, fd_limit: usize) -> 
         ("slow", full, Transport::Http1),
         ("slow-plain", "secret-injection", Transport::H2c),
         ("slow", full, Transport::H2c),
+        ("slow-h2-plain", "secret-injection", Transport::H2c),
+        ("slow-h2", full, Transport::H2c),
+        ("slow-h2", full, Transport::Http1),
     ] {
+        if !settings.runs_route(run.0) {
+            continue;
+        }
         let streams = match run.2 {
             Transport::Http1 => http1_streams,
             Transport::H2c => settings.streams,
@@ -408,7 +438,8 @@ pub async fn run(routes: &str, threads: usize, quick: bool, fd_limit: usize) -> 
         verdicts.push(Verdict::new(
             f.closed_cleanly,
             format!(
-                "{run}: fds back to idle after release ({} idle, {} after)",
+                "{run}: fds back to idle after release ({} idle, {} after; h2 upstream \
+                 connections may stay pooled)",
                 f.fds.0, f.fds.2
             ),
         ));

@@ -161,3 +161,79 @@ async fn a_stream_head_is_not_held_for_its_first_event() {
     assert!(text.contains("data: late"), "{text}");
     assert!(started.elapsed() >= Duration::from_millis(600));
 }
+
+/// `upstream.http2 = true` on an `http://` upstream: h2c with prior knowledge, one connection
+/// for many exchanges. Answers reach HTTP/1.1 clients framed for HTTP/1.1 (chunked when the
+/// upstream gave no length) and streams still pass event by event.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_h2c_upstream_streams_event_by_event_to_http1_clients() {
+    let up = TestUpstream::start().await;
+    let routes = format!(
+        r#"
+[[route]]
+name = "mcp"
+match = {{ path_prefix = "/mcp" }}
+upstream = {{ url = "{u}/mcp", kind = "mcp", http2 = true }}
+
+[[route]]
+name = "llm"
+match = {{ path_prefix = "/anthropic" }}
+upstream = {{ url = "{u}", kind = "llm", strip_prefix = true, http2 = true }}
+"#,
+        u = up.url()
+    );
+    let gw = gateway(&routes).start().await;
+    let http1 = reqwest::Client::builder().http1_only().build().unwrap();
+
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = http1
+        .post(gw.url("/anthropic/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    let (arrivals, text) = event_arrivals(resp).await;
+    assert!(text.contains("message_stop"), "{text}");
+    assert_streamed(&arrivals, &up.recorder.event_times.lock().unwrap());
+    wait_for_log(&gw, "input_tokens=12 output_tokens=3", 1).await;
+
+    let body =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        let resp = http1
+            .post(gw.url("/anthropic/v1/messages"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let answer: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(answer["usage"]["output_tokens"], 3, "{answer}");
+    }
+    wait_for_log(&gw, "input_tokens=12 output_tokens=3", 3).await;
+
+    let resp = http1
+        .post(gw.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("\"tools\""), "{text}");
+
+    let requests = up.recorder.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.version == axum::http::Version::HTTP_2),
+        "{:?}",
+        requests.iter().map(|r| r.version).collect::<Vec<_>>()
+    );
+}

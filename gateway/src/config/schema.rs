@@ -349,7 +349,8 @@ pub struct UpstreamSection {
     /// Certificate verification; only for tests against self-signed upstreams.
     #[serde(default = "default_true")]
     pub verify_cert: bool,
-    /// Offer HTTP/2 to TLS upstreams (ALPN h2, http/1.1).
+    /// HTTP/2 to the upstream: offered by ALPN (h2, http/1.1) over TLS; over cleartext, h2c with
+    /// prior knowledge (the upstream must speak it).
     #[serde(default)]
     pub http2: bool,
     /// `llm` routes: provider endpoints served besides the defaults (`/v1/files/*`).

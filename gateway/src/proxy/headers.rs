@@ -199,7 +199,13 @@ impl ClientResponse {
                 status: upstream.status,
                 headers,
             },
-            version: upstream.version,
+            // The client's framing is the gateway's: an HTTP/2 upstream's answer goes to an
+            // HTTP/1.1 client as HTTP/1.1 (Pingora's HTTP/2 writer takes any version).
+            version: if upstream.version == Version::HTTP_2 {
+                Version::HTTP_11
+            } else {
+                upstream.version
+            },
             reason,
         }
     }
@@ -214,6 +220,13 @@ impl ClientResponse {
         self.head
             .headers
             .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+
+    /// Whether the head says nothing of the body's length (an HTTP/2 upstream's stream, or an
+    /// HTTP/1.1 body that ends with the connection).
+    pub fn is_unframed(&self) -> bool {
+        let headers = &self.head.headers;
+        !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING)
     }
 
     /// Frames a body that is complete before the head goes out by its exact length: instead of

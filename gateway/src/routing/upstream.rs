@@ -59,7 +59,7 @@ pub struct UpstreamOptions {
     pub ca_file: Option<String>,
     /// Verify the upstream certificate and host name.
     pub verify_cert: bool,
-    /// Offer h2 by ALPN.
+    /// HTTP/2: offered by ALPN over TLS, h2c with prior knowledge over cleartext.
     pub http2: bool,
 }
 
@@ -204,8 +204,10 @@ impl Upstream {
         options.verify_cert = self.verify_cert;
         options.verify_hostname = self.verify_cert;
         options.ca = self.ca.clone();
-        if self.http2 && self.tls {
-            options.alpn = ALPN::H2H1;
+        if self.http2 {
+            // Over cleartext there is no ALPN to negotiate with: h2 only is Pingora's sign for
+            // h2c with prior knowledge.
+            options.alpn = if self.tls { ALPN::H2H1 } else { ALPN::H2 };
             options.max_h2_streams = 100;
         }
         Ok(peer)
@@ -295,6 +297,30 @@ mod tests {
     fn no_strip_keeps_the_path() {
         let up = upstream("http://localhost:8000", false);
         assert_eq!(up.upstream_path("/api", "/api/v1"), "/api/v1");
+    }
+
+    #[tokio::test]
+    async fn http2_is_offered_by_alpn_over_tls_and_spoken_outright_over_cleartext() {
+        for (url, alpn) in [
+            ("http://127.0.0.1:9000", ALPN::H2),
+            ("https://127.0.0.1:9000", ALPN::H2H1),
+        ] {
+            let options = UpstreamOptions {
+                strip_prefix: false,
+                connect_timeout: Duration::from_secs(1),
+                read_timeout: Duration::from_secs(1),
+                ca_file: None,
+                verify_cert: true,
+                http2: true,
+            };
+            let peer = Upstream::new(url, options).unwrap().peer().await.unwrap();
+            assert_eq!(peer.options.alpn, alpn, "{url}");
+        }
+        let plain = upstream("http://127.0.0.1:9000", false)
+            .peer()
+            .await
+            .unwrap();
+        assert_eq!(plain.options.alpn.get_max_http_version(), 1);
     }
 
     #[test]

@@ -223,16 +223,18 @@ fn end_of_answer(ctx: &mut ProxyCtx, route: &Route, batch: &mut Batch) {
 }
 
 /// Writes the head, framed for the body that follows: an exact length when the whole body is
-/// in this first write, chunked when a plugin dropped the upstream's length.
+/// in this first write, chunked when a plugin dropped the upstream's length or the upstream
+/// gave none (HTTP/2), so that an HTTP/1.1 client's connection outlives the answer.
 async fn send_head(session: &mut Session, pending: PendingHead, batch: &Batch) -> Result<()> {
     let PendingHead {
         mut head,
         length_dropped,
         head_request,
     } = pending;
-    if batch.ended && may_have_body(head_request, head.status()) {
+    let has_body = may_have_body(head_request, head.status());
+    if batch.ended && has_body {
         head.frame_complete_body(batch.len());
-    } else if length_dropped {
+    } else if length_dropped || (has_body && head.is_unframed()) {
         head.frame_as_chunked();
     }
     session
