@@ -248,16 +248,19 @@ fn load_ca(path: &str) -> Result<Arc<CaType>, String> {
 mod tests {
     use super::*;
 
-    fn upstream(url: &str, strip_prefix: bool) -> Upstream {
-        let options = UpstreamOptions {
+    fn options(strip_prefix: bool, http2: bool) -> UpstreamOptions {
+        UpstreamOptions {
             strip_prefix,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             ca_file: None,
             verify_cert: true,
-            http2: false,
-        };
-        Upstream::new(url, options).unwrap()
+            http2,
+        }
+    }
+
+    fn upstream(url: &str, strip_prefix: bool) -> Upstream {
+        Upstream::new(url, options(strip_prefix, false)).unwrap()
     }
 
     #[test]
@@ -305,15 +308,8 @@ mod tests {
             ("http://127.0.0.1:9000", ALPN::H2),
             ("https://127.0.0.1:9000", ALPN::H2H1),
         ] {
-            let options = UpstreamOptions {
-                strip_prefix: false,
-                connect_timeout: Duration::from_secs(1),
-                read_timeout: Duration::from_secs(1),
-                ca_file: None,
-                verify_cert: true,
-                http2: true,
-            };
-            let peer = Upstream::new(url, options).unwrap().peer().await.unwrap();
+            let up = Upstream::new(url, options(false, true)).unwrap();
+            let peer = up.peer().await.unwrap();
             assert_eq!(peer.options.alpn, alpn, "{url}");
         }
         let plain = upstream("http://127.0.0.1:9000", false)
@@ -325,14 +321,6 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes() {
-        let options = UpstreamOptions {
-            strip_prefix: false,
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-            ca_file: None,
-            verify_cert: true,
-            http2: false,
-        };
-        assert!(Upstream::new("ftp://x", options).is_err());
+        assert!(Upstream::new("ftp://x", options(false, false)).is_err());
     }
 }
